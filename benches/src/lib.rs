@@ -1,0 +1,29 @@
+//! Shared helpers for Foundation's criterion benchmarks.
+//!
+//! Each benchmark file in `benches/` measures one of our components next to
+//! a baseline in the same run (a plain atomic, raw tokio channels, direct
+//! redb, or a peer crate), so that the ratio, not the absolute figure, is
+//! what a report quotes. Run them with `cargo bench -p benches`.
+
+use std::time::{Duration, Instant};
+
+/// Runs `work(iterations_per_thread)` on `threads` OS threads released
+/// together, and returns the wall time until the last finishes.
+///
+/// Used for contended measurements with criterion's `iter_custom`.
+pub fn on_threads(threads: usize, iterations: u64, work: impl Fn(u64) + Sync) -> Duration {
+    let barrier = std::sync::Barrier::new(threads + 1);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                barrier.wait();
+                work(iterations);
+            });
+        }
+        barrier.wait();
+        let start = Instant::now();
+        // Leaving the scope joins every thread.
+        start
+    })
+    .elapsed()
+}
