@@ -1,3 +1,10 @@
 //! foundation-core's integration tests, one binary with a module per area.
 //! Time-dependent tests run under paused tokio time; nothing sleeps for
 //! real.
+
+// Helpers shared by tests unwrap like the tests themselves do.
+#![allow(clippy::unwrap_used)]
+
+mod actor;
+mod supervisor;
+mod support;

@@ -1,0 +1,530 @@
+//! Supervisors: OTP supervision on tokio.
+//!
+//! A supervisor starts its children in order, watches them, restarts them
+//! per its [`Strategy`] and their [`Restart`] type, and gives up (stopping
+//! them in reverse order and exiting with `Shutdown`, which its own parent
+//! sees as a child failure) when restarts exceed its intensity: at most
+//! `max_restarts` within `period`, in one sliding window across all
+//! children (default 3 in 5 s).
+//!
+//! Guarantees:
+//! - Children start in order; a child whose `init` fails fails the whole
+//!   start, with an error naming the child, after the children already
+//!   started were stopped in reverse order.
+//! - Children stop in reverse order, each within its [`Shutdown`] limit,
+//!   after which it is aborted.
+//! - A restarted child's old instance has finished `terminate` before the
+//!   new one's `init` begins.
+//! - `Temporary` children are never restarted, also not under `OneForAll`
+//!   or `RestForOne`; `Transient` ones only after an abnormal exit.
+//! - Handles (from [`ChildSpec::handle`], [`SupervisorRef`] or a
+//!   [`DynamicSupervisor`]) stay valid across restarts.
+//! - Children added at run time with `start_child` are kept across the
+//!   supervisor's own restarts (OTP forgets them); dynamic children are
+//!   not (as OTP).
+//!
+//! This module is not for spawning plain futures; see `task`.
+
+mod dynamic;
+mod events;
+mod intensity;
+mod server;
+mod spec;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use foundation_error::{Error, ErrorCode};
+use tokio::sync::broadcast;
+
+pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
+pub use events::{
+    CHILD_EXITS_TOTAL, CHILD_STARTS_TOTAL, CHILDREN, DEFAULT_EVENT_CAPACITY, ESCALATIONS_TOTAL,
+    EventBus, RESTARTS_TOTAL, SupervisorEvent, SupervisorEventKind,
+};
+pub use server::{Supervisor, SupervisorArgs, SupervisorInfo, SupervisorReply, SupervisorRequest};
+pub use spec::{ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, Restart, Shutdown};
+
+pub(crate) use self::server::DynamicLimits;
+use self::server::{Reply, Request, SupervisorShared};
+use crate::actor::{ActorOptions, Mailbox};
+use crate::process::{ExitReason, ProcessRef};
+use crate::{ActorRef, spawn_with};
+
+/// The default restart intensity: 3 restarts ...
+pub const DEFAULT_MAX_RESTARTS: u32 = 3;
+/// ... within 5 s, as the original system.
+pub const DEFAULT_RESTART_PERIOD: Duration = Duration::from_secs(5);
+/// The default time a supervisor's control calls (start, terminate,
+/// restart, delete a child) may take.
+pub const DEFAULT_CONTROL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time a supervisor may take to start all its children.
+pub const DEFAULT_SUPERVISOR_START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which children restart when one exits abnormally (or, for permanent
+/// children, at all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Only that child.
+    OneForOne,
+    /// Every child: the others are stopped in reverse order, then all are
+    /// started in order.
+    OneForAll,
+    /// That child and the ones started after it.
+    RestForOne,
+}
+
+/// When a supervisor stops on its own because significant children exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoShutdown {
+    /// Never (the default); significant flags are not allowed.
+    Never,
+    /// When any significant child exits without being restarted.
+    AnySignificant,
+    /// When every significant child has exited without being restarted.
+    AllSignificant,
+}
+
+/// Where a child is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStatus {
+    /// An instance is running.
+    Running,
+    /// Not running; a restart is under way or pending.
+    Restarting,
+    /// Terminated (by `terminate_child`, or a transient child that exited
+    /// normally); `restart_child` starts it again.
+    Stopped,
+}
+
+/// One child, as [`SupervisorRef::which_children`] reports it.
+#[derive(Debug, Clone)]
+pub struct ChildInfo {
+    /// Its id (dynamic children: the template id and the process id).
+    pub id: String,
+    /// Its process.
+    pub process: ProcessRef,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+    /// Its restart type.
+    pub restart: Restart,
+    /// Running, restarting or stopped.
+    pub status: ChildStatus,
+}
+
+/// Child counts, as [`SupervisorRef::count_children`] reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildCounts {
+    /// All children.
+    pub specs: usize,
+    /// Running children.
+    pub active: usize,
+    /// Children that are supervisors.
+    pub supervisors: usize,
+    /// Children that are workers.
+    pub workers: usize,
+}
+
+/// Configures and starts a [`Supervisor`].
+///
+/// ```
+/// use std::time::Duration;
+/// use foundation_core::{Strategy, Supervisor};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), foundation_error::Error> {
+/// let mut builder = Supervisor::builder("app");
+/// builder
+///     .strategy(Strategy::RestForOne)
+///     .intensity(3, Duration::from_secs(5));
+/// let app = builder.start().await?;
+/// assert_eq!(app.count_children().await?.specs, 0);
+/// app.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct SupervisorBuilder {
+    name: Arc<str>,
+    strategy: Strategy,
+    max_restarts: u32,
+    period: Duration,
+    auto_shutdown: AutoShutdown,
+    events: Option<EventBus>,
+    children: Vec<Result<Arc<dyn spec::ErasedChild>, Error>>,
+    start_timeout: Duration,
+    control_timeout: Duration,
+}
+
+impl Supervisor {
+    /// A builder for a supervisor named `name` (used in events and metric
+    /// labels): `OneForOne`, 3 restarts in 5 s, no auto-shutdown.
+    pub fn builder(name: impl Into<Arc<str>>) -> SupervisorBuilder {
+        SupervisorBuilder {
+            name: name.into(),
+            strategy: Strategy::OneForOne,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            period: DEFAULT_RESTART_PERIOD,
+            auto_shutdown: AutoShutdown::Never,
+            events: None,
+            children: Vec::new(),
+            start_timeout: DEFAULT_SUPERVISOR_START_TIMEOUT,
+            control_timeout: DEFAULT_CONTROL_TIMEOUT,
+        }
+    }
+}
+
+impl SupervisorBuilder {
+    /// Sets the restart strategy.
+    pub fn strategy(&mut self, strategy: Strategy) -> &mut Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Sets the restart intensity: at most `max_restarts` within `period`.
+    pub fn intensity(&mut self, max_restarts: u32, period: Duration) -> &mut Self {
+        self.max_restarts = max_restarts;
+        self.period = period;
+        self
+    }
+
+    /// Sets when the supervisor stops on its own.
+    pub fn auto_shutdown(&mut self, auto_shutdown: AutoShutdown) -> &mut Self {
+        self.auto_shutdown = auto_shutdown;
+        self
+    }
+
+    /// Sends this supervisor's events on `bus` (by default its parent's
+    /// bus, or a bus of its own).
+    pub fn events(&mut self, bus: &EventBus) -> &mut Self {
+        self.events = Some(bus.clone());
+        self
+    }
+
+    /// Sets how long starting all children may take (default 60 s).
+    pub fn start_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Sets how long control calls may take (default 30 s).
+    pub fn control_timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.control_timeout = timeout;
+        self
+    }
+
+    /// Adds a child; children start in the order they are added.
+    pub fn child<A: crate::Actor>(&mut self, spec: ChildSpec<A>) -> &mut Self {
+        self.children.push(spec.validate().map(|()| spec.erase()));
+        self
+    }
+
+    fn validate(&self) -> Result<Vec<Arc<dyn spec::ErasedChild>>, Error> {
+        if self.period.is_zero() {
+            return Err(Error::new(
+                ErrorCode::INVALID_CONFIG_VALUE,
+                "a supervisor's restart period must be longer than zero",
+            )
+            .with_context("supervisor", &self.name));
+        }
+        let mut specs = Vec::with_capacity(self.children.len());
+        for child in &self.children {
+            let spec = child
+                .clone()
+                .map_err(|error| error.with_context("supervisor", &self.name))?;
+            if specs
+                .iter()
+                .any(|existing: &Arc<dyn spec::ErasedChild>| existing.id() == spec.id())
+            {
+                return Err(Error::new(
+                    ErrorCode::ALREADY_EXISTS,
+                    format!("two children are named {}", spec.id()),
+                )
+                .with_context("supervisor", &self.name));
+            }
+            if spec.significant() && self.auto_shutdown == AutoShutdown::Never {
+                return Err(Error::new(
+                    ErrorCode::INVALID_CONFIG_VALUE,
+                    format!(
+                        "child {} is significant, but the supervisor's auto_shutdown is Never",
+                        spec.id()
+                    ),
+                )
+                .with_context("supervisor", &self.name));
+            }
+            specs.push(spec);
+        }
+        Ok(specs)
+    }
+
+    fn shared(&self, dynamic: Option<DynamicLimits>) -> Result<Arc<SupervisorShared>, Error> {
+        let specs = self.validate()?;
+        let events = OnceLock::new();
+        if let Some(bus) = &self.events {
+            let _ = events.set(bus.clone());
+        }
+        Ok(Arc::new(SupervisorShared {
+            name: Arc::clone(&self.name),
+            strategy: self.strategy,
+            max_restarts: self.max_restarts,
+            period: self.period,
+            auto_shutdown: self.auto_shutdown,
+            events,
+            specs: Mutex::new(specs),
+            owned: Mutex::new(Default::default()),
+            next_key: AtomicU64::new(0),
+            dynamic,
+        }))
+    }
+
+    fn options(&self) -> ActorOptions<Supervisor> {
+        let mut options = ActorOptions::new();
+        options
+            .unbounded_mailbox()
+            .start_timeout(self.start_timeout);
+        options
+    }
+
+    pub(crate) fn build_parts(
+        &self,
+        dynamic: Option<DynamicLimits>,
+    ) -> Result<(Arc<SupervisorShared>, ActorOptions<Supervisor>), Error> {
+        Ok((self.shared(dynamic)?, self.options()))
+    }
+
+    pub(crate) fn control_timeout_value(&self) -> Duration {
+        self.control_timeout
+    }
+
+    /// Starts the supervisor (and its children, in order) as a top-level
+    /// supervisor: nothing restarts it.
+    pub async fn start(&self) -> Result<SupervisorRef, Error> {
+        let (shared, options) = self.build_parts(None)?;
+        SupervisorRef::start_top_level(shared, options, self.control_timeout).await
+    }
+
+    /// Makes this supervisor the child `id` of another supervisor; the
+    /// returned handle works once the parent has started it.
+    pub fn into_child_spec(
+        &self,
+        id: impl Into<Arc<str>>,
+    ) -> Result<(ChildSpec<Supervisor>, SupervisorRef), Error> {
+        let (shared, options) = self.build_parts(None)?;
+        Ok(SupervisorRef::child_spec(
+            shared,
+            options,
+            id,
+            self.control_timeout,
+        ))
+    }
+}
+
+/// A handle to a running supervisor; valid across its restarts.
+#[derive(Clone)]
+pub struct SupervisorRef {
+    actor: ActorRef<Supervisor>,
+    shared: Arc<SupervisorShared>,
+    control_timeout: Duration,
+    top_level: bool,
+}
+
+impl std::fmt::Debug for SupervisorRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorRef")
+            .field("name", &self.shared.name)
+            .field("process", &self.actor.id())
+            .finish()
+    }
+}
+
+impl SupervisorRef {
+    fn new(
+        mailbox: Arc<Mailbox<Supervisor>>,
+        shared: Arc<SupervisorShared>,
+        control_timeout: Duration,
+        top_level: bool,
+    ) -> SupervisorRef {
+        let supervisor = SupervisorRef {
+            actor: ActorRef::from_mailbox(mailbox),
+            shared,
+            control_timeout,
+            top_level,
+        };
+        // When the supervisor's process ends, so do its children's.
+        let shared = Arc::downgrade(&supervisor.shared);
+        let hook = Box::new(move |_: &crate::Down| {
+            if let Some(shared) = shared.upgrade() {
+                let owned: Vec<ProcessRef> = server::lock(&shared.owned)
+                    .drain()
+                    .map(|(_, p)| p)
+                    .collect();
+                for process in owned {
+                    process.inner.close(ExitReason::Shutdown);
+                }
+            }
+        });
+        // A fresh mailbox cannot have ended yet.
+        let _ = supervisor.actor.process().inner.add_exit_hook(hook);
+        supervisor
+    }
+
+    pub(crate) async fn start_top_level(
+        shared: Arc<SupervisorShared>,
+        options: ActorOptions<Supervisor>,
+        control_timeout: Duration,
+    ) -> Result<SupervisorRef, Error> {
+        let args = SupervisorArgs(Arc::clone(&shared));
+        let actor = spawn_with::<Supervisor>(args, &options).await?;
+        Ok(SupervisorRef::new(
+            Arc::clone(actor.mailbox()),
+            shared,
+            control_timeout,
+            true,
+        ))
+    }
+
+    pub(crate) fn child_spec(
+        shared: Arc<SupervisorShared>,
+        options: ActorOptions<Supervisor>,
+        id: impl Into<Arc<str>>,
+        control_timeout: Duration,
+    ) -> (ChildSpec<Supervisor>, SupervisorRef) {
+        let args = SupervisorArgs(Arc::clone(&shared));
+        let for_events = Arc::downgrade(&shared);
+        let mut spec = ChildSpec::with_options(id, move || args.clone(), options);
+        spec.supervisor_kind(Box::new(move |bus| {
+            if let Some(shared) = for_events.upgrade() {
+                let _ = shared.events.set(bus.clone());
+            }
+        }));
+        let supervisor = SupervisorRef::new(
+            Arc::clone(spec.handle().mailbox()),
+            shared,
+            control_timeout,
+            false,
+        );
+        (spec, supervisor)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<SupervisorShared> {
+        &self.shared
+    }
+
+    pub(crate) fn actor(&self) -> &ActorRef<Supervisor> {
+        &self.actor
+    }
+
+    async fn request(&self, request: Request) -> Result<Reply, Error> {
+        let reply = self
+            .actor
+            .call_timeout(SupervisorRequest(request), self.control_timeout)
+            .await?;
+        Ok(reply.0)
+    }
+
+    /// The supervisor's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The supervisor's process.
+    pub fn process(&self) -> ProcessRef {
+        self.actor.process()
+    }
+
+    /// Subscribes to this supervisor's events (and, when they share its
+    /// bus, its nested supervisors').
+    pub fn subscribe(&self) -> broadcast::Receiver<SupervisorEvent> {
+        self.shared.events().subscribe()
+    }
+
+    /// The event bus this supervisor sends on.
+    pub fn event_bus(&self) -> EventBus {
+        self.shared.events().clone()
+    }
+
+    /// Every child, in start order.
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, Error> {
+        match self.request(Request::WhichChildren).await? {
+            Reply::Children(children) => Ok(children),
+            _ => Err(unexpected_reply()),
+        }
+    }
+
+    /// Child counts.
+    pub async fn count_children(&self) -> Result<ChildCounts, Error> {
+        match self.request(Request::CountChildren).await? {
+            Reply::Counts(counts) => Ok(counts),
+            _ => Err(unexpected_reply()),
+        }
+    }
+
+    /// Adds a child at the end and starts it; fails (and adds nothing) when
+    /// the id is taken or its `init` fails.
+    pub async fn start_child<A: crate::Actor>(&self, spec: ChildSpec<A>) -> Result<(), Error> {
+        spec.validate()?;
+        self.request(Request::StartChild(spec.erase()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Stops a child, per its shutdown policy, and keeps it stopped (a
+    /// temporary child is deleted).
+    pub async fn terminate_child(&self, id: &str) -> Result<(), Error> {
+        self.request(Request::TerminateChild(id.to_owned()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Starts a stopped child again.
+    pub async fn restart_child(&self, id: &str) -> Result<(), Error> {
+        self.request(Request::RestartChild(id.to_owned()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes a stopped child; its process ends.
+    pub async fn delete_child(&self, id: &str) -> Result<(), Error> {
+        self.request(Request::DeleteChild(id.to_owned()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Stops the supervisor: its children stop in reverse order, then it
+    /// exits with `Shutdown`. A top-level supervisor's process ends (every
+    /// child process with it); a nested one's parent decides what happens
+    /// next (a permanent child is restarted: use the parent's
+    /// `terminate_child` to keep it down). Waits at most the control
+    /// timeout.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let process = self.process();
+        if process.status() == crate::ProcessStatus::Closed {
+            return Ok(());
+        }
+        let monitor = self.actor.monitor();
+        process.stop(ExitReason::Shutdown);
+        let finished = async {
+            if self.top_level {
+                monitor.await;
+            } else {
+                process.wait_instance_exit(None).await;
+            }
+        };
+        tokio::time::timeout(self.control_timeout, finished)
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorCode::TIMEOUT,
+                    format!("supervisor {} did not stop in time", self.name()),
+                )
+                .with_context("timeout_ms", self.control_timeout.as_millis())
+            })
+    }
+}
+
+fn unexpected_reply() -> Error {
+    Error::new(
+        ErrorCode::INTERNAL_ERROR,
+        "the supervisor answered with an unexpected reply",
+    )
+}
