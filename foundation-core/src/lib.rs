@@ -7,7 +7,9 @@ mod actor;
 mod monitor;
 mod panic;
 mod process;
+pub mod registry;
 mod supervisor;
+mod task;
 #[cfg(feature = "test-util")]
 pub mod testkit;
 
@@ -27,3 +29,4 @@ pub use supervisor::{
     SupervisorBuilder, SupervisorEvent, SupervisorEventKind, SupervisorInfo, SupervisorRef,
     SupervisorReply, SupervisorRequest,
 };
+pub use task::{TaskHandle, TaskSupervisor, TaskSupervisorActor};

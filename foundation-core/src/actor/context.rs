@@ -124,6 +124,11 @@ impl<A: Actor> Context<A> {
         reference
     }
 
+    /// The number of monitors this instance holds that have not fired.
+    pub fn monitor_count(&self) -> usize {
+        self.monitors.len()
+    }
+
     /// Releases a monitor; false when it already fired or was released.
     pub fn demonitor(&mut self, monitor: MonitorRef) -> bool {
         match self.monitors.remove(&monitor) {

@@ -6,5 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod actor;
+mod monitor;
+mod registry;
 mod supervisor;
 mod support;
+mod task;
