@@ -5,6 +5,8 @@
 //! redb, or a peer crate), so that the ratio, not the absolute figure, is
 //! what a report quotes. Run them with `cargo bench -p benches`.
 
+pub mod actors;
+
 use std::time::{Duration, Instant};
 
 /// Runs `work(iterations_per_thread)` on `threads` OS threads released

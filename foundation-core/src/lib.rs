@@ -8,6 +8,7 @@ mod monitor;
 mod panic;
 mod process;
 pub mod registry;
+pub mod signal;
 mod supervisor;
 mod task;
 #[cfg(feature = "test-util")]

@@ -220,6 +220,30 @@ impl ProcessRef {
         }
     }
 
+    /// Waits until the instance `incarnation` is no longer the running one
+    /// (it exited, or was replaced), at most `timeout`; true if so.
+    pub(crate) async fn wait_instance_change(
+        &self,
+        incarnation: u64,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let changed = || {
+            self.inner.status() != ProcessStatus::Running || self.inner.incarnation() != incarnation
+        };
+        let wait = async {
+            loop {
+                let notified = self.inner.instance_exit().notified();
+                let mut notified = std::pin::pin!(notified);
+                notified.as_mut().enable();
+                if changed() {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
+    }
+
     /// The typed handle, when the process is an actor of type `A`.
     pub fn downcast<A: crate::Actor>(&self) -> Option<crate::ActorRef<A>> {
         let any = Arc::clone(&self.inner).as_any();

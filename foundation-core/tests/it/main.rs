@@ -8,6 +8,7 @@
 mod actor;
 mod monitor;
 mod registry;
+mod signal;
 mod supervisor;
 mod support;
 mod task;
