@@ -14,7 +14,7 @@
 
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -40,24 +40,22 @@ where
     F: Future<Output = Result<T, Error>>,
 {
     let mut operation = pin!(operation);
-    let mut timer = pin!(None::<Sleep>);
+    // Boxed, so that the call's future stays small when no timer is armed.
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
     poll_fn(move |context| {
         match catch_unwind(AssertUnwindSafe(|| operation.as_mut().poll(context))) {
             Ok(Poll::Ready(result)) => return Poll::Ready(Guarded::Finished(result)),
             Ok(Poll::Pending) => {}
             Err(payload) => return Poll::Ready(Guarded::Panicked(panic_message(payload.as_ref()))),
         }
-        if timer.is_none() {
-            match arm(timeout) {
-                Ok(sleep) => timer.set(Some(sleep)),
+        let sleep = match &mut timer {
+            Some(sleep) => sleep,
+            None => match arm(timeout) {
+                Ok(sleep) => timer.insert(Box::pin(sleep)),
                 Err(error) => return Poll::Ready(Guarded::NoTimer(error)),
-            }
-        }
-        let sleep = timer
-            .as_mut()
-            .as_pin_mut()
-            .expect("the timer was armed above");
-        match catch_unwind(AssertUnwindSafe(|| sleep.poll(context))) {
+            },
+        };
+        match catch_unwind(AssertUnwindSafe(|| sleep.as_mut().poll(context))) {
             Ok(Poll::Ready(())) => Poll::Ready(Guarded::TimedOut),
             Ok(Poll::Pending) => Poll::Pending,
             Err(_) => Poll::Ready(Guarded::NoTimer(timers_disabled())),

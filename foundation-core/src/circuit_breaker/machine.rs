@@ -108,12 +108,29 @@ impl Machine {
     }
 
     /// The current word, without any lazy transition.
+    #[inline]
     pub(crate) fn peek(&self) -> Word {
         Word::unpack(self.word.load(Ordering::Acquire))
     }
 
     /// Lets a call through, or rejects it with `circuit_open`.
+    ///
+    /// Inlined into the caller's `call`: the closed-state check is one load
+    /// and the admission stays in registers.
+    #[inline]
     pub(crate) fn admit(&self) -> Result<Admission<'_>, Error> {
+        let word = self.peek();
+        if word.state == CircuitState::Closed {
+            return Ok(Admission {
+                generation: word.generation,
+                _probe: None,
+            });
+        }
+        self.admit_slow()
+    }
+
+    #[cold]
+    fn admit_slow(&self) -> Result<Admission<'_>, Error> {
         for _ in 0..MAX_ADMISSION_ATTEMPTS {
             let word = self.peek();
             match word.state {
@@ -176,9 +193,20 @@ impl Machine {
 
     /// Records a call's outcome; it counts only if the breaker is still in
     /// the period the call was admitted in.
+    #[inline]
     pub(crate) fn record(&self, admission: &Admission<'_>, verdict: Verdict) {
         match verdict {
-            Verdict::Success => self.on_success(admission.generation),
+            Verdict::Success => {
+                // The fast path: closed, same period, no failures to clear.
+                let word = self.peek();
+                if word.generation == admission.generation
+                    && word.state == CircuitState::Closed
+                    && word.count == 0
+                {
+                    return;
+                }
+                self.on_success(admission.generation);
+            }
             Verdict::Failure => self.on_failure(admission.generation),
             Verdict::Neutral => {}
         }

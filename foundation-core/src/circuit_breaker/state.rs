@@ -55,6 +55,7 @@ impl CircuitState {
         CircuitState::Open,
     ];
 
+    #[inline]
     const fn from_bits(bits: u64) -> CircuitState {
         match bits {
             0 => CircuitState::Closed,
@@ -103,6 +104,7 @@ impl Word {
             | (u64::from(self.count) & COUNT_MASK)
     }
 
+    #[inline]
     pub(crate) fn unpack(word: u64) -> Word {
         Word {
             generation: word >> GENERATION_SHIFT,

@@ -256,7 +256,7 @@ impl LimiterState {
             None => {
                 let bucket = self.buckets.entry(Box::from(key)).or_insert_with(|| {
                     inserted = true;
-                    AtomicU64::new(self.layout.empty(0))
+                    AtomicU64::new(self.layout.empty(self.floor()))
                 });
                 self.layout.admit(&bucket, now, self.floor())
             }

@@ -90,19 +90,24 @@ impl WindowLayout {
     /// Counts one check against `bucket` at `now_nanos`, exactly: admitted
     /// when fewer than the limit were admitted in its window.
     ///
-    /// `floor_index` is the oldest window still counted (windows before it
-    /// have been swept); a check whose clock reading is older counts in that
-    /// window instead. A bucket already in a later window than the reading
-    /// (another thread read the clock later) is counted in that later window.
+    /// While the bucket's window has not ended, the check counts in it; that
+    /// includes a bucket already in a later window than the reading
+    /// (another thread read the clock later and rolled it). Once the window
+    /// has ended, the bucket rolls to the reading's window, or to
+    /// `floor_index` (the oldest window still counted; earlier ones have
+    /// been swept) if that is later. New buckets start in `floor_index`'s
+    /// window ([`WindowLayout::empty`]), so a check whose clock reading
+    /// predates a sweep never recreates a swept window with a fresh count.
+    #[inline]
     pub(crate) fn admit(&self, bucket: &AtomicU64, now_nanos: u64, floor_index: u64) -> Decision {
-        let now_index = self.window_index(now_nanos).max(floor_index);
         let mut current = bucket.load(Ordering::Acquire);
         loop {
             let (stored_index, stored_count) = self.unpack(current);
-            let (index, count) = if stored_index >= now_index {
+            // The common case costs a multiplication, not a division.
+            let (index, count) = if now_nanos < self.window_end(stored_index) {
                 (stored_index, stored_count)
             } else {
-                (now_index, 0)
+                (self.window_index(now_nanos).max(floor_index), 0)
             };
             if count >= self.limit {
                 return Decision::Denied {
@@ -137,9 +142,13 @@ impl WindowLayout {
         }
     }
 
+    /// The clock nanoseconds at which window `index` ends.
+    fn window_end(&self, index: u64) -> u64 {
+        index.saturating_add(1).saturating_mul(self.window_nanos)
+    }
+
     fn until_window_end(&self, index: u64, now_nanos: u64) -> Duration {
-        let end = index.saturating_add(1).saturating_mul(self.window_nanos);
-        Duration::from_nanos(end.saturating_sub(now_nanos))
+        Duration::from_nanos(self.window_end(index).saturating_sub(now_nanos))
     }
 
     fn pack(&self, index: u64, count: u64) -> u64 {
@@ -235,7 +244,8 @@ mod tests {
                 retry_after: Duration::from_millis(105)
             }
         );
-        // A reading older than a sweep counts in the swept-to window.
+        // A reading older than a sweep counts in the swept-to window: new
+        // buckets start at the floor.
         let fresh = AtomicU64::new(layout.empty(5));
         assert_eq!(
             layout.admit(&fresh, at(90), 5),
