@@ -4,7 +4,10 @@
 //! Rate limiter check, on one key that is always allowed (the limit is set
 //! far above what the run can reach), uncontended and on 2 threads:
 //! - `mutex_hashmap_baseline`: a `Mutex<HashMap<String, u64>>` counter with
-//!   no clock and no window, the naive exact implementation;
+//!   no clock and no window (the floor: a lookup and an increment);
+//! - `mutex_fixed_window_baseline`: the naive exact fixed window, a
+//!   `Mutex<HashMap<String, (window, count)>>` with the same clock read
+//!   (`tokio::time::Instant::now`) as ours: the same contract, one lock;
 //! - `governor_keyed_gcra`: the governor crate's keyed limiter, the peer
 //!   Rust rate limiter. It is GCRA (a smooth rate with a burst), not a fixed
 //!   window, and reads the TSC through quanta rather than the OS clock, so
@@ -41,6 +44,8 @@ const KEY: &str = "tenant-42";
 
 struct Contenders {
     mutex: Mutex<HashMap<String, u64>>,
+    origin: tokio::time::Instant,
+    windows: Mutex<HashMap<String, (u64, u64)>>,
     governor: DefaultKeyedRateLimiter<String>,
     governor_key: String,
     limiters: RateLimiter,
@@ -56,11 +61,34 @@ impl Contenders {
         let per_second = NonZeroU32::new(1_000_000_000).expect("not zero");
         Contenders {
             mutex: Mutex::new(HashMap::new()),
+            origin: tokio::time::Instant::now(),
+            windows: Mutex::new(HashMap::new()),
             governor: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second)),
             governor_key: KEY.to_owned(),
             limiters,
             limiter,
         }
+    }
+
+    fn fixed_window_check(&self, key: &str) -> bool {
+        let elapsed = tokio::time::Instant::now().saturating_duration_since(self.origin);
+        let window = u64::try_from(elapsed.as_nanos() / WINDOW.as_nanos()).unwrap_or(u64::MAX);
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let entry = match windows.get_mut(key) {
+            Some(entry) => entry,
+            None => windows.entry(key.to_owned()).or_insert((window, 0)),
+        };
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= LIMIT {
+            return false;
+        }
+        entry.1 += 1;
+        true
     }
 
     fn mutex_check(&self, key: &str) -> bool {
@@ -90,6 +118,9 @@ fn rate_limiter(c: &mut Criterion) {
     group.bench_function("mutex_hashmap_baseline", |b| {
         b.iter(|| contenders.mutex_check(black_box(KEY)))
     });
+    group.bench_function("mutex_fixed_window_baseline", |b| {
+        b.iter(|| contenders.fixed_window_check(black_box(KEY)))
+    });
     group.bench_function("governor_keyed_gcra", |b| {
         b.iter(|| {
             contenders
@@ -112,6 +143,15 @@ fn rate_limiter(c: &mut Criterion) {
             on_threads(2, iterations, |n| {
                 for _ in 0..n {
                     black_box(contenders.mutex_check(black_box(KEY)));
+                }
+            })
+        })
+    });
+    group.bench_function("mutex_fixed_window_baseline", |b| {
+        b.iter_custom(|iterations| {
+            on_threads(2, iterations, |n| {
+                for _ in 0..n {
+                    black_box(contenders.fixed_window_check(black_box(KEY)));
                 }
             })
         })
