@@ -12,6 +12,9 @@
 //! | [`registry`] | unique names with metadata and indexed queries |
 //! | [`TaskSupervisor`] | supervised futures whose panics are errors for their awaiter |
 //! | [`signal`] | CloudEvents-shaped signals routed by type pattern, with acknowledgements |
+//! | [`rate_limiter`] | fixed-window limiters, exact under concurrency, no actor or global lock on the check path |
+//! | [`circuit_breaker`] | closed/open/half-open breakers running the caller's future on the caller's task |
+//! | [`clock`] | the injectable clock the services measure time on |
 //! | `testkit` (feature `test-util`) | bounded, event-driven waits for tests |
 //!
 //! # The semantics, in one place
@@ -78,9 +81,12 @@
 //! ```
 
 mod actor;
+pub mod circuit_breaker;
+pub mod clock;
 mod monitor;
 mod panic;
 mod process;
+pub mod rate_limiter;
 pub mod registry;
 pub mod signal;
 mod supervisor;
@@ -93,8 +99,14 @@ pub use actor::{
     DEFAULT_SEND_TIMEOUT, DEFAULT_START_TIMEOUT, SendError, SendErrorKind, TimerRef, Undelivered,
     spawn, spawn_with,
 };
+pub use circuit_breaker::{
+    CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerRegistry, CircuitState, StateChange,
+    TransitionReason,
+};
+pub use clock::{Clock, ManualClock, TokioClock};
 pub use monitor::{MONITORS_LIVE, Monitor};
 pub use process::{Down, ExitReason, ProcessId, ProcessRef, ProcessStatus};
+pub use rate_limiter::{Decision, Limiter, RateLimiter, RateLimiterBuilder, Status};
 pub use supervisor::{
     AutoShutdown, CHILD_EXITS_TOTAL, CHILD_STARTS_TOTAL, CHILDREN, ChildCounts, ChildInfo,
     ChildKind, ChildSpec, ChildStatus, DEFAULT_CONTROL_TIMEOUT, DEFAULT_EVENT_CAPACITY,
