@@ -225,7 +225,11 @@ impl FlagsBuilder {
             flags
                 .write(|draft| {
                     for item in &overrides {
-                        draft.environment_override(item.position, item.value, &item.variable);
+                        draft.environment_override(
+                            item.position,
+                            item.value,
+                            &format!("{}={}", item.variable, item.raw),
+                        );
                     }
                     Ok(())
                 })

@@ -21,6 +21,8 @@ pub(crate) struct EnvironmentOverride {
     pub(crate) position: usize,
     pub(crate) value: FlagValue,
     pub(crate) variable: String,
+    /// The variable's value as written.
+    pub(crate) raw: String,
 }
 
 /// The `FOUNDATION_FLAG_*` variables of the process environment.
@@ -103,6 +105,7 @@ pub(crate) fn parse_overrides(
             position,
             value: parsed,
             variable: key.clone(),
+            raw: value.clone(),
         });
     }
     Ok(overrides)

@@ -176,27 +176,39 @@ impl FlagCell {
     }
 }
 
-/// FNV-1a for the name index: flag names are short, declared by the
-/// application (not attacker-chosen keys), and looked up on every by-name
-/// read, where SipHash would cost more than the rest of the read.
+/// The name index's hasher: the word-at-a-time multiply-rotate hash of
+/// rustc's `FxHasher`. Flag names are short and declared by the
+/// application (not attacker-chosen keys), and every by-name read hashes
+/// one, where SipHash (or byte-at-a-time FNV) costs more than the rest of
+/// the read.
+#[derive(Default)]
 pub(crate) struct NameHasher(u64);
 
-impl Default for NameHasher {
-    fn default() -> NameHasher {
-        // The FNV-1a 64-bit offset basis.
-        NameHasher(0xcbf2_9ce4_8422_2325)
+const NAME_HASH_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl NameHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(NAME_HASH_SEED);
     }
 }
 
 impl Hasher for NameHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = self.0;
-        for &byte in bytes {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        let (words, tail) = bytes.as_chunks::<8>();
+        for word in words {
+            self.add(u64::from_le_bytes(*word));
         }
-        self.0 = hash;
+        let mut last = [0u8; 8];
+        last[..tail.len()].copy_from_slice(tail);
+        // The tail's length keeps "a" and "a\0" apart.
+        self.add(u64::from_le_bytes(last) ^ ((tail.len() as u64) << 56));
+    }
+
+    #[inline]
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
     }
 
     #[inline]
@@ -517,13 +529,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn name_hasher_is_fnv1a() {
-        // FNV-1a 64 of "a" (published test vector), as str hashing writes it
-        // (the bytes, then a 0xff terminator).
-        let mut hasher = NameHasher::default();
-        hasher.write(b"a");
-        assert_eq!(hasher.finish(), 0xaf63_dc4c_8601_ec8c);
+    fn name_hasher_separates_similar_names() {
         let build = BuildHasherDefault::<NameHasher>::default();
-        assert_ne!(build.hash_one("use_v2"), build.hash_one("use_v3"));
+        let names = [
+            "",
+            "a",
+            "a\0",
+            "b",
+            "use_v2",
+            "use_v3",
+            "use_v2_coordinator",
+            "use_v2_coordinatos",
+            "12345678",
+            "123456789",
+            "1234567\0",
+        ];
+        let mut hashes: Vec<u64> = names.iter().map(|name| build.hash_one(name)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), names.len());
     }
 }

@@ -20,9 +20,15 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(Percentage::new(25).unwrap().get(), 25);
 /// assert_eq!(Percentage::new(101).unwrap_err().code(), ErrorCode::RANGE_ERROR);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "u8", into = "u8")]
 pub struct Percentage(u8);
+
+impl fmt::Debug for Percentage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
 
 impl Percentage {
     /// 0%: no id is enabled.

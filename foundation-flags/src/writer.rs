@@ -163,13 +163,14 @@ impl<'a> Draft<'a> {
 
     /// An environment override at start-up: sets the value without storing
     /// it, and pauses the flag's ramp so the schedule does not undo it.
+    /// `assignment` is the variable as set, `NAME=value`.
     pub(crate) fn environment_override(
         &mut self,
         position: usize,
         value: FlagValue,
-        variable: &str,
+        assignment: &str,
     ) {
-        let reason = format!("{variable}={value}");
+        let reason = assignment;
         if let Some(ramp) = self.ramps.get_mut(&position)
             && !ramp.paused
         {
@@ -191,7 +192,7 @@ impl<'a> Draft<'a> {
                 AuditAction::EnvironmentOverride,
                 value,
                 "environment",
-                &reason,
+                reason,
             );
         }
     }
