@@ -17,7 +17,7 @@
 //!   and a murmur3 of the id (the group id's part of the hash is computed
 //!   once per flag).
 //! - [`Flags::is_enabled`], [`Flags::is_enabled_for`] look the flag up by
-//!   name first (an FNV hash-map lookup).
+//!   name first (a hash-map lookup with a hasher made for short names).
 //! - [`Flags::evaluate`] returns [`EvaluationDetails`] in OpenFeature's
 //!   terms (value, [`Reason`], [`EvaluationErrorCode`]); an undeclared flag
 //!   gives the caller's default with `Reason::Error` and `FlagNotFound`.

@@ -176,44 +176,67 @@ impl FlagCell {
     }
 }
 
-/// The name index's hasher: the word-at-a-time multiply-rotate hash of
-/// rustc's `FxHasher`. Flag names are short and declared by the
+/// The name index's hasher. Flag names are short and declared by the
 /// application (not attacker-chosen keys), and every by-name read hashes
-/// one, where SipHash (or byte-at-a-time FNV) costs more than the rest of
-/// the read.
+/// one, where SipHash costs more than the rest of the read. This hashes up
+/// to 32 bytes of a name (its first, last and two middle words, which for
+/// names up to 32 bytes is all of them) with independent folded multiplies,
+/// in the manner of foldhash; longer names that agree on those words
+/// collide, which the map resolves by comparing names.
 #[derive(Default)]
 pub(crate) struct NameHasher(u64);
 
-const NAME_HASH_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+const NAME_SEEDS: [u64; 4] = [
+    0x243f_6a88_85a3_08d3,
+    0x1319_8a2e_0370_7344,
+    0xa409_3822_299f_31d0,
+    0x082e_fa98_ec4e_6c89,
+];
 
-impl NameHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(NAME_HASH_SEED);
-    }
+#[inline]
+fn folded_multiply(left: u64, right: u64) -> u64 {
+    let product = u128::from(left) * u128::from(right);
+    (product as u64) ^ ((product >> 64) as u64)
+}
+
+#[inline]
+fn read_word(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
 }
 
 impl Hasher for NameHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let (words, tail) = bytes.as_chunks::<8>();
-        for word in words {
-            self.add(u64::from_le_bytes(*word));
+        let len = bytes.len();
+        let (first, last, middle) = if len >= 8 {
+            let middle = if len > 16 {
+                Some((read_word(bytes, 8), read_word(bytes, len - 16)))
+            } else {
+                None
+            };
+            (read_word(bytes, 0), read_word(bytes, len - 8), middle)
+        } else {
+            let mut word = [0u8; 8];
+            word[..len].copy_from_slice(bytes);
+            (u64::from_le_bytes(word), 0, None)
+        };
+        let mut hash = folded_multiply(first ^ NAME_SEEDS[0], last ^ NAME_SEEDS[1] ^ len as u64);
+        if let Some((second, third)) = middle {
+            hash ^= folded_multiply(second ^ NAME_SEEDS[2], third ^ NAME_SEEDS[3]);
         }
-        let mut last = [0u8; 8];
-        last[..tail.len()].copy_from_slice(tail);
-        // The tail's length keeps "a" and "a\0" apart.
-        self.add(u64::from_le_bytes(last) ^ ((tail.len() as u64) << 56));
+        self.0 = self.0.rotate_left(23) ^ hash;
     }
 
     #[inline]
     fn write_u8(&mut self, byte: u8) {
-        self.add(u64::from(byte));
+        self.0 ^= u64::from(byte);
     }
 
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        folded_multiply(self.0 ^ NAME_SEEDS[2], NAME_SEEDS[0])
     }
 }
 

@@ -172,3 +172,19 @@ async fn handles_outlive_the_flags() {
         "gates use_sync_test_apis"
     );
 }
+
+#[tokio::test]
+async fn long_names_that_differ_only_in_the_middle_are_told_apart() {
+    // The name index hashes at most 32 bytes of a name; these two agree on
+    // them and must still resolve to their own flags.
+    let first = format!("{}a{}", "x".repeat(20), "y".repeat(27));
+    let second = format!("{}b{}", "x".repeat(20), "y".repeat(27));
+    let mut builder = Flags::builder();
+    builder
+        .declare(Flag::new(first.as_str(), "d", FlagValue::On))
+        .declare(Flag::new(second.as_str(), "d", FlagValue::Off));
+    let flags = builder.open().await.unwrap();
+    assert!(flags.is_enabled(&first));
+    assert!(!flags.is_enabled(&second));
+    assert_eq!(flags.handle(&second).unwrap().name(), second);
+}
