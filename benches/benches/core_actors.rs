@@ -12,6 +12,8 @@
 //! - `actor_restart`: from a panic to the replacement answering a call:
 //!   ours under a supervisor, kameo under its supervisor, and a
 //!   hand-written tokio respawn loop. ractor has no restarts in its core.
+//!   `foundation_error_exit` crashes by returning an error instead, which
+//!   shows what the panic's unwinding costs.
 //!
 //! Targets (issue 3): tell at least 1.5x ractor's and at least 60% of raw
 //! tokio; call no slower than ractor's; supervised spawn under 2 us; restart
@@ -328,6 +330,14 @@ fn restart(c: &mut Criterion) {
     group.bench_function("foundation", |b| {
         b.to_async(&rt).iter(|| async {
             ours.cast(CounterCast::Panic).await.unwrap();
+            first_answer(|| async { ours.call(()).await.is_ok() }).await;
+        })
+    });
+    // The same restart when the instance exits with an error instead of a
+    // panic: the restart machinery without the cost of unwinding.
+    group.bench_function("foundation_error_exit", |b| {
+        b.to_async(&rt).iter(|| async {
+            ours.cast(CounterCast::Fail).await.unwrap();
             first_answer(|| async { ours.call(()).await.is_ok() }).await;
         })
     });

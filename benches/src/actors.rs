@@ -15,6 +15,8 @@ pub enum CounterCast {
     Add(u64),
     /// Panic (restart benchmarks).
     Panic,
+    /// Fail with an error: a crash without unwinding (restart benchmarks).
+    Fail,
 }
 
 /// The counter on Foundation.
@@ -45,6 +47,7 @@ impl Actor for Counter {
         match message {
             CounterCast::Add(amount) => self.count += amount,
             CounterCast::Panic => panic!("told to panic"),
+            CounterCast::Fail => return Err(Error::system("told to fail")),
         }
         Ok(())
     }
