@@ -136,12 +136,16 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
             Op::Put {
                 table, key, expect, ..
             } => {
-                let current = match versions.get(&(&**table, key.as_str())) {
-                    Some(&version) => version,
-                    None => tables.current_version(table, key)?,
-                };
-                if let Err(conflict) = check(*expect, current, table, key) {
-                    return Ok(Err(conflict));
+                // An unconditional put needs no read: its version is the
+                // next revision whatever the key held.
+                if *expect != Expect::Any {
+                    let current = match versions.get(&(&**table, key.as_str())) {
+                        Some(&version) => version,
+                        None => tables.current_version(table, key)?,
+                    };
+                    if let Err(conflict) = check(*expect, current, table, key) {
+                        return Ok(Err(conflict));
+                    }
                 }
                 next_revision += 1;
                 versions.insert((&**table, key.as_str()), next_revision);

@@ -51,9 +51,7 @@ pub(crate) fn copy_tables(
         let name = handle.name();
         copied += match table_kind(name) {
             Some(TableKind::System) => copy_table::<&str, u64>(source, target, name, stop)?,
-            Some(TableKind::State) => {
-                copy_table::<&str, (u64, &[u8])>(source, target, name, stop)?
-            }
+            Some(TableKind::State) => copy_table::<&str, (u64, &[u8])>(source, target, name, stop)?,
             Some(TableKind::Journal) => {
                 copy_table::<(&str, u64), &[u8]>(source, target, name, stop)?
             }
@@ -149,8 +147,11 @@ pub(crate) fn write_backup(
         .with_context("path", destination.display()));
     }
     let file_name = destination.file_name().ok_or_else(|| {
-        Error::new(ErrorCode::INVALID_INPUT, "the backup destination has no file name")
-            .with_context("path", destination.display())
+        Error::new(
+            ErrorCode::INVALID_INPUT,
+            "the backup destination has no file name",
+        )
+        .with_context("path", destination.display())
     })?;
     let directory = match destination.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -193,9 +194,14 @@ fn write_partial(
     }
     let stop = || {
         if abandoned() {
-            Err(Error::new(ErrorCode::CANCELLED, "the backup was abandoned by its caller"))
+            Err(Error::new(
+                ErrorCode::CANCELLED,
+                "the backup was abandoned by its caller",
+            ))
         } else if Instant::now() > deadline {
-            Err(Error::timeout("the backup took longer than the maintenance timeout"))
+            Err(Error::timeout(
+                "the backup took longer than the maintenance timeout",
+            ))
         } else {
             Ok(())
         }

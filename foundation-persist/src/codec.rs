@@ -122,7 +122,9 @@ impl Migrations {
         let step: Step = Box::new(move |payload: &[u8]| {
             let old: Old = decode_payload(payload).map_err(|error| {
                 error
-                    .with_message("a stored value does not decode as the type its migration expects")
+                    .with_message(
+                        "a stored value does not decode as the type its migration expects",
+                    )
                     .with_context("schema_version", from_version)
             })?;
             encode_payload(&upgrade(old))
@@ -359,11 +361,13 @@ pub(crate) fn open_envelope(bytes: &[u8]) -> Result<Envelope<'_>, Error> {
         .with_context("envelope_format", format));
     }
     let rest = &bytes[HEADER_BYTES..];
-    let (type_tag, rest): (&str, &[u8]) = postcard::take_from_bytes(rest)
-        .map_err(|error| corruption("the type tag of a stored value is unreadable").with_cause(error))?;
-    let (schema_version, payload): (u32, &[u8]) = postcard::take_from_bytes(rest).map_err(|error| {
-        corruption("the schema version of a stored value is unreadable").with_cause(error)
+    let (type_tag, rest): (&str, &[u8]) = postcard::take_from_bytes(rest).map_err(|error| {
+        corruption("the type tag of a stored value is unreadable").with_cause(error)
     })?;
+    let (schema_version, payload): (u32, &[u8]) =
+        postcard::take_from_bytes(rest).map_err(|error| {
+            corruption("the schema version of a stored value is unreadable").with_cause(error)
+        })?;
     Ok(Envelope {
         type_tag,
         schema_version,
@@ -390,7 +394,9 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, Error> {
             "a stored value has {} bytes after its end",
             rest.len()
         ))),
-        Err(error) => Err(corruption("a stored value does not decode as its type").with_cause(error)),
+        Err(error) => {
+            Err(corruption("a stored value does not decode as its type").with_cause(error))
+        }
     }
 }
 

@@ -56,7 +56,10 @@ impl Default for FaultState {
 impl fmt::Debug for FaultInjection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FaultInjection")
-            .field("writes_left", &self.state.writes_left.load(Ordering::Relaxed))
+            .field(
+                "writes_left",
+                &self.state.writes_left.load(Ordering::Relaxed),
+            )
             .field("syncs_left", &self.state.syncs_left.load(Ordering::Relaxed))
             .field("injected", &self.injected_failures())
             .finish()
@@ -73,18 +76,20 @@ impl FaultInjection {
     /// file length change) with `kind`.
     pub fn fail_writes_after(&self, successful: u64, kind: io::ErrorKind) {
         self.set_kind(kind);
-        self.state
-            .writes_left
-            .store(i64::try_from(successful).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.state.writes_left.store(
+            i64::try_from(successful).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Lets `successful` more syncs through, then fails every sync with
     /// `kind`.
     pub fn fail_syncs_after(&self, successful: u64, kind: io::ErrorKind) {
         self.set_kind(kind);
-        self.state
-            .syncs_left
-            .store(i64::try_from(successful).unwrap_or(i64::MAX), Ordering::SeqCst);
+        self.state.syncs_left.store(
+            i64::try_from(successful).unwrap_or(i64::MAX),
+            Ordering::SeqCst,
+        );
     }
 
     /// Whether a failing write first writes the first half of its data.

@@ -170,7 +170,8 @@ impl<T: Record> Journal<T> {
                     limit,
                     |sequence, bytes| {
                         let record = self.codec.decode(bytes).map_err(|error| {
-                            self.locate(error, stream).with_context("sequence", sequence)
+                            self.locate(error, stream)
+                                .with_context("sequence", sequence)
                         })?;
                         Ok(JournalEntry { sequence, record })
                     },
@@ -227,9 +228,7 @@ impl<T: Record> Journal<T> {
         check_limit(limit)?;
         self.store
             .shared()
-            .read(|database| {
-                read::list_streams(database, &self.tables.heads, prefix, after, limit)
-            })
+            .read(|database| read::list_streams(database, &self.tables.heads, prefix, after, limit))
             .await
     }
 

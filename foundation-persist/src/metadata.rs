@@ -75,7 +75,10 @@ impl Metadata {
     /// # Errors
     ///
     /// As for [`StateStore::get`](crate::StateStore::get).
-    pub async fn get_versioned<T: Record>(&self, name: &str) -> Result<Option<Versioned<T>>, Error> {
+    pub async fn get_versioned<T: Record>(
+        &self,
+        name: &str,
+    ) -> Result<Option<Versioned<T>>, Error> {
         let codec = Codec::<T>::new()?;
         self.keyspace
             .get(name, |version, bytes| {
@@ -121,7 +124,12 @@ impl Metadata {
         deleted(self.keyspace.write(op).await?)
     }
 
-    async fn write<T: Record>(&self, name: &str, value: &T, expect: Expect) -> Result<Version, Error> {
+    async fn write<T: Record>(
+        &self,
+        name: &str,
+        value: &T,
+        expect: Expect,
+    ) -> Result<Version, Error> {
         let bytes = Codec::<T>::new()?
             .encode(value)
             .map_err(|error| self.keyspace.locate(error, name))?;

@@ -123,7 +123,11 @@ pub(crate) fn read_journal<R>(
 
 /// (next sequence, truncated through) of a stream; `(1, 0)` when it has
 /// never been written.
-pub(crate) fn journal_head(database: &Database, heads: &str, stream: &str) -> Result<(u64, u64), Error> {
+pub(crate) fn journal_head(
+    database: &Database,
+    heads: &str,
+    stream: &str,
+) -> Result<(u64, u64), Error> {
     let read = snapshot(database)?;
     let Some(table) = open(&read, HeadTable::new(heads))? else {
         return Ok((1, 0));

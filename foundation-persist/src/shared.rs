@@ -107,9 +107,7 @@ impl Shared {
     /// gate alone, so from that thread this never waits for long: at most
     /// for a reader that loaded the flag just before it was raised.
     pub(crate) fn writer_read(&self) -> DatabaseGuard<'_> {
-        self.database
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.database.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the gate alone (writer thread only): new readers wait, the call

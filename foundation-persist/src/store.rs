@@ -116,7 +116,11 @@ impl Store {
         Store::start(database, None, options)
     }
 
-    fn start(database: Database, path: Option<PathBuf>, options: &StoreOptions) -> Result<Store, Error> {
+    fn start(
+        database: Database,
+        path: Option<PathBuf>,
+        options: &StoreOptions,
+    ) -> Result<Store, Error> {
         prepare(&database, path.as_deref())?;
         crate::metrics::describe();
         let shared = Arc::new(Shared::new(database, path, options.clone()));
@@ -188,7 +192,12 @@ impl Store {
             .await?;
         let (reply, answer) = oneshot::channel();
         let deadline = deadline_after(shared.options.maintenance_timeout);
-        spawn_backup(snapshot, destination.as_ref().to_path_buf(), deadline, reply)?;
+        spawn_backup(
+            snapshot,
+            destination.as_ref().to_path_buf(),
+            deadline,
+            reply,
+        )?;
         answer.await.map_err(|_| {
             Error::new(
                 ErrorCode::INTERNAL_ERROR,
@@ -391,8 +400,8 @@ fn open_file(path: &Path, options: &StoreOptions) -> Result<Database, Error> {
             .create(true)
             .truncate(false)
             .open(path)?;
-        let backend = redb::backends::FileBackend::new(file)
-            .map_err(|error| storage_error(error, "open"))?;
+        let backend =
+            redb::backends::FileBackend::new(file).map_err(|error| storage_error(error, "open"))?;
         return builder
             .create_with_backend(crate::fault::FaultyBackend::new(backend, faults.clone()))
             .map_err(|error| storage_error(error, "open"));
@@ -433,6 +442,31 @@ mod tests {
     fn deadlines_never_overflow() {
         let far = deadline_after(Duration::MAX);
         assert!(far > Instant::now());
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Probe(u32);
+
+    impl crate::Record for Probe {
+        const TYPE_TAG: &'static str = "probe";
+        const SCHEMA_VERSION: u32 = 1;
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once_with_queue_full() {
+        let mut options = StoreOptions::new();
+        options.max_queued_writes(4);
+        let store = Store::open_in_memory(&options).unwrap();
+        let probes = store.state::<Probe>("probes").unwrap();
+        let queued = &store.inner.shared.queued_writes;
+        queued.store(4, std::sync::atomic::Ordering::SeqCst);
+        let error = probes.put("k", &Probe(1)).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::QUEUE_FULL);
+        assert!(error.is_retryable());
+        assert_eq!(queued.load(std::sync::atomic::Ordering::SeqCst), 4);
+        queued.store(3, std::sync::atomic::Ordering::SeqCst);
+        probes.put("k", &Probe(1)).await.unwrap();
+        assert_eq!(queued.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

@@ -187,11 +187,17 @@ async fn version_1_values_are_migrated_to_version_2_on_read() {
         age: 36,
         email: None,
     };
-    assert_eq!(bounded(profiles.get("ada")).await.unwrap(), Some(expected.clone()));
+    assert_eq!(
+        bounded(profiles.get("ada")).await.unwrap(),
+        Some(expected.clone())
+    );
     let listed = bounded(profiles.list("", None, 10)).await.unwrap();
     assert_eq!(listed[0].value, expected);
     let journal = store.journal::<v2::Profile>("profile-log").unwrap();
-    assert_eq!(bounded(journal.read("ada", 1, 10)).await.unwrap()[0].record, expected);
+    assert_eq!(
+        bounded(journal.read("ada", 1, 10)).await.unwrap()[0].record,
+        expected
+    );
 
     // Writing stores version 2; reading it again needs no migration.
     bounded(profiles.put("ada", &expected)).await.unwrap();
@@ -232,14 +238,18 @@ async fn a_newer_version_is_rejected_not_misread() {
 #[tokio::test]
 async fn another_types_value_is_a_type_mismatch() {
     let store = Store::open_in_memory(&StoreOptions::new()).unwrap();
-    bounded(store.metadata().put("setting", &Unrelated(5))).await.unwrap();
+    bounded(store.metadata().put("setting", &Unrelated(5)))
+        .await
+        .unwrap();
     let error = bounded(store.metadata().get::<v1::Profile>("setting"))
         .await
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::TYPE_MISMATCH);
     assert_eq!(error.context_value("stored_type_tag"), Some("unrelated"));
     assert_eq!(
-        bounded(store.metadata().get::<Unrelated>("setting")).await.unwrap(),
+        bounded(store.metadata().get::<Unrelated>("setting"))
+            .await
+            .unwrap(),
         Some(Unrelated(5))
     );
     assert!(bounded(store.metadata().delete("setting")).await.unwrap());
@@ -288,7 +298,10 @@ async fn a_value_corrupted_on_disk_is_data_corruption() {
     assert_eq!(listing.code(), ErrorCode::DATA_CORRUPTION);
     // Other values are unaffected.
     let values = store.state::<Unrelated>("values").unwrap();
-    assert_eq!(bounded(values.get("fine")).await.unwrap(), Some(Unrelated(1)));
+    assert_eq!(
+        bounded(values.get("fine")).await.unwrap(),
+        Some(Unrelated(1))
+    );
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

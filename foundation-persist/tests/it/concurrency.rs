@@ -22,9 +22,15 @@ async fn a_thousand_concurrent_writers_are_all_readable() {
         let journal = journal.clone();
         async move {
             if id % 2 == 0 {
-                tasks.put(&format!("task-{id:04}"), &Task::new(id)).await.map(drop)
+                tasks
+                    .put(&format!("task-{id:04}"), &Task::new(id))
+                    .await
+                    .map(drop)
             } else {
-                journal.append("shared-stream", &Task::new(id)).await.map(drop)
+                journal
+                    .append("shared-stream", &Task::new(id))
+                    .await
+                    .map(drop)
             }
         }
     });
@@ -38,10 +44,16 @@ async fn a_thousand_concurrent_writers_are_all_readable() {
         assert_eq!(entry.key, format!("task-{:04}", entry.value.id));
         assert_eq!(entry.value, Task::new(entry.value.id));
     }
-    let appended = bounded(journal.read("shared-stream", 1, 1000)).await.unwrap();
+    let appended = bounded(journal.read("shared-stream", 1, 1000))
+        .await
+        .unwrap();
     assert_eq!(appended.len(), 500);
     let sequences: Vec<_> = appended.iter().map(|entry| entry.sequence).collect();
-    assert_eq!(sequences, (1..=500).collect::<Vec<_>>(), "gapless, in order");
+    assert_eq!(
+        sequences,
+        (1..=500).collect::<Vec<_>>(),
+        "gapless, in order"
+    );
     let mut ids: Vec<_> = appended.iter().map(|entry| entry.record.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, (0..1000).filter(|id| id % 2 == 1).collect::<Vec<_>>());
@@ -51,7 +63,13 @@ async fn a_thousand_concurrent_writers_are_all_readable() {
     bounded(store.close()).await.unwrap();
     let store = Store::open(&path, &StoreOptions::new()).unwrap();
     let tasks = store.state::<Task>("tasks").unwrap();
-    assert_eq!(bounded(tasks.list("task-", None, 1000)).await.unwrap().len(), 500);
+    assert_eq!(
+        bounded(tasks.list("task-", None, 1000))
+            .await
+            .unwrap()
+            .len(),
+        500
+    );
 }
 
 #[tokio::test]

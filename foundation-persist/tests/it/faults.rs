@@ -24,9 +24,15 @@ enum Fault {
 /// Writes in `LANES` concurrent lanes (each a state value and a journal
 /// record per batch) until the injected fault stops them; returns the
 /// acknowledged (lane, n) pairs and the first error of each lane.
-async fn write_until_failure(store: &Store) -> (BTreeSet<(u64, u64)>, Vec<foundation_error::Error>) {
-    let state = store.state::<Task>("state").unwrap();
-    let journal = store.journal::<Task>("journal").unwrap();
+async fn write_until_failure(
+    store: &Store,
+) -> (BTreeSet<(u64, u64)>, Vec<foundation_error::Error>) {
+    let state = store
+        .state::<Task>("state")
+        .expect("the store call succeeds");
+    let journal = store
+        .journal::<Task>("journal")
+        .expect("the store call succeeds");
     let lanes = (0..LANES).map(|lane| {
         let (store, state, journal) = (store.clone(), state.clone(), journal.clone());
         async move {
@@ -35,9 +41,9 @@ async fn write_until_failure(store: &Store) -> (BTreeSet<(u64, u64)>, Vec<founda
                 let mut batch = store.batch();
                 batch
                     .put(&state, &format!("l{lane}-{n:05}"), &Task::new(n))
-                    .unwrap()
+                    .expect("the store call succeeds")
                     .append_expecting(&journal, &format!("l{lane}"), n + 1, &Task::new(n))
-                    .unwrap();
+                    .expect("the store call succeeds");
                 match batch.commit().await {
                     Ok(_) => acknowledged.push((lane, n)),
                     Err(error) => return (acknowledged, Some(error)),
@@ -57,10 +63,16 @@ async fn write_until_failure(store: &Store) -> (BTreeSet<(u64, u64)>, Vec<founda
 
 async fn verify_after_reopen(path: &Path, acknowledged: &BTreeSet<(u64, u64)>) {
     let store = Store::open(path, &StoreOptions::new()).expect("the store reopens after the fault");
-    let state = store.state::<Task>("state").unwrap();
-    let journal = store.journal::<Task>("journal").unwrap();
+    let state = store
+        .state::<Task>("state")
+        .expect("the store call succeeds");
+    let journal = store
+        .journal::<Task>("journal")
+        .expect("the store call succeeds");
     for lane in 0..LANES {
-        let values = bounded(state.list(&format!("l{lane}-"), None, 10_000)).await.unwrap();
+        let values = bounded(state.list(&format!("l{lane}-"), None, 10_000))
+            .await
+            .expect("the store call succeeds");
         let in_state: BTreeSet<u64> = values
             .iter()
             .map(|entry| {
@@ -69,7 +81,9 @@ async fn verify_after_reopen(path: &Path, acknowledged: &BTreeSet<(u64, u64)>) {
                 entry.value.id
             })
             .collect();
-        let records = bounded(journal.read(&format!("l{lane}"), 1, 10_000)).await.unwrap();
+        let records = bounded(journal.read(&format!("l{lane}"), 1, 10_000))
+            .await
+            .expect("the store call succeeds");
         let in_journal: BTreeSet<u64> = records.iter().map(|entry| entry.record.id).collect();
         assert_eq!(in_state, in_journal, "a half-applied batch in lane {lane}");
         for &(acknowledged_lane, n) in acknowledged {
@@ -81,16 +95,23 @@ async fn verify_after_reopen(path: &Path, acknowledged: &BTreeSet<(u64, u64)>) {
             assert_eq!(in_state.len() as u64, highest + 1, "a gap in lane {lane}");
         }
     }
-    bounded(store.close()).await.unwrap();
+    bounded(store.close())
+        .await
+        .expect("the store call succeeds");
 }
 
-async fn inject(fault: Fault, after: u64, kind: io::ErrorKind, tear: bool) -> Vec<foundation_error::Error> {
+async fn inject(
+    fault: Fault,
+    after: u64,
+    kind: io::ErrorKind,
+    tear: bool,
+) -> Vec<foundation_error::Error> {
     let directory = temp_dir();
     let path = directory.path().join("faulty.redb");
     let faults = FaultInjection::new();
     let mut options = StoreOptions::new();
     options.fault_injection(faults.clone());
-    let store = Store::open(&path, &options).unwrap();
+    let store = Store::open(&path, &options).expect("the store call succeeds");
     faults.tear_failed_writes(tear);
     match fault {
         Fault::Writes => faults.fail_writes_after(after, kind),
@@ -101,12 +122,19 @@ async fn inject(fault: Fault, after: u64, kind: io::ErrorKind, tear: bool) -> Ve
     assert_eq!(errors.len() as u64, LANES, "every lane stopped on an error");
 
     // Later calls fail with a classified error too, without hanging.
-    let late = bounded(store.state::<Task>("state").unwrap().put("late", &Task::new(1)))
-        .await
-        .unwrap_err();
+    let late = bounded(
+        store
+            .state::<Task>("state")
+            .expect("the store call succeeds")
+            .put("late", &Task::new(1)),
+    )
+    .await
+    .expect_err("the call fails");
     assert_eq!(late.category(), Category::Infrastructure, "{late}");
     faults.heal();
-    bounded(store.close()).await.unwrap();
+    bounded(store.close())
+        .await
+        .expect("the store call succeeds");
     drop(store);
 
     verify_after_reopen(&path, &acknowledged).await;
@@ -138,15 +166,25 @@ async fn failing_syncs_lose_no_acknowledged_write() {
 async fn a_full_disk_is_resource_exhausted() {
     let errors = inject(Fault::Writes, 20, io::ErrorKind::StorageFull, false).await;
     assert!(
-        errors.iter().any(|error| error.code() == ErrorCode::RESOURCE_EXHAUSTED),
+        errors
+            .iter()
+            .any(|error| error.code() == ErrorCode::RESOURCE_EXHAUSTED),
         "{errors:?}"
     );
     for error in &errors {
         assert!(
-            [ErrorCode::RESOURCE_EXHAUSTED, ErrorCode::SERVICE_UNAVAILABLE].contains(&error.code()),
+            [
+                ErrorCode::RESOURCE_EXHAUSTED,
+                ErrorCode::SERVICE_UNAVAILABLE
+            ]
+            .contains(&error.code()),
             "{error}"
         );
     }
     let errors = inject(Fault::Syncs, 2, io::ErrorKind::StorageFull, false).await;
-    assert!(errors.iter().any(|error| error.code() == ErrorCode::RESOURCE_EXHAUSTED));
+    assert!(
+        errors
+            .iter()
+            .any(|error| error.code() == ErrorCode::RESOURCE_EXHAUSTED)
+    );
 }

@@ -49,10 +49,13 @@ async fn a_second_process_gets_store_in_use() {
         }
     }
 
-    let error = Store::open(&path, &StoreOptions::new()).unwrap_err();
+    let error = Store::open(&path, &StoreOptions::new()).expect_err("the call fails");
     assert_eq!(error.code(), ErrorCode::STORE_IN_USE, "{error}");
     assert!(!error.is_retryable());
-    assert_eq!(error.context_value("path"), Some(path.display().to_string().as_str()));
+    assert_eq!(
+        error.context_value("path"),
+        Some(path.display().to_string().as_str())
+    );
 
     // Once the holder is gone (killed, even), the file opens.
     holder.start_kill().expect("the holder can be killed");
@@ -60,17 +63,28 @@ async fn a_second_process_gets_store_in_use() {
         .await
         .expect("a killed holder exits")
         .expect("its status is readable");
-    let store = Store::open(&path, &StoreOptions::new()).unwrap();
-    let tasks = store.state::<Task>("tasks").unwrap();
-    assert_eq!(bounded(tasks.get("held")).await.unwrap(), Some(Task::new(7)));
+    let store = Store::open(&path, &StoreOptions::new()).expect("the store call succeeds");
+    let tasks = store
+        .state::<Task>("tasks")
+        .expect("the store call succeeds");
+    assert_eq!(
+        bounded(tasks.get("held"))
+            .await
+            .expect("the store call succeeds"),
+        Some(Task::new(7))
+    );
 }
 
 /// The holder: opens the store, writes, says so, and waits to be killed.
 async fn hold(path: PathBuf) {
     use std::io::Write;
     let store = Store::open(&path, &StoreOptions::new()).expect("the holder opens the store");
-    let tasks = store.state::<Task>("tasks").unwrap();
-    bounded(tasks.put("held", &Task::new(7))).await.unwrap();
+    let tasks = store
+        .state::<Task>("tasks")
+        .expect("the store call succeeds");
+    bounded(tasks.put("held", &Task::new(7)))
+        .await
+        .expect("the store call succeeds");
     {
         let mut stdout = std::io::stdout().lock();
         let _ = writeln!(stdout, "HOLDING");
@@ -87,10 +101,14 @@ async fn hold(path: PathBuf) {
 async fn a_second_open_in_the_same_process_gets_store_in_use() {
     let directory = temp_dir();
     let path = directory.path().join("twice.redb");
-    let first = Store::open(&path, &StoreOptions::new()).unwrap();
-    let error = Store::open(&path, &StoreOptions::new()).unwrap_err();
+    let first = Store::open(&path, &StoreOptions::new()).expect("the store call succeeds");
+    let error = Store::open(&path, &StoreOptions::new()).expect_err("the call fails");
     assert_eq!(error.code(), ErrorCode::STORE_IN_USE, "{error}");
-    bounded(first.close()).await.unwrap();
-    let second = Store::open(&path, &StoreOptions::new()).unwrap();
-    bounded(second.close()).await.unwrap();
+    bounded(first.close())
+        .await
+        .expect("the store call succeeds");
+    let second = Store::open(&path, &StoreOptions::new()).expect("the store call succeeds");
+    bounded(second.close())
+        .await
+        .expect("the store call succeeds");
 }

@@ -36,7 +36,11 @@ async fn commits_record_batch_size_and_latency() {
         let tasks = tasks.clone();
         async move { tasks.put(&format!("k{id}"), &Task::new(id)).await }
     }));
-    let versions: Vec<_> = bounded(puts).await.into_iter().map(Result::unwrap).collect();
+    let versions: Vec<_> = bounded(puts)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(versions.iter().map(|v| v.get()).max(), Some(10));
 
     let mut batch_sizes = Vec::new();
@@ -58,5 +62,9 @@ async fn commits_record_batch_size_and_latency() {
         "one commit of ten operations among {batch_sizes:?}"
     );
     assert!(!latencies.is_empty());
-    assert!(latencies.iter().all(|seconds| seconds.0 >= 0.0 && seconds.0 < 60.0));
+    assert!(
+        latencies
+            .iter()
+            .all(|seconds| seconds.0 >= 0.0 && seconds.0 < 60.0)
+    );
 }

@@ -62,7 +62,9 @@ async fn compare_and_set_and_delete_check_versions() {
         .unwrap_err();
     assert_eq!(stale.code(), ErrorCode::VERSION_CONFLICT);
     assert_eq!(bounded(tasks.get("k")).await.unwrap(), Some(Task::new(2)));
-    bounded(tasks.compare_and_delete("k", updated)).await.unwrap();
+    bounded(tasks.compare_and_delete("k", updated))
+        .await
+        .unwrap();
     assert_eq!(bounded(tasks.get("k")).await.unwrap(), None);
     let absent = bounded(tasks.compare_and_set("k", Some(updated), &Task::new(3)))
         .await
@@ -76,7 +78,9 @@ async fn list_by_prefix_pages_in_key_order() {
     let tasks = store.state::<Task>("tasks").unwrap();
     let mut batch = store.batch();
     for id in 0..25 {
-        batch.put(&tasks, &format!("agent-{id:02}"), &Task::new(id)).unwrap();
+        batch
+            .put(&tasks, &format!("agent-{id:02}"), &Task::new(id))
+            .unwrap();
     }
     batch.put(&tasks, "agenda", &Task::new(99)).unwrap();
     batch.put(&tasks, "other-1", &Task::new(100)).unwrap();
@@ -98,7 +102,12 @@ async fn list_by_prefix_pages_in_key_order() {
     let expected: Vec<_> = (0..25).map(|id| (format!("agent-{id:02}"), id)).collect();
     assert_eq!(seen, expected);
     assert_eq!(bounded(tasks.list("", None, 100)).await.unwrap().len(), 27);
-    assert!(bounded(tasks.list("zzz", None, 10)).await.unwrap().is_empty());
+    assert!(
+        bounded(tasks.list("zzz", None, 10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let too_many = bounded(tasks.list("", None, 1_000_000)).await.unwrap_err();
     assert_eq!(too_many.code(), ErrorCode::INVALID_INPUT);
 }
@@ -142,7 +151,11 @@ async fn bad_input_is_refused_with_invalid_input() {
         assert_eq!(error.code(), ErrorCode::INVALID_INPUT, "{error}");
         assert_eq!(error.category(), Category::Validation);
     }
-    assert_eq!(bounded(store.revision()).await.unwrap(), 0, "nothing written");
+    assert_eq!(
+        bounded(store.revision()).await.unwrap(),
+        0,
+        "nothing written"
+    );
 }
 
 #[tokio::test]
