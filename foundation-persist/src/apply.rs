@@ -14,12 +14,69 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use foundation_error::{Error, ErrorCode};
-use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::classify::storage_error;
 use crate::layout::{self, REVISION_KEY, SYSTEM};
-use crate::ops::{Expect, Op, Outcome, Version};
+use crate::ops::{Expect, Op, Outcome, Version, WriteReply};
+
+/// Applies `requests` in one write transaction and commits it, durably or
+/// not; returns one reply per request and whether anything was committed.
+///
+/// A request rejected by its preconditions gets its error and the others go
+/// on; when no request applies, the transaction is aborted (no fsync). A
+/// storage error fails the whole batch. Records the batch metrics of a
+/// commit.
+pub(crate) fn commit_requests<'a>(
+    database: &Database,
+    requests: impl ExactSizeIterator<Item = &'a [Op]>,
+    durable: bool,
+) -> Result<(Vec<WriteReply>, bool), Error> {
+    let started = Instant::now();
+    let mut transaction = database
+        .begin_write()
+        .map_err(|error| storage_error(error, "begin_write"))?;
+    let level = if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    };
+    transaction
+        .set_durability(level)
+        .map_err(|error| storage_error(error, "set_durability"))?;
+    let mut replies = Vec::with_capacity(requests.len());
+    let mut operations = 0;
+    {
+        let mut tables = Tables::new(&transaction);
+        let start = read_revision(&transaction)?;
+        let mut revision = start;
+        for ops in requests {
+            let reply = apply_request(&mut tables, &mut revision, ops)?;
+            if reply.is_ok() {
+                operations += ops.len();
+            }
+            replies.push(reply);
+        }
+        drop(tables);
+        if revision != start {
+            write_revision(&transaction, revision)?;
+        }
+    }
+    if operations == 0 {
+        transaction
+            .abort()
+            .map_err(|error| storage_error(error, "abort"))?;
+        return Ok((replies, false));
+    }
+    transaction
+        .commit()
+        .map_err(|error| storage_error(error, "commit"))?;
+    crate::metrics::record_commit(operations, started.elapsed());
+    Ok((replies, true))
+}
 
 type StateTableHandle<'txn> = Table<'txn, &'static str, (u64, &'static [u8])>;
 type JournalTableHandle<'txn> = Table<'txn, (&'static str, u64), &'static [u8]>;

@@ -18,8 +18,12 @@
 //! Writes go through one writer thread that **group-commits**: concurrent
 //! writes share one durable transaction, and each `put(...).await` returns
 //! only once the commit holding it is on disk ([`Durability::Immediate`],
-//! the default). Reads use their own read transactions and never wait for
-//! the writer. [`WriteBatch`] commits writes to several keyspaces together.
+//! the default). Reads use their own read transactions on the calling task
+//! and never wait for the writer; they are short (a cache or page read), so
+//! they need no blocking thread. [`WriteBatch`] commits writes to several
+//! keyspaces together. An in-memory store ([`Store::open_in_memory`], for
+//! tests) writes inline instead, so its calls complete within their first
+//! poll and tests under paused tokio time stay deterministic.
 //!
 //! Maintenance: [`Store::backup`] copies a live store consistently,
 //! [`Store::restore`] loads a backup, [`Store::compact`] shrinks the file.
@@ -68,7 +72,6 @@
 //! ```
 
 mod apply;
-mod backup;
 mod batch;
 mod classify;
 mod codec;
@@ -76,6 +79,7 @@ mod codec;
 mod fault;
 mod journal;
 mod layout;
+mod maintenance;
 mod metadata;
 pub mod metrics;
 mod ops;

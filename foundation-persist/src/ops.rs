@@ -20,10 +20,22 @@ use crate::layout::JournalTables;
 ///
 /// A key that is deleted and written again gets a new, larger version, so a
 /// compare-and-set against an old version can never succeed by accident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// It serialises as its number, so a record may remember the version it was
+/// derived from.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct Version(pub(crate) u64);
 
 impl Version {
+    /// The version with this revision number, for example one read back
+    /// from a record that remembered it.
+    pub const fn new(revision: u64) -> Version {
+        Version(revision)
+    }
+
     /// The revision number.
     pub const fn get(self) -> u64 {
         self.0

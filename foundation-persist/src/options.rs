@@ -26,7 +26,9 @@ pub enum Durability {
 
 /// The settings of a [`Store`](crate::Store), a builder with `&mut self`
 /// setters. [`StoreOptions::new`] gives the safe defaults listed on each
-/// setter.
+/// setter. The durability, batch, queue and write timeout settings concern
+/// the writer thread of a file store; an in-memory store writes inline and
+/// ignores them.
 ///
 /// ```
 /// use std::time::Duration;

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError};
+use std::time::{Duration, Instant};
 
 use foundation_error::Error;
 use redb::Database;
@@ -148,5 +149,23 @@ impl Drop for ExclusiveGuard<'_> {
         drop(self.guard.take());
         self.shared.exclusive.store(false, Ordering::Release);
         self.shared.exclusive_watch.send_replace(false);
+    }
+}
+
+/// `timeout` from now, or a year from now when that overflows.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_never_overflow() {
+        let far = deadline_after(Duration::MAX);
+        assert!(far > Instant::now());
     }
 }

@@ -1,5 +1,13 @@
-//! [`Store`]: opening, the write path into the writer thread, maintenance
-//! (backup, restore, compaction) and closing.
+//! [`Store`]: opening, the write paths, maintenance (backup, restore,
+//! compaction) and closing.
+//!
+//! A file store writes through its writer thread (group commit, see
+//! `writer.rs`). An in-memory store, which has no fsync to amortise, writes
+//! inline: each write is applied and committed on the calling task, in its
+//! own transaction, so the write's future completes within its first poll.
+//! That keeps tests under paused tokio time deterministic: a test never
+//! waits on another thread, so tokio never auto-advances the clock while a
+//! write is in flight.
 //!
 //! This module is not for the typed keyspaces (`state.rs`, `journal.rs`,
 //! `metadata.rs`) or for batching (`writer.rs`).
@@ -9,23 +17,23 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use foundation_error::{Error, ErrorCode};
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{oneshot, watch};
 
-use crate::backup::check_format;
+use crate::apply::commit_requests;
 use crate::batch::WriteBatch;
 use crate::classify::{closed, storage_error};
 use crate::codec::Record;
 use crate::journal::Journal;
 use crate::layout::{FORMAT_KEY, REVISION_KEY, STORE_FORMAT, SYSTEM};
+use crate::maintenance::{self, check_format};
 use crate::metadata::Metadata;
 use crate::ops::{BackupReport, Command, CompactionReport, Op, Outcome, WriteRequest};
 use crate::options::StoreOptions;
 use crate::read;
-use crate::shared::Shared;
+use crate::shared::{Shared, deadline_after};
 use crate::state::StateStore;
 use crate::writer::{spawn_backup, spawn_writer};
 
@@ -40,6 +48,13 @@ use crate::writer::{spawn_backup, spawn_writer};
 ///
 /// Opening is a blocking call (after a crash redb repairs the file first):
 /// call it at start-up, or from a blocking context.
+///
+/// The store sets no tokio timer: the writer enforces each write's
+/// deadline on the real clock. Under paused tokio time, though, a file
+/// store's write waits on the writer thread, and tokio auto-advances its
+/// clock to the next pending timer meanwhile; tests under paused time
+/// should use [`open_in_memory`](Store::open_in_memory), whose calls
+/// complete within their first poll.
 ///
 /// ```
 /// use foundation_persist::{Record, Store, StoreOptions};
@@ -74,9 +89,19 @@ pub struct Store {
 
 struct Inner {
     shared: Arc<Shared>,
-    commands: mpsc::Sender<Command>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    stopped: watch::Receiver<bool>,
+    writes: Writes,
+}
+
+/// How writes reach the database.
+enum Writes {
+    /// Through the writer thread, which group-commits (file stores).
+    Thread {
+        commands: mpsc::Sender<Command>,
+        writer: Mutex<Option<JoinHandle<()>>>,
+        stopped: watch::Receiver<bool>,
+    },
+    /// Inline on the calling task, one write at a time (in-memory stores).
+    Inline { serial: Mutex<()> },
 }
 
 impl Store {
@@ -102,18 +127,36 @@ impl Store {
         Store::start(database, Some(path.to_path_buf()), options).map_err(with_path)
     }
 
-    /// Opens a store that lives in memory and disappears with it, for tests.
+    /// Opens a store that lives in memory and disappears with it, for
+    /// tests.
+    ///
+    /// It has the same API and semantics as a file store (versions,
+    /// compare-and-set, all-or-nothing batches, classified errors), except
+    /// that it has no writer thread: each write is applied and committed on
+    /// the calling task, in its own transaction, so every call completes
+    /// within its first poll. Under paused tokio time that keeps tests
+    /// deterministic. The write queue options do not apply to it, and its
+    /// backups are written on the calling task.
     ///
     /// # Errors
     ///
-    /// Only when the writer thread cannot be started.
+    /// Only storage errors of the in-memory backend.
     pub fn open_in_memory(options: &StoreOptions) -> Result<Store, Error> {
         let mut builder = redb::Builder::new();
         builder.set_cache_size(options.cache_bytes);
         let database = builder
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|error| storage_error(error, "open"))?;
-        Store::start(database, None, options)
+        prepare(&database, None)?;
+        crate::metrics::describe();
+        Ok(Store {
+            inner: Arc::new(Inner {
+                shared: Arc::new(Shared::new(database, None, options.clone())),
+                writes: Writes::Inline {
+                    serial: Mutex::new(()),
+                },
+            }),
+        })
     }
 
     fn start(
@@ -130,9 +173,11 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 shared,
-                commands,
-                writer: Mutex::new(Some(writer)),
-                stopped,
+                writes: Writes::Thread {
+                    commands,
+                    writer: Mutex::new(Some(writer)),
+                    stopped,
+                },
             }),
         })
     }
@@ -222,10 +267,26 @@ impl Store {
     /// it is not a store, `unsupported_version` for a newer store format,
     /// `store_in_use` when the backup file is open for writing elsewhere.
     pub async fn restore(&self, source: impl AsRef<Path>) -> Result<u64, Error> {
-        let source = source.as_ref().to_path_buf();
-        let (reply, answer) = oneshot::channel();
-        self.command(Command::Restore { source, reply })?;
-        answer.await.map_err(|_| closed())?
+        let shared = &self.inner.shared;
+        match &self.inner.writes {
+            Writes::Thread { commands, .. } => {
+                let source = source.as_ref().to_path_buf();
+                let (reply, answer) = oneshot::channel();
+                shared.check_open()?;
+                commands
+                    .send(Command::Restore { source, reply })
+                    .map_err(|_| closed())?;
+                answer.await.map_err(|_| closed())?
+            }
+            Writes::Inline { serial } => {
+                let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.check_open()?;
+                let guard = shared.writer_read();
+                let database = guard.as_ref().ok_or_else(closed)?;
+                let deadline = deadline_after(shared.options.maintenance_timeout);
+                maintenance::restore(database, source.as_ref(), deadline)
+            }
+        }
     }
 
     /// Compacts the store file, returning free space to the file system.
@@ -237,9 +298,22 @@ impl Store {
     /// `service_unavailable` while a backup is running (its snapshot pins
     /// pages) or once the store is closed.
     pub async fn compact(&self) -> Result<CompactionReport, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.command(Command::Compact(reply))?;
-        answer.await.map_err(|_| closed())?
+        let shared = &self.inner.shared;
+        match &self.inner.writes {
+            Writes::Thread { commands, .. } => {
+                let (reply, answer) = oneshot::channel();
+                shared.check_open()?;
+                commands
+                    .send(Command::Compact(reply))
+                    .map_err(|_| closed())?;
+                answer.await.map_err(|_| closed())?
+            }
+            Writes::Inline { serial } => {
+                let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.check_open()?;
+                maintenance::compact(shared, deadline_after(shared.options.maintenance_timeout))
+            }
+        }
     }
 
     /// The store revision: the version the most recent state write got.
@@ -265,12 +339,19 @@ impl Store {
     /// flush.
     pub async fn close(&self) -> Result<(), Error> {
         self.inner.shared.mark_closed();
-        let _ = self.inner.commands.send(Command::Shutdown);
-        let mut stopped = self.inner.stopped.clone();
-        // An error means the writer thread is gone (it exited or panicked):
-        // stopped either way.
-        let _ = stopped.wait_for(|stopped| *stopped).await;
-        self.inner.join_writer();
+        match &self.inner.writes {
+            Writes::Thread {
+                commands, stopped, ..
+            } => {
+                let _ = commands.send(Command::Shutdown);
+                let mut stopped = stopped.clone();
+                // An error means the writer thread is gone (it exited or
+                // panicked): stopped either way.
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+                self.inner.join_writer();
+            }
+            Writes::Inline { .. } => self.inner.release_inline(),
+        }
         Ok(())
     }
 
@@ -292,11 +373,6 @@ impl Store {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
-    fn command(&self, command: Command) -> Result<(), Error> {
-        self.inner.shared.check_open()?;
-        self.inner.commands.send(command).map_err(|_| closed())
-    }
-
     /// Queues operations as one all-or-nothing request and waits for the
     /// commit that holds them.
     pub(crate) async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, Error> {
@@ -305,6 +381,23 @@ impl Store {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
+        let commands = match &self.inner.writes {
+            Writes::Thread { commands, .. } => commands,
+            Writes::Inline { serial } => {
+                let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
+                shared.check_open()?;
+                let guard = shared.writer_read();
+                let database = guard.as_ref().ok_or_else(closed)?;
+                let (mut replies, _) =
+                    commit_requests(database, std::iter::once(ops.as_slice()), true)?;
+                return replies.pop().unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorCode::INTERNAL_ERROR,
+                        "an inline write produced no reply",
+                    ))
+                });
+            }
+        };
         let bytes = ops.iter().map(Op::encoded_bytes).sum();
         let (reply, answer) = oneshot::channel();
         let request = WriteRequest {
@@ -327,7 +420,7 @@ impl Store {
             )
             .with_context("max_queued_writes", limit));
         }
-        if self.inner.commands.send(Command::Write(request)).is_err() {
+        if commands.send(Command::Write(request)).is_err() {
             shared
                 .queued_writes
                 .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
@@ -362,31 +455,38 @@ impl fmt::Debug for Store {
 
 impl Inner {
     fn join_writer(&self) {
-        let handle = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let Writes::Thread { writer, .. } = &self.writes else {
+            return;
+        };
+        let handle = writer.lock().unwrap_or_else(PoisonError::into_inner).take();
         if let Some(handle) = handle {
             // The writer has stopped or is stopping; a panic in it was
             // already answered to its waiters as `service_unavailable`.
             let _ = handle.join();
         }
     }
+
+    /// Releases the database of an in-memory store.
+    fn release_inline(&self) {
+        let Writes::Inline { serial } = &self.writes else {
+            return;
+        };
+        let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(self.shared.writer_exclusive().take());
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         self.shared.mark_closed();
-        let _ = self.commands.send(Command::Shutdown);
-        self.join_writer();
+        match &self.writes {
+            Writes::Thread { commands, .. } => {
+                let _ = commands.send(Command::Shutdown);
+                self.join_writer();
+            }
+            Writes::Inline { .. } => self.release_inline(),
+        }
     }
-}
-
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 fn open_file(path: &Path, options: &StoreOptions) -> Result<Database, Error> {
@@ -438,12 +538,6 @@ fn prepare(database: &Database, path: Option<&Path>) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn deadlines_never_overflow() {
-        let far = deadline_after(Duration::MAX);
-        assert!(far > Instant::now());
-    }
-
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Probe(u32);
 
@@ -456,7 +550,8 @@ mod tests {
     async fn a_full_queue_refuses_at_once_with_queue_full() {
         let mut options = StoreOptions::new();
         options.max_queued_writes(4);
-        let store = Store::open_in_memory(&options).unwrap();
+        let directory = tempfile::tempdir().unwrap();
+        let store = Store::open(directory.path().join("queue.redb"), &options).unwrap();
         let probes = store.state::<Probe>("probes").unwrap();
         let queued = &store.inner.shared.queued_writes;
         queued.store(4, std::sync::atomic::Ordering::SeqCst);

@@ -28,16 +28,15 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use foundation_error::{Error, ErrorCode};
-use redb::{ReadTransaction, WriteTransaction};
+use redb::ReadTransaction;
 use tokio::sync::{oneshot, watch};
 
-use crate::apply::{Tables, apply_request, read_revision, write_revision};
-use crate::backup;
+use crate::apply::commit_requests;
 use crate::classify::{closed, storage_error};
-use crate::metrics;
+use crate::maintenance;
 use crate::ops::{BackupReport, Command, CompactionReport, WriteReply, WriteRequest};
 use crate::options::Durability;
-use crate::shared::Shared;
+use crate::shared::{Shared, deadline_after};
 
 const WRITER_THREAD_NAME: &str = "foundation-persist-writer";
 const BACKUP_THREAD_NAME: &str = "foundation-persist-backup";
@@ -82,7 +81,7 @@ pub(crate) fn spawn_backup(
         .name(BACKUP_THREAD_NAME.into())
         .spawn(move || {
             let abandoned = || reply.is_closed();
-            let result = backup::write_backup(&snapshot, &destination, deadline, &abandoned);
+            let result = maintenance::write_backup(&snapshot, &destination, deadline, &abandoned);
             drop(snapshot);
             let _ = reply.send(result);
         })
@@ -223,11 +222,8 @@ impl Writer {
         if live.is_empty() {
             return;
         }
-        let operations = live.iter().map(|request| request.ops.len()).sum();
-        let started = Instant::now();
         match self.apply_and_commit(&live) {
             Ok(replies) => {
-                metrics::record_commit(operations, started.elapsed());
                 for (request, reply) in live.into_iter().zip(replies) {
                     let _ = request.reply.send(reply);
                 }
@@ -244,55 +240,27 @@ impl Writer {
         let shared = Arc::clone(&self.shared);
         let guard = shared.writer_read();
         let database = guard.as_ref().ok_or_else(closed)?;
-        let mut transaction = database
-            .begin_write()
-            .map_err(|error| storage_error(error, "begin_write"))?;
-        let durable = self.set_durability(&mut transaction)?;
-        let mut replies = Vec::with_capacity(requests.len());
-        let mut applied_any = false;
-        {
-            let mut tables = Tables::new(&transaction);
-            let start = read_revision(&transaction)?;
-            let mut revision = start;
-            for request in requests {
-                let reply = apply_request(&mut tables, &mut revision, &request.ops)?;
-                applied_any |= reply.is_ok();
-                replies.push(reply);
-            }
-            drop(tables);
-            if revision != start {
-                write_revision(&transaction, revision)?;
-            }
+        let durable = self.next_commit_durable();
+        let (replies, committed) = commit_requests(
+            database,
+            requests.iter().map(|request| request.ops.as_slice()),
+            durable,
+        )?;
+        if committed {
+            self.committed(durable);
         }
-        if !applied_any {
-            transaction
-                .abort()
-                .map_err(|error| storage_error(error, "abort"))?;
-            return Ok(replies);
-        }
-        transaction
-            .commit()
-            .map_err(|error| storage_error(error, "commit"))?;
-        self.committed(durable);
         Ok(replies)
     }
 
-    /// Sets the transaction's durability; returns whether it is durable.
-    fn set_durability(&mut self, transaction: &mut WriteTransaction) -> Result<bool, Error> {
-        let durable = match (self.shared.options.durability, self.undurable_since) {
+    /// Whether the next commit must be durable: always with immediate
+    /// durability; with deferred durability once the oldest non-durable
+    /// commit is `flush_after` old.
+    fn next_commit_durable(&self) -> bool {
+        match (self.shared.options.durability, self.undurable_since) {
             (Durability::Deferred { flush_after }, Some(since)) => since.elapsed() >= flush_after,
             (Durability::Deferred { .. }, None) => false,
             (Durability::Immediate, _) => true,
-        };
-        let level = if durable {
-            redb::Durability::Immediate
-        } else {
-            redb::Durability::None
-        };
-        transaction
-            .set_durability(level)
-            .map_err(|error| storage_error(error, "set_durability"))?;
-        Ok(durable)
+        }
     }
 
     fn committed(&mut self, durable: bool) {
@@ -323,33 +291,8 @@ impl Writer {
 
     fn compact(&mut self) -> Result<CompactionReport, Error> {
         self.flush()?;
-        let file_size = |shared: &Shared| {
-            shared
-                .path
-                .as_ref()
-                .and_then(|path| std::fs::metadata(path).ok())
-                .map(|metadata| metadata.len())
-        };
-        let bytes_before = file_size(&self.shared);
-        {
-            let mut exclusive = self.shared.writer_exclusive();
-            let database = exclusive.database().ok_or_else(closed)?;
-            // Each round moves pages towards the start of the file; redb
-            // reports when nothing more can move. The bound only guards
-            // against a storage engine that never says so.
-            for _ in 0..1024 {
-                let progressed = database
-                    .compact()
-                    .map_err(|error| storage_error(error, "compact"))?;
-                if !progressed {
-                    break;
-                }
-            }
-        }
-        Ok(CompactionReport {
-            bytes_before,
-            bytes_after: file_size(&self.shared),
-        })
+        let deadline = deadline_after(self.shared.options.maintenance_timeout);
+        maintenance::compact(&self.shared, deadline)
     }
 
     fn restore(&mut self, source: &std::path::Path) -> Result<u64, Error> {
@@ -357,7 +300,8 @@ impl Writer {
         let shared = Arc::clone(&self.shared);
         let guard = shared.writer_read();
         let database = guard.as_ref().ok_or_else(closed)?;
-        backup::restore(database, source)
+        let deadline = deadline_after(shared.options.maintenance_timeout);
+        maintenance::restore(database, source, deadline)
     }
 
     /// Commits what is still queued, flushes, releases the database.

@@ -76,12 +76,60 @@ async fn a_thousand_concurrent_writers_are_all_readable() {
 async fn a_write_that_waits_past_its_timeout_is_not_applied() {
     let mut options = StoreOptions::new();
     options.write_timeout(Duration::ZERO);
-    let store = Store::open_in_memory(&options).unwrap();
+    let directory = temp_dir();
+    let store = Store::open(directory.path().join("store.redb"), &options).unwrap();
     let tasks = store.state::<Task>("tasks").unwrap();
     let error = bounded(tasks.put("k", &Task::new(1))).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::TIMEOUT);
     assert!(error.is_retryable());
     assert_eq!(bounded(tasks.get("k")).await.unwrap(), None);
+}
+
+/// An in-memory store writes inline, so under paused tokio time a write
+/// completes in its first poll and never lets the clock auto-advance to a
+/// pending timer.
+#[tokio::test(start_paused = true)]
+async fn in_memory_stores_never_move_paused_time() {
+    use futures::FutureExt;
+    let store = Store::open_in_memory(&StoreOptions::new()).unwrap();
+    let tasks = store.state::<Task>("tasks").unwrap();
+    let journal = store.journal::<Task>("log").unwrap();
+    // A registered timer is what paused time would jump to while a write
+    // waited on another thread (as a file store's write does).
+    let timer = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(timer);
+    assert!(
+        (&mut timer).now_or_never().is_none(),
+        "the timer is registered"
+    );
+    let started = tokio::time::Instant::now();
+    for id in 0..20 {
+        tasks.put(&format!("k{id}"), &Task::new(id)).await.unwrap();
+        journal.append("s", &Task::new(id)).await.unwrap();
+        assert!(
+            tasks.get("k0").now_or_never().is_some(),
+            "a read completes in one poll"
+        );
+        assert!(
+            tasks.put("k0", &Task::new(0)).now_or_never().is_some(),
+            "a write completes in one poll"
+        );
+    }
+    let mut batch = store.batch();
+    batch.put(&tasks, "b", &Task::new(1)).unwrap();
+    batch.commit().await.unwrap();
+    store.compact().await.unwrap();
+    assert_eq!(
+        tokio::time::Instant::now(),
+        started,
+        "the clock did not move"
+    );
+    assert!(
+        (&mut timer).now_or_never().is_none(),
+        "the timer is still pending"
+    );
+    store.close().await.unwrap();
+    assert_eq!(tokio::time::Instant::now(), started);
 }
 
 #[tokio::test]

@@ -64,4 +64,20 @@ mod support {
     pub(crate) fn temp_dir() -> tempfile::TempDir {
         tempfile::tempdir().expect("a temporary directory can be created")
     }
+
+    /// One store of each kind: in memory (writes inline) and on disk
+    /// (writes through the group-committing writer thread). The directory
+    /// must outlive the file store.
+    pub(crate) fn each_kind() -> Vec<(
+        &'static str,
+        foundation_persist::Store,
+        Option<tempfile::TempDir>,
+    )> {
+        use foundation_persist::{Store, StoreOptions};
+        let directory = temp_dir();
+        let file = Store::open(directory.path().join("store.redb"), &StoreOptions::new())
+            .expect("a file store opens");
+        let memory = Store::open_in_memory(&StoreOptions::new()).expect("a memory store opens");
+        vec![("memory", memory, None), ("file", file, Some(directory))]
+    }
 }

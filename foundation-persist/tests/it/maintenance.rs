@@ -156,7 +156,15 @@ async fn restore_refuses_what_is_not_a_backup() {
     let garbage = directory.path().join("garbage.redb");
     std::fs::write(&garbage, vec![0x5a; 10_000]).unwrap();
     let error = bounded(store.restore(&garbage)).await.unwrap_err();
-    assert_ne!(error.code(), ErrorCode::INTERNAL_ERROR, "{error}");
+    assert_eq!(error.code(), ErrorCode::DATA_CORRUPTION, "{error}");
+    let opened = Store::open(&garbage, &StoreOptions::new()).unwrap_err();
+    assert_eq!(opened.code(), ErrorCode::DATA_CORRUPTION, "{opened}");
+
+    // The backup of an empty store restores: it holds only the format.
+    let other = directory.path().join("empty-backup.redb");
+    let empty = Store::open_in_memory(&StoreOptions::new()).unwrap();
+    let backup = bounded(empty.backup(&other)).await.unwrap();
+    assert_eq!(bounded(store.restore(&backup.path)).await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

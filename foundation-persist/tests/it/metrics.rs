@@ -25,12 +25,13 @@ fn snapshotter() -> &'static Snapshotter {
 async fn commits_record_batch_size_and_latency() {
     let snapshotter = snapshotter();
     let mut options = StoreOptions::new();
-    // The writer waits for ten writes (the bound closes the batch), so the
-    // ten concurrent puts below share exactly one commit.
+    // The writer of a file store waits for ten writes (the bound closes the
+    // batch), so the ten concurrent puts below share exactly one commit.
     options
         .max_batch_operations(10)
         .max_batch_delay(Duration::from_secs(30));
-    let store = Store::open_in_memory(&options).unwrap();
+    let directory = crate::support::temp_dir();
+    let store = Store::open(directory.path().join("metrics.redb"), &options).unwrap();
     let tasks = store.state::<Task>("tasks").unwrap();
     let puts = join_all((0..10).map(|id| {
         let tasks = tasks.clone();

@@ -4,7 +4,7 @@
 use foundation_error::{Category, ErrorCode};
 use foundation_persist::{Store, StoreOptions};
 
-use crate::support::{Task, bounded, temp_dir};
+use crate::support::{Task, bounded, each_kind, temp_dir};
 
 #[tokio::test]
 async fn put_get_delete_round_trip() {
@@ -23,53 +23,57 @@ async fn put_get_delete_round_trip() {
 
 #[tokio::test]
 async fn versions_grow_and_never_repeat_across_delete() {
-    let store = Store::open_in_memory(&StoreOptions::new()).unwrap();
-    let tasks = store.state::<Task>("tasks").unwrap();
-    let first = bounded(tasks.put("k", &Task::new(1))).await.unwrap();
-    let second = bounded(tasks.put("k", &Task::new(2))).await.unwrap();
-    assert!(second > first);
-    bounded(tasks.delete("k")).await.unwrap();
-    let third = bounded(tasks.put("k", &Task::new(3))).await.unwrap();
-    assert!(third > second);
-    // A compare-and-set holding the version from before the delete fails.
-    let error = bounded(tasks.compare_and_set("k", Some(first), &Task::new(4)))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT);
-    assert_eq!(bounded(store.revision()).await.unwrap(), third.get());
+    for (kind, store, _directory) in each_kind() {
+        eprintln!("store kind: {kind}");
+        let tasks = store.state::<Task>("tasks").unwrap();
+        let first = bounded(tasks.put("k", &Task::new(1))).await.unwrap();
+        let second = bounded(tasks.put("k", &Task::new(2))).await.unwrap();
+        assert!(second > first);
+        bounded(tasks.delete("k")).await.unwrap();
+        let third = bounded(tasks.put("k", &Task::new(3))).await.unwrap();
+        assert!(third > second);
+        // A compare-and-set holding the version from before the delete fails.
+        let error = bounded(tasks.compare_and_set("k", Some(first), &Task::new(4)))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT);
+        assert_eq!(bounded(store.revision()).await.unwrap(), third.get());
+    }
 }
 
 #[tokio::test]
 async fn compare_and_set_and_delete_check_versions() {
-    let store = Store::open_in_memory(&StoreOptions::new()).unwrap();
-    let tasks = store.state::<Task>("tasks").unwrap();
-    let created = bounded(tasks.compare_and_set("k", None, &Task::new(1)))
-        .await
-        .unwrap();
-    let again = bounded(tasks.compare_and_set("k", None, &Task::new(1)))
-        .await
-        .unwrap_err();
-    assert_eq!(again.code(), ErrorCode::VERSION_CONFLICT);
-    assert_eq!(again.context_value("keyspace"), Some("tasks"));
-    assert_eq!(again.context_value("key"), Some("k"));
-    assert_eq!(again.context_value("expected_version"), Some("absent"));
+    for (kind, store, _directory) in each_kind() {
+        eprintln!("store kind: {kind}");
+        let tasks = store.state::<Task>("tasks").unwrap();
+        let created = bounded(tasks.compare_and_set("k", None, &Task::new(1)))
+            .await
+            .unwrap();
+        let again = bounded(tasks.compare_and_set("k", None, &Task::new(1)))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), ErrorCode::VERSION_CONFLICT);
+        assert_eq!(again.context_value("keyspace"), Some("tasks"));
+        assert_eq!(again.context_value("key"), Some("k"));
+        assert_eq!(again.context_value("expected_version"), Some("absent"));
 
-    let updated = bounded(tasks.compare_and_set("k", Some(created), &Task::new(2)))
-        .await
-        .unwrap();
-    let stale = bounded(tasks.compare_and_delete("k", created))
-        .await
-        .unwrap_err();
-    assert_eq!(stale.code(), ErrorCode::VERSION_CONFLICT);
-    assert_eq!(bounded(tasks.get("k")).await.unwrap(), Some(Task::new(2)));
-    bounded(tasks.compare_and_delete("k", updated))
-        .await
-        .unwrap();
-    assert_eq!(bounded(tasks.get("k")).await.unwrap(), None);
-    let absent = bounded(tasks.compare_and_set("k", Some(updated), &Task::new(3)))
-        .await
-        .unwrap_err();
-    assert_eq!(absent.code(), ErrorCode::VERSION_CONFLICT);
+        let updated = bounded(tasks.compare_and_set("k", Some(created), &Task::new(2)))
+            .await
+            .unwrap();
+        let stale = bounded(tasks.compare_and_delete("k", created))
+            .await
+            .unwrap_err();
+        assert_eq!(stale.code(), ErrorCode::VERSION_CONFLICT);
+        assert_eq!(bounded(tasks.get("k")).await.unwrap(), Some(Task::new(2)));
+        bounded(tasks.compare_and_delete("k", updated))
+            .await
+            .unwrap();
+        assert_eq!(bounded(tasks.get("k")).await.unwrap(), None);
+        let absent = bounded(tasks.compare_and_set("k", Some(updated), &Task::new(3)))
+            .await
+            .unwrap_err();
+        assert_eq!(absent.code(), ErrorCode::VERSION_CONFLICT);
+    }
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Backup and restore as table copies.
+//! Maintenance: backup and restore as table copies, and compaction.
 //!
 //! A backup copies every table of one read snapshot into a new store file:
 //! a consistent copy of a live store, written to a temporary file beside
@@ -11,7 +11,11 @@
 //! never a mix. The store revision never goes backwards across a restore,
 //! so versions handed out before it are never handed out again.
 //!
-//! This module is not for scheduling either operation (`writer.rs` and
+//! Compaction takes the database gate alone (readers wait, writes queue),
+//! lets redb move pages towards the start of the file round by round, and
+//! stops when nothing more moves or the maintenance deadline passes.
+//!
+//! This module is not for scheduling these operations (`writer.rs` and
 //! `store.rs` do that).
 
 use std::fs;
@@ -25,9 +29,10 @@ use redb::{
 };
 
 use crate::apply::{read_revision, write_revision};
-use crate::classify::storage_error;
+use crate::classify::{closed, storage_error};
 use crate::layout::{FORMAT_KEY, REVISION_KEY, STORE_FORMAT, SYSTEM, TableKind, table_kind};
-use crate::ops::BackupReport;
+use crate::ops::{BackupReport, CompactionReport};
+use crate::shared::Shared;
 
 /// How often (in entries) a copy checks whether it should stop.
 const CHECK_EVERY: u64 = 1024;
@@ -222,8 +227,9 @@ fn write_partial(
 }
 
 /// Replaces the contents of `live` with the backup at `source`, in one
-/// durable transaction. Returns the number of entries restored.
-pub(crate) fn restore(live: &Database, source: &Path) -> Result<u64, Error> {
+/// durable transaction. Returns the number of entries restored. Past
+/// `deadline` the restore is abandoned (nothing of it is applied).
+pub(crate) fn restore(live: &Database, source: &Path, deadline: Instant) -> Result<u64, Error> {
     let with_path = |error: Error| error.with_context("path", source.display());
     if !source.is_file() {
         return Err(Error::not_found("no backup file exists at this path")
@@ -258,12 +264,52 @@ pub(crate) fn restore(live: &Database, source: &Path) -> Result<u64, Error> {
             .delete_table(handle)
             .map_err(|error| storage_error(error, "delete_table"))?;
     }
-    let no_stop = || Ok(());
-    let entries = copy_tables(&read, &transaction, &no_stop).map_err(with_path)?;
+    let stop = || {
+        if Instant::now() > deadline {
+            Err(Error::timeout(
+                "the restore took longer than the maintenance timeout; nothing was restored",
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let entries = copy_tables(&read, &transaction, &stop).map_err(with_path)?;
     let revision_after = read_revision(&transaction)?;
     write_revision(&transaction, revision_before.max(revision_after))?;
     transaction
         .commit()
         .map_err(|error| storage_error(error, "commit"))?;
     Ok(entries)
+}
+
+/// Compacts the database; must run where no write transaction is live
+/// (the writer thread, or under the inline write lock).
+pub(crate) fn compact(shared: &Shared, deadline: Instant) -> Result<CompactionReport, Error> {
+    let file_size = || {
+        shared
+            .path
+            .as_ref()
+            .and_then(|path| fs::metadata(path).ok())
+            .map(|metadata| metadata.len())
+    };
+    let bytes_before = file_size();
+    {
+        let mut exclusive = shared.writer_exclusive();
+        let database = exclusive.database().ok_or_else(closed)?;
+        // Each round moves pages towards the start of the file; redb says
+        // when nothing more can move. The round bound only guards against a
+        // storage engine that never says so.
+        for _ in 0..1024 {
+            let progressed = database
+                .compact()
+                .map_err(|error| storage_error(error, "compact"))?;
+            if !progressed || Instant::now() > deadline {
+                break;
+            }
+        }
+    }
+    Ok(CompactionReport {
+        bytes_before,
+        bytes_after: file_size(),
+    })
 }
