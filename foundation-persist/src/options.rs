@@ -38,7 +38,8 @@ pub enum Durability {
 /// options
 ///     .write_timeout(Duration::from_secs(2))
 ///     .max_batch_operations(512);
-/// assert_eq!(options.get_write_timeout(), Duration::from_secs(2));
+/// let store = foundation_persist::Store::open_in_memory(&options)?;
+/// # Ok::<(), foundation_error::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -161,15 +162,5 @@ impl StoreOptions {
     pub fn fault_injection(&mut self, faults: crate::fault::FaultInjection) -> &mut StoreOptions {
         self.fault_injection = Some(faults);
         self
-    }
-
-    /// The configured durability.
-    pub fn get_durability(&self) -> Durability {
-        self.durability
-    }
-
-    /// The configured write timeout.
-    pub fn get_write_timeout(&self) -> Duration {
-        self.write_timeout
     }
 }

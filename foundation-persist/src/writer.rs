@@ -137,7 +137,11 @@ impl Writer {
     fn next_command(&mut self) -> Option<Command> {
         loop {
             let flush_due = match (self.undurable_since, self.shared.options.durability) {
-                (Some(since), Durability::Deferred { flush_after }) => Some(since + flush_after),
+                (Some(since), Durability::Deferred { flush_after }) => Some(
+                    since
+                        .checked_add(flush_after)
+                        .unwrap_or_else(|| deadline_after(flush_after)),
+                ),
                 _ => None,
             };
             let Some(due) = flush_due else {
@@ -149,9 +153,11 @@ impl Writer {
             {
                 Ok(command) => return Some(command),
                 Err(RecvTimeoutError::Timeout) => {
-                    // A failed flush leaves the commits pending; the next
-                    // write or the close retries it.
-                    let _ = self.flush();
+                    if self.flush().is_err() {
+                        // The commits stay pending; retry one interval
+                        // later rather than at once, in a loop.
+                        self.undurable_since = Some(Instant::now());
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => return None,
             }
@@ -169,7 +175,7 @@ impl Writer {
         let mut operations = first.ops.len();
         let mut bytes = first.bytes;
         let mut batch = vec![first];
-        let linger_until = Instant::now() + options.max_batch_delay;
+        let linger_until = deadline_after(options.max_batch_delay);
         while operations < options.max_batch_operations && bytes < options.max_batch_bytes {
             let command = match self.commands.try_recv() {
                 Ok(command) => command,

@@ -2,7 +2,9 @@
 //! input validation, and the closed store.
 
 use foundation_error::{Category, ErrorCode};
-use foundation_persist::{Store, StoreOptions};
+use std::time::Duration;
+
+use foundation_persist::{Durability, Store, StoreOptions};
 
 use crate::support::{Task, bounded, each_kind, temp_dir};
 
@@ -206,4 +208,30 @@ async fn dropping_the_last_handle_commits_and_releases_the_file() {
     let store = Store::open(&path, &StoreOptions::new()).unwrap();
     let tasks = store.state::<Task>("tasks").unwrap();
     assert_eq!(bounded(tasks.get("j")).await.unwrap(), Some(Task::new(6)));
+}
+
+#[tokio::test]
+async fn deferred_durability_acknowledges_at_once_and_flushes_at_close() {
+    let directory = temp_dir();
+    let path = directory.path().join("deferred.redb");
+    let mut options = StoreOptions::new();
+    options.durability(Durability::Deferred {
+        flush_after: Duration::from_secs(3600),
+    });
+    let store = Store::open(&path, &options).unwrap();
+    let tasks = store.state::<Task>("tasks").unwrap();
+    for id in 0..20 {
+        bounded(tasks.put(&format!("k{id:02}"), &Task::new(id)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(bounded(tasks.list("", None, 100)).await.unwrap().len(), 20);
+    // Compaction makes the deferred commits durable first.
+    bounded(store.compact()).await.unwrap();
+    bounded(tasks.put("after", &Task::new(99))).await.unwrap();
+    bounded(store.close()).await.unwrap();
+
+    let store = Store::open(&path, &StoreOptions::new()).unwrap();
+    let tasks = store.state::<Task>("tasks").unwrap();
+    assert_eq!(bounded(tasks.list("", None, 100)).await.unwrap().len(), 21);
 }
