@@ -2,9 +2,10 @@
 //! validated, addressed to tables by name.
 //!
 //! Typed handles (`state.rs`, `journal.rs`, `metadata.rs`, `batch.rs`)
-//! build these; `apply.rs` executes them inside a transaction. This module
-//! is not for the public outcome types' documentation of semantics beyond
-//! what each variant says.
+//! build these; `apply.rs` executes them inside a transaction. The public
+//! result types of writes and maintenance ([`Version`], [`Outcome`],
+//! [`BackupReport`], [`CompactionReport`]) live here too. This module is
+//! not for encoding values (`codec.rs`) or for applying operations.
 
 use std::path::PathBuf;
 use std::sync::Arc;
