@@ -123,6 +123,9 @@ impl Store {
         {
             std::fs::create_dir_all(parent).map_err(|error| with_path(error.into()))?;
         }
+        if !path.exists() {
+            create_atomically(path, options).map_err(with_path)?;
+        }
         let database = open_file(path, options).map_err(with_path)?;
         Store::start(database, Some(path.to_path_buf()), options).map_err(with_path)
     }
@@ -509,6 +512,50 @@ fn open_file(path: &Path, options: &StoreOptions) -> Result<Database, Error> {
     builder
         .create(path)
         .map_err(|error| storage_error(error, "open"))
+}
+
+/// Creates a new store file so that a crash at any moment leaves either no
+/// file or a complete, empty store: redb initialises a file in place, and a
+/// process killed half-way would leave a file that is not a database and
+/// can never be opened. The store is built in a temporary file beside the
+/// destination and linked into place (a link never replaces a file another
+/// process created meanwhile).
+fn create_atomically(path: &Path, options: &StoreOptions) -> Result<(), Error> {
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::new(ErrorCode::INVALID_INPUT, "the store path has no file name"))?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut creating_name = std::ffi::OsString::from(".");
+    creating_name.push(file_name);
+    creating_name.push(format!(".creating-{}", std::process::id()));
+    let creating = directory.join(creating_name);
+    if creating.exists() {
+        std::fs::remove_file(&creating)?;
+    }
+    let result = (|| {
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(options.cache_bytes);
+        let database = builder
+            .create(&creating)
+            .map_err(|error| storage_error(error, "create"))?;
+        prepare(&database, Some(path))?;
+        database
+            .close()
+            .map_err(|error| storage_error(error, "close"))?;
+        match std::fs::hard_link(&creating, path) {
+            Ok(()) => {}
+            // Another process created the store first: use theirs.
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error.into()),
+        }
+        std::fs::File::open(&directory)?.sync_all()?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_file(&creating);
+    result
 }
 
 /// Checks the store format and writes it into a new store.

@@ -300,3 +300,74 @@ fn say(line: &str) {
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
 }
+
+const CREATE_TEST_NAME: &str = "crash::a_store_killed_while_it_is_created_opens_or_is_absent";
+const CREATOR_DIRECTORY: &str = "FOUNDATION_PERSIST_CREATOR_DIRECTORY";
+
+/// A process killed while it creates a new store leaves either no store
+/// file or one that opens: never a half-initialised file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_killed_while_it_is_created_opens_or_is_absent() {
+    if let Ok(directory) = std::env::var(CREATOR_DIRECTORY) {
+        return create_forever(PathBuf::from(directory)).await;
+    }
+    let seed = fastrand::u64(..);
+    eprintln!("creation crash test seed: {seed}");
+    let mut random = fastrand::Rng::with_seed(seed);
+    let directory = crate::support::temp_dir();
+    for round in 0..10 {
+        let round_directory = directory.path().join(format!("round-{round}"));
+        let executable = std::env::current_exe().expect("the test binary knows its path");
+        let mut child = Command::new(executable)
+            .args([
+                "--exact",
+                CREATE_TEST_NAME,
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CREATOR_DIRECTORY, &round_directory)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the test binary can be re-run");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let wait_for = random.usize(1..=4);
+        let mut created = 0;
+        while created < wait_for {
+            match next_line(&mut lines).await {
+                Some(line) if line.contains("CREATED") => created += 1,
+                Some(_) => {}
+                None => panic!("the creator exited before it was killed"),
+            }
+        }
+        kill(&mut child).await;
+        let mut stores = 0;
+        for entry in std::fs::read_dir(&round_directory).expect("the round directory exists") {
+            let path = entry.expect("a directory entry").path();
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "redb")
+            {
+                let store = Store::open(&path, &StoreOptions::new())
+                    .unwrap_or_else(|error| panic!("{} does not open: {error}", path.display()));
+                bounded(store.close()).await.expect("the store closes");
+                stores += 1;
+            }
+        }
+        assert!(stores >= wait_for, "every reported store exists");
+    }
+}
+
+/// The creator: creates new stores one after another, forever.
+async fn create_forever(directory: PathBuf) {
+    // Bounded so that a forgotten creator ends by itself.
+    for index in 0..10_000 {
+        let path = directory.join(format!("store-{index:05}.redb"));
+        let store = Store::open(&path, &StoreOptions::new()).expect("the creator creates a store");
+        store.close().await.expect("the store closes");
+        say(&format!("CREATED {index}"));
+    }
+}
