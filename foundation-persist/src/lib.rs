@@ -38,6 +38,17 @@
 //! No redb type appears in this API, so that another backend can serve it
 //! later. This crate depends on foundation-error only.
 //!
+//! Limits worth knowing:
+//!
+//! - One process opens a store file at a time (`store_in_use` otherwise);
+//!   several nodes sharing state need another backend.
+//! - After a crash, the next open repairs the file (redb walks it whole),
+//!   so that open takes longer the larger the file.
+//! - A kill can leave a hidden `.NAME.creating-PID` or `.NAME.partial-PID`
+//!   file beside a store or a backup (an interrupted creation or copy);
+//!   they are never read and can be deleted.
+//! - Reads return at most [`MAX_READ_LIMIT`] records; page with `after`.
+//!
 //! ```
 //! use foundation_persist::{Record, Store, StoreOptions};
 //! use serde::{Deserialize, Serialize};

@@ -238,8 +238,17 @@ impl Store {
                     .map_err(|error| storage_error(error, "begin_read"))
             })
             .await?;
-        let (reply, answer) = oneshot::channel();
         let deadline = deadline_after(shared.options.maintenance_timeout);
+        if let Writes::Inline { .. } = self.inner.writes {
+            let never_abandoned = || false;
+            return maintenance::write_backup(
+                &snapshot,
+                destination.as_ref(),
+                deadline,
+                &never_abandoned,
+            );
+        }
+        let (reply, answer) = oneshot::channel();
         spawn_backup(
             snapshot,
             destination.as_ref().to_path_buf(),
@@ -267,8 +276,10 @@ impl Store {
     /// # Errors
     ///
     /// `data_not_found` when `source` does not exist, `invalid_input` when
-    /// it is not a store, `unsupported_version` for a newer store format,
-    /// `store_in_use` when the backup file is open for writing elsewhere.
+    /// it is a redb file but not a store, `data_corruption` when it is not a
+    /// redb file, `unsupported_version` for a newer store format,
+    /// `store_in_use` when the backup file is open for writing elsewhere,
+    /// `timeout` (nothing restored) after the maintenance timeout.
     pub async fn restore(&self, source: impl AsRef<Path>) -> Result<u64, Error> {
         let shared = &self.inner.shared;
         match &self.inner.writes {
@@ -294,7 +305,8 @@ impl Store {
 
     /// Compacts the store file, returning free space to the file system.
     /// Reads wait (without blocking their thread) and writes queue while it
-    /// runs.
+    /// runs; it stops early, keeping what it achieved, at the maintenance
+    /// timeout.
     ///
     /// # Errors
     ///
