@@ -1,0 +1,363 @@
+//! Applying write requests inside one redb write transaction.
+//!
+//! A request is all-or-nothing: its preconditions (compare-and-set
+//! versions, expected journal sequence numbers) are checked first, against
+//! the transaction as earlier requests of the batch left it and against the
+//! request's own earlier operations; only if all hold are its writes made.
+//! A request whose precondition fails is answered `version_conflict` and
+//! the rest of the batch goes on. A storage error, by contrast, fails the
+//! whole batch: the transaction is dropped and nothing in it is committed.
+//!
+//! This module is not for batching or committing (`writer.rs`).
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use std::time::Instant;
+
+use foundation_error::{Error, ErrorCode};
+use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
+
+use crate::classify::storage_error;
+use crate::layout::{self, REVISION_KEY, SYSTEM};
+use crate::ops::{Expect, Op, Outcome, Version, WriteReply};
+
+/// Applies `requests` in one write transaction and commits it, durably or
+/// not; returns one reply per request and whether anything was committed.
+///
+/// A request rejected by its preconditions gets its error and the others go
+/// on; when no request applies, the transaction is aborted (no fsync). A
+/// storage error fails the whole batch. Records the batch metrics of a
+/// commit.
+pub(crate) fn commit_requests<'a>(
+    database: &Database,
+    requests: impl ExactSizeIterator<Item = &'a [Op]>,
+    durable: bool,
+) -> Result<(Vec<WriteReply>, bool), Error> {
+    let started = Instant::now();
+    let mut transaction = database
+        .begin_write()
+        .map_err(|error| storage_error(error, "begin_write"))?;
+    let level = if durable {
+        redb::Durability::Immediate
+    } else {
+        redb::Durability::None
+    };
+    transaction
+        .set_durability(level)
+        .map_err(|error| storage_error(error, "set_durability"))?;
+    let mut replies = Vec::with_capacity(requests.len());
+    let mut operations = 0;
+    {
+        let mut tables = Tables::new(&transaction);
+        let start = read_revision(&transaction)?;
+        let mut revision = start;
+        for ops in requests {
+            let reply = apply_request(&mut tables, &mut revision, ops)?;
+            if reply.is_ok() {
+                operations += ops.len();
+            }
+            replies.push(reply);
+        }
+        drop(tables);
+        if revision != start {
+            write_revision(&transaction, revision)?;
+        }
+    }
+    if operations == 0 {
+        transaction
+            .abort()
+            .map_err(|error| storage_error(error, "abort"))?;
+        return Ok((replies, false));
+    }
+    transaction
+        .commit()
+        .map_err(|error| storage_error(error, "commit"))?;
+    crate::metrics::record_commit(operations, started.elapsed());
+    Ok((replies, true))
+}
+
+type StateTableHandle<'txn> = Table<'txn, &'static str, (u64, &'static [u8])>;
+type JournalTableHandle<'txn> = Table<'txn, (&'static str, u64), &'static [u8]>;
+type HeadTableHandle<'txn> = Table<'txn, &'static str, (u64, u64)>;
+
+/// The tables a batch has opened, kept open until the batch is applied.
+pub(crate) struct Tables<'txn> {
+    transaction: &'txn WriteTransaction,
+    state: HashMap<Arc<str>, StateTableHandle<'txn>>,
+    journal: HashMap<Arc<str>, JournalTableHandle<'txn>>,
+    heads: HashMap<Arc<str>, HeadTableHandle<'txn>>,
+}
+
+/// A request rejected by a precondition, or a storage failure that fails
+/// the batch.
+pub(crate) type Applied = Result<Result<Vec<Outcome>, Error>, Error>;
+
+impl<'txn> Tables<'txn> {
+    pub(crate) fn new(transaction: &'txn WriteTransaction) -> Tables<'txn> {
+        Tables {
+            transaction,
+            state: HashMap::new(),
+            journal: HashMap::new(),
+            heads: HashMap::new(),
+        }
+    }
+
+    fn state(&mut self, name: &Arc<str>) -> Result<&mut StateTableHandle<'txn>, Error> {
+        open(self.transaction, &mut self.state, name)
+    }
+
+    fn journal(&mut self, name: &Arc<str>) -> Result<&mut JournalTableHandle<'txn>, Error> {
+        open(self.transaction, &mut self.journal, name)
+    }
+
+    fn heads(&mut self, name: &Arc<str>) -> Result<&mut HeadTableHandle<'txn>, Error> {
+        open(self.transaction, &mut self.heads, name)
+    }
+
+    fn current_version(&mut self, table: &Arc<str>, key: &str) -> Result<u64, Error> {
+        let table = self.state(table)?;
+        let current = table
+            .get(key)
+            .map_err(|error| storage_error(error, "read"))?
+            .map_or(0, |value| value.value().0);
+        Ok(current)
+    }
+
+    /// (next sequence, truncated through) of a stream.
+    fn head(&mut self, heads: &Arc<str>, stream: &str) -> Result<(u64, u64), Error> {
+        let table = self.heads(heads)?;
+        let head = table
+            .get(stream)
+            .map_err(|error| storage_error(error, "read"))?
+            .map_or((1, 0), |value| value.value());
+        Ok(head)
+    }
+}
+
+fn open<'map, 'txn, K, V>(
+    transaction: &'txn WriteTransaction,
+    tables: &'map mut HashMap<Arc<str>, Table<'txn, K, V>>,
+    name: &Arc<str>,
+) -> Result<&'map mut Table<'txn, K, V>, Error>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.entry(Arc::clone(name)) {
+        Entry::Occupied(entry) => Ok(entry.into_mut()),
+        Entry::Vacant(entry) => {
+            let table = transaction
+                .open_table(TableDefinition::<K, V>::new(name))
+                .map_err(|error| storage_error(error, "open_table"))?;
+            Ok(entry.insert(table))
+        }
+    }
+}
+
+/// Reads the store revision (0 in a new store).
+pub(crate) fn read_revision(transaction: &WriteTransaction) -> Result<u64, Error> {
+    let table = transaction
+        .open_table(SYSTEM)
+        .map_err(|error| storage_error(error, "open_table"))?;
+    let revision = table
+        .get(REVISION_KEY)
+        .map_err(|error| storage_error(error, "read"))?
+        .map_or(0, |value| value.value());
+    Ok(revision)
+}
+
+pub(crate) fn write_revision(transaction: &WriteTransaction, revision: u64) -> Result<(), Error> {
+    let mut table = transaction
+        .open_table(SYSTEM)
+        .map_err(|error| storage_error(error, "open_table"))?;
+    table
+        .insert(REVISION_KEY, revision)
+        .map_err(|error| storage_error(error, "write"))?;
+    Ok(())
+}
+
+/// Checks a request's preconditions, then makes its writes.
+///
+/// `revision` is the last revision handed out; it advances only when the
+/// request is applied.
+pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[Op]) -> Applied {
+    let mut versions: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut sequences: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut next_revision = *revision;
+    let mut outcomes = Vec::with_capacity(ops.len());
+
+    for op in ops {
+        match op {
+            Op::Put {
+                table, key, expect, ..
+            } => {
+                // An unconditional put needs no read: its version is the
+                // next revision whatever the key held.
+                if *expect != Expect::Any {
+                    let current = match versions.get(&(&**table, key.as_str())) {
+                        Some(&version) => version,
+                        None => tables.current_version(table, key)?,
+                    };
+                    if let Err(conflict) = check(*expect, current, table, key) {
+                        return Ok(Err(conflict));
+                    }
+                }
+                next_revision += 1;
+                versions.insert((&**table, key.as_str()), next_revision);
+                outcomes.push(Outcome::Written {
+                    version: Version(next_revision),
+                });
+            }
+            Op::Delete { table, key, expect } => {
+                let current = match versions.get(&(&**table, key.as_str())) {
+                    Some(&version) => version,
+                    None => tables.current_version(table, key)?,
+                };
+                if let Err(conflict) = check(*expect, current, table, key) {
+                    return Ok(Err(conflict));
+                }
+                versions.insert((&**table, key.as_str()), 0);
+                outcomes.push(Outcome::Deleted {
+                    existed: current != 0,
+                });
+            }
+            Op::Append {
+                journal,
+                stream,
+                expect_sequence,
+                ..
+            } => {
+                let next = match sequences.get(&(&*journal.heads, stream.as_str())) {
+                    Some(&next) => next,
+                    None => tables.head(&journal.heads, stream)?.0,
+                };
+                if let Some(expected) = *expect_sequence
+                    && expected != next
+                {
+                    return Ok(Err(Error::new(
+                        ErrorCode::VERSION_CONFLICT,
+                        format!(
+                            "the append expected sequence number {expected}, but the stream's next is {next}"
+                        ),
+                    )
+                    .with_context("keyspace", layout::keyspace_of(&journal.records))
+                    .with_context("stream", stream)
+                    .with_context("expected_sequence", expected)
+                    .with_context("next_sequence", next)));
+                }
+                sequences.insert((&*journal.heads, stream.as_str()), next + 1);
+                outcomes.push(Outcome::Appended { sequence: next });
+            }
+            Op::Truncate { .. } => outcomes.push(Outcome::Truncated { removed: 0 }),
+        }
+    }
+
+    for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
+        match (op, outcome) {
+            (
+                Op::Put {
+                    table, key, value, ..
+                },
+                Outcome::Written { version },
+            ) => {
+                tables
+                    .state(table)?
+                    .insert(key.as_str(), (version.0, value.as_slice()))
+                    .map_err(|error| storage_error(error, "write"))?;
+            }
+            (Op::Delete { table, key, .. }, Outcome::Deleted { existed: true }) => {
+                tables
+                    .state(table)?
+                    .remove(key.as_str())
+                    .map_err(|error| storage_error(error, "write"))?;
+            }
+            (
+                Op::Append {
+                    journal,
+                    stream,
+                    record,
+                    ..
+                },
+                Outcome::Appended { sequence },
+            ) => {
+                let (_, truncated_through) = tables.head(&journal.heads, stream)?;
+                tables
+                    .journal(&journal.records)?
+                    .insert((stream.as_str(), *sequence), record.as_slice())
+                    .map_err(|error| storage_error(error, "write"))?;
+                tables
+                    .heads(&journal.heads)?
+                    .insert(stream.as_str(), (*sequence + 1, truncated_through))
+                    .map_err(|error| storage_error(error, "write"))?;
+            }
+            (
+                Op::Truncate {
+                    journal,
+                    stream,
+                    through,
+                },
+                Outcome::Truncated { removed },
+            ) => {
+                let (next, truncated_through) = tables.head(&journal.heads, stream)?;
+                if *through <= truncated_through || next == 1 {
+                    continue;
+                }
+                let records = tables.journal(&journal.records)?;
+                let extracted = records
+                    .extract_from_if(
+                        (stream.as_str(), truncated_through + 1)..=(stream.as_str(), *through),
+                        |_, _| true,
+                    )
+                    .map_err(|error| storage_error(error, "truncate"))?;
+                for entry in extracted {
+                    entry.map_err(|error| storage_error(error, "truncate"))?;
+                    *removed += 1;
+                }
+                let truncated_through = (*through).min(next - 1).max(truncated_through);
+                tables
+                    .heads(&journal.heads)?
+                    .insert(stream.as_str(), (next, truncated_through))
+                    .map_err(|error| storage_error(error, "write"))?;
+            }
+            _ => {}
+        }
+    }
+    *revision = next_revision;
+    Ok(Ok(outcomes))
+}
+
+fn check(expect: Expect, current: u64, table: &str, key: &str) -> Result<(), Error> {
+    let holds = match expect {
+        Expect::Any => true,
+        Expect::Absent => current == 0,
+        Expect::Version(version) => current == version,
+    };
+    if holds {
+        return Ok(());
+    }
+    let describe = |version: u64| {
+        if version == 0 {
+            "absent".to_owned()
+        } else {
+            Version(version).to_string()
+        }
+    };
+    let expected = match expect {
+        Expect::Any | Expect::Absent => 0,
+        Expect::Version(version) => version,
+    };
+    Err(Error::new(
+        ErrorCode::VERSION_CONFLICT,
+        format!(
+            "compare-and-set expected the value {} but found it {}",
+            describe(expected),
+            describe(current)
+        ),
+    )
+    .with_context("keyspace", layout::keyspace_of(table))
+    .with_context("key", key)
+    .with_context("expected_version", describe(expected))
+    .with_context("actual_version", describe(current)))
+}

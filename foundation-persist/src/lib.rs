@@ -1,0 +1,114 @@
+//! Durable, versioned state for Foundation, on the embedded redb database.
+//!
+//! A [`Store`] is one redb file (or an in-memory store for tests) holding
+//! typed keyspaces:
+//!
+//! - [`StateStore<T>`]: values keyed by id, with get, put, delete, list by
+//!   prefix, and compare-and-set on a [`Version`];
+//! - [`Journal<T>`]: append-only records per stream with sequence numbers:
+//!   append, read from a sequence number, truncate up to one;
+//! - [`Metadata`]: a few named values of any type.
+//!
+//! Values are stored in a versioned envelope ([`Record`], [`Codec`]): a
+//! postcard payload with a type tag, a schema version and a checksum.
+//! Registered [`Migrations`] upgrade old versions on read; a newer version
+//! is `unsupported_version`, an undecodable value `data_corruption` naming
+//! the keyspace and the key. Nothing is ever silently misread.
+//!
+//! Writes go through one writer thread that **group-commits**: concurrent
+//! writes share one durable transaction, and each `put(...).await` returns
+//! only once the commit holding it is on disk ([`Durability::Immediate`],
+//! the default). Reads use their own read transactions on the calling task
+//! and never wait for the writer; they are short (a cache or page read), so
+//! they need no blocking thread. [`WriteBatch`] commits writes to several
+//! keyspaces together. An in-memory store ([`Store::open_in_memory`], for
+//! tests) writes inline instead, so its calls complete within their first
+//! poll and tests under paused tokio time stay deterministic.
+//!
+//! Maintenance: [`Store::backup`] copies a live store consistently,
+//! [`Store::restore`] loads a backup, [`Store::compact`] shrinks the file.
+//!
+//! Every failure is a [`foundation_error::Error`]: `store_in_use` when
+//! another process has the file, `resource_exhausted` for a full disk,
+//! `service_unavailable` once the store is closed, `queue_full` and
+//! `timeout` under overload, `version_conflict` for a failed
+//! compare-and-set. Metrics: [`metrics::BATCH_SIZE`] and
+//! [`metrics::COMMIT_DURATION_SECONDS`].
+//!
+//! No redb type appears in this API, so that another backend can serve it
+//! later. This crate depends on foundation-error only.
+//!
+//! Limits worth knowing:
+//!
+//! - One process opens a store file at a time (`store_in_use` otherwise);
+//!   several nodes sharing state need another backend.
+//! - After a crash, the next open repairs the file (redb walks it whole),
+//!   so that open takes longer the larger the file.
+//! - A kill can leave a hidden `.NAME.creating-PID` or `.NAME.partial-PID`
+//!   file beside a store or a backup (an interrupted creation or copy);
+//!   they are never read and can be deleted.
+//! - Reads return at most [`MAX_READ_LIMIT`] records; page with `after`.
+//!
+//! ```
+//! use foundation_persist::{Record, Store, StoreOptions};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct AgentState {
+//!     queue: Vec<String>,
+//!     completed: u64,
+//! }
+//!
+//! impl Record for AgentState {
+//!     const TYPE_TAG: &'static str = "agent_state";
+//!     const SCHEMA_VERSION: u32 = 1;
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let directory = tempfile::tempdir()?;
+//! let path = directory.path().join("agents.redb");
+//!
+//! let store = Store::open(&path, &StoreOptions::new())?;
+//! let agents = store.state::<AgentState>("agents")?;
+//! let state = AgentState { queue: vec!["task-1".into()], completed: 3 };
+//! agents.put("agent-1", &state).await?; // returns once on disk
+//! store.close().await?;
+//!
+//! // Reopened (after a crash, too), the acknowledged state is there.
+//! let store = Store::open(&path, &StoreOptions::new())?;
+//! let agents = store.state::<AgentState>("agents")?;
+//! assert_eq!(agents.get("agent-1").await?, Some(state));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+mod apply;
+mod batch;
+mod classify;
+mod codec;
+#[cfg(feature = "fault-injection")]
+mod fault;
+mod journal;
+mod layout;
+mod maintenance;
+mod metadata;
+pub mod metrics;
+mod ops;
+mod options;
+mod read;
+mod shared;
+mod state;
+mod store;
+mod writer;
+
+pub use batch::WriteBatch;
+pub use codec::{Codec, ENVELOPE_FORMAT, Migrations, Record};
+#[cfg(feature = "fault-injection")]
+pub use fault::FaultInjection;
+pub use journal::{Journal, JournalEntry, StreamHead};
+pub use layout::MAX_KEYSPACE_NAME_BYTES;
+pub use metadata::Metadata;
+pub use ops::{BackupReport, CompactionReport, Outcome, Version};
+pub use options::{Durability, MAX_KEY_BYTES, MAX_READ_LIMIT, StoreOptions};
+pub use state::{Entry, StateStore, Versioned};
+pub use store::Store;
