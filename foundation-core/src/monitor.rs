@@ -2,7 +2,9 @@
 //!
 //! A [`Monitor`] is a future that resolves to the [`Down`] of its process.
 //! It registers one exit hook on the target; dropping the monitor removes
-//! the hook, so a monitor can never leak. Monitors follow the *process*
+//! the hook, so a monitor can never leak. Exit hooks run in the order they
+//! were registered, so a monitor set after a registry entry or a signal
+//! subscription fires only after that entry is gone. Monitors follow the *process*
 //! (see `process.rs`): a restart under a supervisor is not an end; the
 //! process ends when it stops and will not be restarted.
 //!

@@ -118,7 +118,10 @@ pub enum ProcessStatus {
     Closed,
 }
 
-/// A hook run once when the process ends.
+/// A hook run once when the process ends. Hooks run in the order they
+/// were registered, on the thread that ends the process: a monitor set
+/// after a registry entry (or signal subscription) fires only once that
+/// entry is gone.
 pub(crate) type ExitHook = Box<dyn FnOnce(&Down) + Send>;
 
 /// What every mailbox offers, whatever its message types.

@@ -12,7 +12,7 @@
 //! (see `handle.rs`).
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -79,7 +79,8 @@ struct State<A: Actor> {
     system: VecDeque<SystemMessage>,
     consumer_waiting: bool,
     abort: Option<AbortHandle>,
-    hooks: HashMap<u64, ExitHook>,
+    /// Run in registration order when the process ends.
+    hooks: BTreeMap<u64, ExitHook>,
     next_hook: u64,
     /// Set while a supervisor holds the process stopped: sends fail.
     stopped: bool,
@@ -107,7 +108,7 @@ impl<A: Actor> Mailbox<A> {
                 system: VecDeque::new(),
                 consumer_waiting: false,
                 abort: None,
-                hooks: HashMap::new(),
+                hooks: BTreeMap::new(),
                 next_hook: 0,
                 stopped: false,
                 final_reason: None,
