@@ -5,7 +5,9 @@
 //! - `actor_tell`: 10,000 fire-and-forget messages to one actor, then one
 //!   request as a barrier (all handled). Mailboxes: ours bounded 1,024,
 //!   tokio bounded 1,024, ractor unbounded, kameo its default.
-//! - `actor_call`: one request-reply round trip.
+//! - `actor_call`: one request-reply round trip from a task on the runtime
+//!   (actors calling actors); `actor_call_from_outside`: the same from the
+//!   bench thread, where each round trip also wakes parked OS threads.
 //! - `actor_spawn`: starting 1,000 actors, each ready to answer: ours
 //!   under a dynamic supervisor and unsupervised, ractor's and kameo's
 //!   (unsupervised) spawns, and a tokio task with a channel.
@@ -28,6 +30,7 @@ use benches::actors::{
     Counter, CounterCast, KameoAdd, KameoCounter, KameoGet, KameoPanic, KameoSupervisor,
     RactorCounter, RactorMessage, RawMessage, silence_panics, spawn_raw_counter,
 };
+use benches::inside;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use foundation_core::{ChildSpec, DynamicSupervisor, Supervisor, spawn};
 use kameo::actor::Spawn;
@@ -102,9 +105,74 @@ fn tell(c: &mut Criterion) {
 
 fn call(c: &mut Criterion) {
     let rt = runtime();
-    let mut group = c.benchmark_group("actor_call");
-
     let (raw, _raw_task) = rt.block_on(async { spawn_raw_counter() });
+    let ours = rt.block_on(spawn::<Counter>(())).unwrap();
+    let (ractor_ref, _ractor_task) = rt
+        .block_on(ractor::Actor::spawn(None, RactorCounter, ()))
+        .unwrap();
+    let kameo_ref = rt.block_on(async {
+        let actor = KameoCounter::spawn(());
+        actor.wait_for_startup().await;
+        actor
+    });
+
+    // The caller is a task on the runtime, as when actors call actors.
+    let mut group = c.benchmark_group("actor_call");
+    group.bench_function("tokio_mpsc_oneshot_baseline", |b| {
+        b.iter_custom(|iterations| {
+            let raw = raw.clone();
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    let (reply, count) = oneshot::channel();
+                    raw.send(RawMessage::Get(reply)).await.unwrap();
+                    count.await.unwrap();
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.bench_function("foundation", |b| {
+        b.iter_custom(|iterations| {
+            let ours = ours.clone();
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    ours.call(()).await.unwrap();
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.bench_function("ractor", |b| {
+        b.iter_custom(|iterations| {
+            let ractor_ref = ractor_ref.clone();
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    ractor::call!(ractor_ref, RactorMessage::Get).unwrap();
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.bench_function("kameo", |b| {
+        b.iter_custom(|iterations| {
+            let kameo_ref = kameo_ref.clone();
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    kameo_ref.ask(KameoGet).await.unwrap();
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.finish();
+
+    // The caller is the bench thread, outside the runtime: every round
+    // trip also wakes a parked OS thread, on both sides.
+    let mut group = c.benchmark_group("actor_call_from_outside");
     group.bench_function("tokio_mpsc_oneshot_baseline", |b| {
         b.to_async(&rt).iter(|| async {
             let (reply, count) = oneshot::channel();
@@ -112,25 +180,13 @@ fn call(c: &mut Criterion) {
             count.await.unwrap()
         })
     });
-
-    let ours = rt.block_on(spawn::<Counter>(())).unwrap();
     group.bench_function("foundation", |b| {
         b.to_async(&rt)
             .iter(|| async { ours.call(()).await.unwrap() })
     });
-
-    let (ractor_ref, _ractor_task) = rt
-        .block_on(ractor::Actor::spawn(None, RactorCounter, ()))
-        .unwrap();
     group.bench_function("ractor", |b| {
         b.to_async(&rt)
             .iter(|| async { ractor::call!(ractor_ref, RactorMessage::Get).unwrap() })
-    });
-
-    let kameo_ref = rt.block_on(async {
-        let actor = KameoCounter::spawn(());
-        actor.wait_for_startup().await;
-        actor
     });
     group.bench_function("kameo", |b| {
         b.to_async(&rt)
@@ -309,15 +365,22 @@ fn restart(c: &mut Criterion) {
         rt.block_on(is_ready).unwrap();
     }
     group.bench_function("tokio_respawn_baseline", |b| {
-        b.to_async(&rt).iter(|| async {
-            let current = slot.lock().unwrap().clone().unwrap();
-            current.send(RawMessage::Panic).await.unwrap();
-            first_answer(|| async {
-                let sender = slot.lock().unwrap().clone().unwrap();
-                let (reply, count) = oneshot::channel();
-                sender.send(RawMessage::Get(reply)).await.is_ok() && count.await.is_ok()
+        b.iter_custom(|iterations| {
+            let slot = Arc::clone(&slot);
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    let current = slot.lock().unwrap().clone().unwrap();
+                    current.send(RawMessage::Panic).await.unwrap();
+                    first_answer(|| async {
+                        let sender = slot.lock().unwrap().clone().unwrap();
+                        let (reply, count) = oneshot::channel();
+                        sender.send(RawMessage::Get(reply)).await.is_ok() && count.await.is_ok()
+                    })
+                    .await;
+                }
+                began.elapsed()
             })
-            .await;
         })
     });
 
@@ -327,20 +390,28 @@ fn restart(c: &mut Criterion) {
     let ours = spec.handle();
     builder.child(spec);
     let _supervisor = rt.block_on(builder.start()).unwrap();
-    group.bench_function("foundation", |b| {
-        b.to_async(&rt).iter(|| async {
-            ours.cast(CounterCast::Panic).await.unwrap();
-            first_answer(|| async { ours.call(()).await.is_ok() }).await;
-        })
-    });
-    // The same restart when the instance exits with an error instead of a
-    // panic: the restart machinery without the cost of unwinding.
-    group.bench_function("foundation_error_exit", |b| {
-        b.to_async(&rt).iter(|| async {
-            ours.cast(CounterCast::Fail).await.unwrap();
-            first_answer(|| async { ours.call(()).await.is_ok() }).await;
-        })
-    });
+    type Crash = (&'static str, fn() -> CounterCast);
+    let crashes: [Crash; 2] = [
+        ("foundation", || CounterCast::Panic),
+        // The same restart when the instance exits with an error instead
+        // of a panic: the restart machinery without the unwinding.
+        ("foundation_error_exit", || CounterCast::Fail),
+    ];
+    for (name, crash) in crashes {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let ours = ours.clone();
+                inside(&rt, move || async move {
+                    let began = Instant::now();
+                    for _ in 0..iterations {
+                        ours.cast(crash()).await.unwrap();
+                        first_answer(|| async { ours.call(()).await.is_ok() }).await;
+                    }
+                    began.elapsed()
+                })
+            })
+        });
+    }
 
     let kameo_child = rt.block_on(async {
         let supervisor = KameoSupervisor::spawn(());
@@ -353,9 +424,16 @@ fn restart(c: &mut Criterion) {
         (supervisor, child)
     });
     group.bench_function("kameo", |b| {
-        b.to_async(&rt).iter(|| async {
-            kameo_child.1.tell(KameoPanic).await.unwrap();
-            first_answer(|| async { kameo_child.1.ask(KameoGet).await.is_ok() }).await;
+        b.iter_custom(|iterations| {
+            let child = kameo_child.1.clone();
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    child.tell(KameoPanic).await.unwrap();
+                    first_answer(|| async { child.ask(KameoGet).await.is_ok() }).await;
+                }
+                began.elapsed()
+            })
         })
     });
     group.finish();

@@ -29,3 +29,18 @@ pub fn on_threads(threads: usize, iterations: u64, work: impl Fn(u64) + Sync) ->
     })
     .elapsed()
 }
+
+/// Runs `work` as a task inside `runtime` and returns the time it reports,
+/// for criterion's `iter_custom`: callers measured from inside the runtime,
+/// as actors calling actors are, rather than from the bench thread (where
+/// every round trip also pays for waking a parked OS thread).
+pub fn inside<F, Fut>(runtime: &tokio::runtime::Runtime, work: F) -> Duration
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Duration> + Send + 'static,
+{
+    let task = runtime.spawn(work());
+    runtime
+        .block_on(task)
+        .expect("the measured task does not panic")
+}

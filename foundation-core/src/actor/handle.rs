@@ -147,13 +147,13 @@ impl<A: Actor> ActorRef<A> {
         {
             return Err(self.call_refused(refused, timeout));
         }
-        match tokio::time::timeout_at(deadline, response).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_dropped)) => Err(Error::new(
+        match wait_for_reply(response, deadline).await {
+            Some(Ok(result)) => result,
+            Some(Err(_dropped)) => Err(Error::new(
                 ErrorCode::PROCESS_CRASHED,
                 format!("process {} exited before replying", self.id()),
             )),
-            Err(_elapsed) => Err(Error::new(
+            None => Err(Error::new(
                 ErrorCode::TIMEOUT,
                 format!("process {} did not reply in time", self.id()),
             )
@@ -314,6 +314,37 @@ impl<A: Actor> From<&ActorRef<A>> for ProcessRef {
     fn from(actor: &ActorRef<A>) -> ProcessRef {
         actor.process()
     }
+}
+
+/// Waits for a reply until `deadline`; `None` on timeout.
+///
+/// Most replies arrive within one scheduling round (the actor runs as soon
+/// as the caller yields), so the caller checks, yields once and checks
+/// again before arming a timer: registering and removing a timer in tokio's
+/// wheel cost more than the rest of a local call.
+async fn wait_for_reply<T>(
+    mut response: oneshot::Receiver<T>,
+    deadline: Instant,
+) -> Option<Result<T, oneshot::error::RecvError>> {
+    use std::future::Future;
+    use std::task::Poll;
+
+    for round in 0..2 {
+        let ready = std::future::poll_fn(|cx| {
+            Poll::Ready(match std::pin::Pin::new(&mut response).poll(cx) {
+                Poll::Ready(result) => Some(result),
+                Poll::Pending => None,
+            })
+        })
+        .await;
+        if let Some(result) = ready {
+            return Some(result);
+        }
+        if round == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    tokio::time::timeout_at(deadline, response).await.ok()
 }
 
 fn cast_message<A: Actor>(envelope: Envelope<A>) -> A::Cast {
