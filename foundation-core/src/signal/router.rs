@@ -382,7 +382,8 @@ impl SignalRouter {
 
     /// Subscribes `handler` to signals matching `pattern` (an exact type or
     /// a prefix ending in `*`). Fails on an invalid pattern, a handler
-    /// whose process has ended, or a router that was shut down.
+    /// whose process has ended, a router that was shut down, or outside a
+    /// tokio runtime (the subscription's forwarder is a task).
     pub fn subscribe<A>(
         &self,
         pattern: &str,
