@@ -213,65 +213,55 @@ impl Machine {
     }
 
     pub(crate) fn on_success(&self, generation: u64) {
-        let mut current = self.word.load(Ordering::Acquire);
-        loop {
-            let word = Word::unpack(current);
-            if word.generation != generation {
-                return;
-            }
-            let next = match word.state {
-                // The fast path: nothing to write.
-                CircuitState::Closed if word.count == 0 => return,
-                CircuitState::Closed => word.with_count(0),
-                CircuitState::HalfOpen => {
-                    if word.count + 1 >= self.config.success_threshold {
-                        self.transition(
-                            word,
-                            CircuitState::Closed,
-                            TransitionReason::ProbesSucceeded,
-                        );
-                        return;
-                    }
-                    word.with_count(word.count + 1)
+        self.update(generation, |word| match word.state {
+            // The fast path: nothing to write.
+            CircuitState::Closed if word.count == 0 => None,
+            CircuitState::Closed => Some(word.with_count(0)),
+            CircuitState::HalfOpen => {
+                if word.count + 1 >= self.config.success_threshold {
+                    self.transition(
+                        word,
+                        CircuitState::Closed,
+                        TransitionReason::ProbesSucceeded,
+                    );
+                    return None;
                 }
-                CircuitState::Open => return,
-            };
-            match self.word.compare_exchange_weak(
-                current,
-                next.pack(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
+                Some(word.with_count(word.count + 1))
             }
-        }
+            CircuitState::Open => None,
+        });
     }
 
     pub(crate) fn on_failure(&self, generation: u64) {
+        self.update(generation, |word| match word.state {
+            CircuitState::Closed => {
+                if word.count + 1 >= self.config.failure_threshold {
+                    self.transition(word, CircuitState::Open, TransitionReason::FailureThreshold);
+                    return None;
+                }
+                Some(word.with_count(word.count + 1))
+            }
+            CircuitState::HalfOpen => {
+                self.transition(word, CircuitState::Open, TransitionReason::ProbeFailed);
+                None
+            }
+            CircuitState::Open => None,
+        });
+    }
+
+    /// Applies `decide` to the word of `generation` until its result is
+    /// stored: `decide` returns the next word, or `None` when there is
+    /// nothing to store (it may have made a transition itself). An outcome
+    /// from another generation (state period) is ignored.
+    fn update(&self, generation: u64, decide: impl Fn(Word) -> Option<Word>) {
         let mut current = self.word.load(Ordering::Acquire);
         loop {
             let word = Word::unpack(current);
             if word.generation != generation {
                 return;
             }
-            let next = match word.state {
-                CircuitState::Closed => {
-                    if word.count + 1 >= self.config.failure_threshold {
-                        self.transition(
-                            word,
-                            CircuitState::Open,
-                            TransitionReason::FailureThreshold,
-                        );
-                        return;
-                    }
-                    word.with_count(word.count + 1)
-                }
-                CircuitState::HalfOpen => {
-                    self.transition(word, CircuitState::Open, TransitionReason::ProbeFailed);
-                    return;
-                }
-                CircuitState::Open => return,
+            let Some(next) = decide(word) else {
+                return;
             };
             match self.word.compare_exchange_weak(
                 current,
