@@ -18,6 +18,9 @@
 //! - the [`ErrorTracker`], which counts errors in sliding windows and raises
 //!   [`ErrorAlert`]s.
 //!
+//! - the one injectable [`clock`] (monotonic and wall time) every crate
+//!   reads time through.
+//!
 //! This crate depends on no other crate of ours.
 //!
 //! ```
@@ -34,6 +37,7 @@
 //! assert!(error.to_string().starts_with("[3401 data_not_found]"));
 //! ```
 
+pub mod clock;
 mod code;
 mod degrade;
 mod error;
