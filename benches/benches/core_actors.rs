@@ -386,7 +386,7 @@ fn restart(c: &mut Criterion) {
 
     let mut builder = Supervisor::builder("bench");
     builder.intensity(u32::MAX, Duration::from_secs(1));
-    let spec = ChildSpec::<Counter>::new("counter", || ());
+    let spec = ChildSpec::<Counter>::new("counter", ());
     let ours = spec.handle();
     builder.child(spec);
     let _supervisor = rt.block_on(builder.start()).unwrap();

@@ -73,7 +73,7 @@ async fn main() -> Result<(), Error> {
 
     // 1. A supervision tree: a task supervisor, then the worker.
     let tasks = TaskSupervisor::new("background");
-    let worker = ChildSpec::<Worker>::new("worker", || ());
+    let worker = ChildSpec::<Worker>::new("worker", ());
     let handle = worker.handle();
     let mut tree = Supervisor::builder("app");
     tree.strategy(Strategy::RestForOne)

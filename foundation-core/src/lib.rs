@@ -66,7 +66,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
-//! let greeter = ChildSpec::<Greeter>::new("greeter", || ());
+//! let greeter = ChildSpec::<Greeter>::new("greeter", ());
 //! let handle = greeter.handle();
 //! let mut app = Supervisor::builder("app");
 //! app.child(greeter);
@@ -83,6 +83,7 @@
 mod actor;
 pub mod circuit_breaker;
 pub mod clock;
+pub mod metrics;
 mod monitor;
 mod panic;
 mod process;
@@ -96,24 +97,23 @@ pub mod testkit;
 
 pub use actor::{
     Actor, ActorOptions, ActorRef, Capacity, Context, DEFAULT_CALL_TIMEOUT, DEFAULT_CAPACITY,
-    DEFAULT_SEND_TIMEOUT, DEFAULT_START_TIMEOUT, SendError, SendErrorKind, TimerRef, Undelivered,
-    spawn, spawn_with,
+    DEFAULT_SEND_TIMEOUT, DEFAULT_START_TIMEOUT, MonitorRef, ReplyPort, SendError, SendErrorKind,
+    TimerRef, Undelivered, spawn, spawn_with,
 };
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerRegistry, CircuitState, StateChange,
     TransitionReason,
 };
 pub use clock::{Clock, ManualClock, TokioClock};
-pub use monitor::{MONITORS_LIVE, Monitor};
+pub use foundation_error::{Error, Result};
+pub use monitor::{Monitor, live_monitors};
 pub use process::{Down, ExitReason, ProcessId, ProcessRef, ProcessStatus};
 pub use rate_limiter::{Decision, Limiter, RateLimiter, RateLimiterBuilder, Status};
 pub use supervisor::{
-    AutoShutdown, CHILD_EXITS_TOTAL, CHILD_STARTS_TOTAL, CHILDREN, ChildCounts, ChildInfo,
-    ChildKind, ChildSpec, ChildStatus, DEFAULT_CONTROL_TIMEOUT, DEFAULT_EVENT_CAPACITY,
-    DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_PERIOD, DEFAULT_SUPERVISOR_START_TIMEOUT,
-    DEFAULT_WORKER_SHUTDOWN, DynamicSupervisor, DynamicSupervisorBuilder, ESCALATIONS_TOTAL,
-    EventBus, RESTARTS_TOTAL, Restart, Shutdown, Strategy, Supervisor, SupervisorArgs,
-    SupervisorBuilder, SupervisorEvent, SupervisorEventKind, SupervisorInfo, SupervisorRef,
-    SupervisorReply, SupervisorRequest,
+    AutoShutdown, ChildCounts, ChildInfo, ChildKind, ChildSpec, ChildStatus,
+    DEFAULT_CONTROL_TIMEOUT, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_PERIOD,
+    DEFAULT_SUPERVISOR_START_TIMEOUT, DEFAULT_WORKER_SHUTDOWN, DynamicSupervisor,
+    DynamicSupervisorBuilder, EventBus, Restart, Shutdown, Strategy, Supervisor, SupervisorBuilder,
+    SupervisorEvent, SupervisorEventKind, SupervisorRef,
 };
 pub use task::{TaskHandle, TaskSupervisor, TaskSupervisorActor};

@@ -201,8 +201,7 @@ impl TaskSupervisor {
     ///
     /// [`Supervisor`]: crate::Supervisor
     pub fn child_spec(&self, id: impl Into<Arc<str>>) -> ChildSpec<TaskSupervisorActor> {
-        let tasks = self.clone();
-        ChildSpec::new(id, move || tasks.clone())
+        ChildSpec::new(id, self.clone())
     }
 }
 

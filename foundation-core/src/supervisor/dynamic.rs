@@ -215,7 +215,9 @@ impl<A: Actor> DynamicSupervisor<A> {
         self.supervisor
             .actor()
             .call_timeout(
-                super::SupervisorRequest(super::server::Request::TerminateProcess(child.id())),
+                super::server::SupervisorRequest(super::server::Request::TerminateProcess(
+                    child.id(),
+                )),
                 self.supervisor.control_timeout,
             )
             .await

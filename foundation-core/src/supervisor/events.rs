@@ -13,18 +13,12 @@ use foundation_error::Error;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use crate::metrics::{
+    SUPERVISOR_CHILD_EXITS_TOTAL as CHILD_EXITS_TOTAL,
+    SUPERVISOR_CHILD_STARTS_TOTAL as CHILD_STARTS_TOTAL,
+    SUPERVISOR_ESCALATIONS_TOTAL as ESCALATIONS_TOTAL, SUPERVISOR_RESTARTS_TOTAL as RESTARTS_TOTAL,
+};
 use crate::process::{ExitReason, ProcessId};
-
-/// Counter: child restarts, by supervisor and child.
-pub const RESTARTS_TOTAL: &str = "foundation_supervisor_restarts_total";
-/// Counter: child starts (first starts and restarts), by supervisor and child.
-pub const CHILD_STARTS_TOTAL: &str = "foundation_supervisor_child_starts_total";
-/// Counter: child exits, by supervisor, child and reason label.
-pub const CHILD_EXITS_TOTAL: &str = "foundation_supervisor_child_exits_total";
-/// Counter: restart intensity exceeded, by supervisor.
-pub const ESCALATIONS_TOTAL: &str = "foundation_supervisor_escalations_total";
-/// Gauge: running children, by supervisor.
-pub const CHILDREN: &str = "foundation_supervisor_children";
 
 /// The default number of events a subscriber may fall behind.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;

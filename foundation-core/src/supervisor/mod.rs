@@ -39,15 +39,12 @@ use foundation_error::{Error, ErrorCode};
 use tokio::sync::broadcast;
 
 pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
-pub use events::{
-    CHILD_EXITS_TOTAL, CHILD_STARTS_TOTAL, CHILDREN, DEFAULT_EVENT_CAPACITY, ESCALATIONS_TOTAL,
-    EventBus, RESTARTS_TOTAL, SupervisorEvent, SupervisorEventKind,
-};
-pub use server::{Supervisor, SupervisorArgs, SupervisorInfo, SupervisorReply, SupervisorRequest};
+pub use events::{DEFAULT_EVENT_CAPACITY, EventBus, SupervisorEvent, SupervisorEventKind};
+pub use server::Supervisor;
 pub use spec::{ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, Restart, Shutdown};
 
 pub(crate) use self::server::DynamicLimits;
-use self::server::{Reply, Request, SupervisorShared};
+use self::server::{Reply, Request, SupervisorArgs, SupervisorRequest, SupervisorShared};
 use crate::actor::{ActorOptions, Mailbox};
 use crate::process::{ExitReason, ProcessRef};
 use crate::{ActorRef, spawn_with};
@@ -213,8 +210,10 @@ impl SupervisorBuilder {
         self
     }
 
-    /// Adds a child; children start in the order they are added.
-    pub fn child<A: crate::Actor>(&mut self, spec: ChildSpec<A>) -> &mut Self {
+    /// Adds a child; children start in the order they are added. Takes a
+    /// [`ChildSpec`] or one configured inline (`&mut ChildSpec`).
+    pub fn child<A: crate::Actor>(&mut self, spec: impl Into<ChildSpec<A>>) -> &mut Self {
+        let spec = spec.into();
         self.children.push(spec.validate().map(|()| spec.erase()));
         self
     }
@@ -391,7 +390,7 @@ impl SupervisorRef {
     ) -> (ChildSpec<Supervisor>, SupervisorRef) {
         let args = SupervisorArgs(Arc::clone(&shared));
         let for_events = Arc::downgrade(&shared);
-        let mut spec = ChildSpec::with_options(id, move || args.clone(), options);
+        let mut spec = ChildSpec::with_options(id, args, options);
         spec.supervisor_kind(Box::new(move |bus| {
             if let Some(shared) = for_events.upgrade() {
                 let _ = shared.events.set(bus.clone());
@@ -432,6 +431,13 @@ impl SupervisorRef {
         self.actor.process()
     }
 
+    /// A one-shot notification of the end of this supervisor's process
+    /// (for a top-level supervisor: after `shutdown`, or when it gave up;
+    /// for a nested one: when its parent ends it for good).
+    pub fn monitor(&self) -> crate::Monitor {
+        self.actor.monitor()
+    }
+
     /// Subscribes to this supervisor's events (and, when they share its
     /// bus, its nested supervisors').
     pub fn subscribe(&self) -> broadcast::Receiver<SupervisorEvent> {
@@ -461,7 +467,11 @@ impl SupervisorRef {
 
     /// Adds a child at the end and starts it; fails (and adds nothing) when
     /// the id is taken or its `init` fails.
-    pub async fn start_child<A: crate::Actor>(&self, spec: ChildSpec<A>) -> Result<(), Error> {
+    pub async fn start_child<A: crate::Actor>(
+        &self,
+        spec: impl Into<ChildSpec<A>>,
+    ) -> Result<(), Error> {
+        let spec = spec.into();
         spec.validate()?;
         self.request(Request::StartChild(spec.erase()))
             .await

@@ -15,11 +15,12 @@ use std::time::Duration;
 use foundation_error::{Error, ErrorCode};
 use tokio::time::Instant;
 
-use super::events::{CHILDREN, EventBus, SupervisorEventKind};
+use super::events::{EventBus, SupervisorEventKind};
 use super::intensity::Intensity;
 use super::spec::{ChildKind, ErasedChild, Restart, Shutdown};
 use super::{AutoShutdown, ChildCounts, ChildInfo, ChildStatus, Strategy};
 use crate::actor::{ExitSink, Mailbox};
+use crate::metrics::SUPERVISOR_CHILDREN as CHILDREN;
 use crate::process::{ExitReason, ProcessId, ProcessRef, ProcessStatus};
 use crate::{Actor, ActorRef, Context};
 

@@ -98,7 +98,7 @@ type EventsHook = Box<dyn Fn(&EventBus) + Send + Sync>;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Error> {
-/// let mut worker = ChildSpec::<Worker>::new("worker", || ());
+/// let mut worker = ChildSpec::<Worker>::new("worker", ());
 /// worker.restart(Restart::Transient).shutdown(Shutdown::Timeout(Duration::from_secs(1)));
 /// let handle = worker.handle();
 ///
@@ -123,16 +123,53 @@ pub struct ChildSpec<A: Actor> {
 }
 
 impl<A: Actor> ChildSpec<A> {
-    /// A permanent worker whose arguments `factory` makes, once per start.
-    pub fn new(
-        id: impl Into<Arc<str>>,
-        factory: impl Fn() -> A::Args + Send + Sync + 'static,
-    ) -> ChildSpec<A> {
-        ChildSpec::with_options(id, factory, ActorOptions::default())
+    /// A permanent worker started from a clone of `args` every time.
+    ///
+    /// Specs can be written inline: the setters return `&mut ChildSpec`,
+    /// which [`SupervisorBuilder::child`](crate::SupervisorBuilder::child)
+    /// takes too.
+    ///
+    /// ```
+    /// # use foundation_core::{Actor, ChildSpec, Context, Restart, Supervisor};
+    /// # use foundation_error::Error;
+    /// # struct Worker;
+    /// # impl Actor for Worker {
+    /// #     type Args = u32; type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     async fn init(_: u32, _ctx: &mut Context<Self>) -> Result<Self, Error> { Ok(Worker) }
+    /// # }
+    /// let mut app = Supervisor::builder("app");
+    /// app.child(ChildSpec::<Worker>::new("worker", 7).restart(Restart::Transient));
+    /// ```
+    pub fn new(id: impl Into<Arc<str>>, args: A::Args) -> ChildSpec<A>
+    where
+        A::Args: Clone + Sync,
+    {
+        ChildSpec::from_fn(id, move || args.clone())
     }
 
     /// As [`ChildSpec::new`], with mailbox and start options.
     pub fn with_options(
+        id: impl Into<Arc<str>>,
+        args: A::Args,
+        options: ActorOptions<A>,
+    ) -> ChildSpec<A>
+    where
+        A::Args: Clone + Sync,
+    {
+        ChildSpec::from_fn_with_options(id, move || args.clone(), options)
+    }
+
+    /// A permanent worker whose arguments `factory` makes, once per start
+    /// (for arguments that are not `Clone`, or must be fresh each time).
+    pub fn from_fn(
+        id: impl Into<Arc<str>>,
+        factory: impl Fn() -> A::Args + Send + Sync + 'static,
+    ) -> ChildSpec<A> {
+        ChildSpec::from_fn_with_options(id, factory, ActorOptions::default())
+    }
+
+    /// As [`ChildSpec::from_fn`], with mailbox and start options.
+    pub fn from_fn_with_options(
         id: impl Into<Arc<str>>,
         factory: impl Fn() -> A::Args + Send + Sync + 'static,
         options: ActorOptions<A>,
@@ -148,6 +185,23 @@ impl<A: Actor> ChildSpec<A> {
             significant: false,
             on_events: None,
         }
+    }
+
+    /// Takes this spec's contents (its process included), leaving a copy
+    /// with a new process of its own.
+    fn take(&mut self) -> ChildSpec<A> {
+        let fresh = ChildSpec {
+            id: Arc::clone(&self.id),
+            factory: Arc::clone(&self.factory),
+            mailbox: Mailbox::new(&self.options),
+            options: self.options.clone(),
+            restart: self.restart,
+            shutdown: self.shutdown,
+            kind: self.kind,
+            significant: self.significant,
+            on_events: None,
+        };
+        std::mem::replace(self, fresh)
     }
 
     /// A handle to the child, valid before the start and across restarts.
@@ -228,6 +282,16 @@ impl<A: Actor> ChildSpec<A> {
             significant: self.significant,
             on_events: self.on_events,
         })
+    }
+}
+
+/// Lets a spec configured inline (`ChildSpec::new(..).restart(..)`, a
+/// `&mut ChildSpec`) be handed to a supervisor: the supervisor takes its
+/// contents, process and handles included; what stays behind is a copy
+/// with a new process, not added anywhere.
+impl<A: Actor> From<&mut ChildSpec<A>> for ChildSpec<A> {
+    fn from(spec: &mut ChildSpec<A>) -> ChildSpec<A> {
+        spec.take()
     }
 }
 

@@ -10,6 +10,7 @@ mod circuit_breaker;
 mod monitor;
 mod rate_limiter;
 mod registry;
+mod reply;
 mod signal;
 mod supervisor;
 mod support;
