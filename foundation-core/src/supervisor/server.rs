@@ -148,6 +148,9 @@ pub(crate) enum Info {
         key: u64,
         spec: Arc<dyn ErasedChild>,
         incarnation: u64,
+        /// The supervisor incarnation that accepted the child: a later one
+        /// ends it instead of adopting it.
+        accepted_by: u64,
     },
     RetryRestart {
         key: u64,
@@ -195,6 +198,7 @@ impl Actor for Supervisor {
             shared,
         };
         let specs = lock(&supervisor.shared.specs).clone();
+        supervisor.end_stale_children(&specs);
         for spec in specs {
             let key = supervisor.insert(spec, false, ChildState::Restarting);
             if let Err(error) = supervisor.start_child_instance(key).await {
@@ -275,6 +279,7 @@ impl Actor for Supervisor {
                 key,
                 spec,
                 incarnation,
+                accepted_by,
             } => {
                 let id = Arc::clone(spec.id());
                 let process = spec.process();
@@ -286,6 +291,12 @@ impl Actor for Supervisor {
                         incarnation,
                     },
                 );
+                if accepted_by != ctx.myself().incarnation() {
+                    // The instance that accepted it is gone, and its
+                    // dynamic children end with it.
+                    self.stop_child(key).await;
+                    self.remove(key, ExitReason::Shutdown);
+                }
             }
             Info::RetryRestart { key } => {
                 if self.children.contains_key(&key) {
@@ -378,6 +389,25 @@ impl Supervisor {
         process.inner.close(reason);
     }
 
+    /// Ends the processes of children that a previous instance had and
+    /// this one will not start: dynamic children (whose previous instance
+    /// was aborted before its `terminate` could end them).
+    fn end_stale_children(&self, specs: &[Arc<dyn ErasedChild>]) {
+        let stale: Vec<ProcessRef> = {
+            let mut owned = lock(&self.shared.owned);
+            let stale: Vec<ProcessId> = owned
+                .keys()
+                .filter(|id| !specs.iter().any(|spec| spec.process().id() == **id))
+                .copied()
+                .collect();
+            stale.iter().filter_map(|id| owned.remove(id)).collect()
+        };
+        for process in stale {
+            self.shared.release_dynamic_slot();
+            process.inner.close(ExitReason::Shutdown);
+        }
+    }
+
     fn child_id(&self, key: u64) -> String {
         self.children
             .get(&key)
@@ -408,8 +438,9 @@ impl Supervisor {
     }
 
     /// Starts an instance of child `key`, after making sure no earlier one
-    /// is still running.
+    /// is still running, in a new process if its old one ended for good.
     async fn start_child_instance(&mut self, key: u64) -> Result<u64, Error> {
+        self.renew_if_ended(key);
         let Some(child) = self.children.get(&key) else {
             return Err(Error::new(ErrorCode::DATA_NOT_FOUND, "no such child"));
         };
@@ -648,8 +679,11 @@ impl Supervisor {
         ctx.stop(ExitReason::Shutdown);
     }
 
-    /// A child that exited and will not be restarted: temporary and dynamic
-    /// children are removed, static ones are kept stopped.
+    /// A child that exited and will not be restarted: its process ends for
+    /// good with `reason` (monitors fire, registry names are freed).
+    /// Temporary and dynamic children are removed; a static transient one
+    /// keeps its spec, stopped, and `restart_child` starts it in a new
+    /// process.
     fn retire(&mut self, key: u64, reason: ExitReason) {
         let Some(child) = self.children.get_mut(&key) else {
             return;
@@ -658,8 +692,34 @@ impl Supervisor {
             self.remove(key, reason);
         } else {
             child.state = ChildState::Stopped;
-            child.spec.process().inner.set_stopped(true);
+            child.spec.process().inner.close(reason);
         }
+    }
+
+    /// Gives child `key` a new process if its old one ended for good.
+    fn renew_if_ended(&mut self, key: u64) {
+        let Some(child) = self.children.get_mut(&key) else {
+            return;
+        };
+        let old = child.spec.process();
+        if old.is_alive() {
+            return;
+        }
+        let renewed = child.spec.renew();
+        let new = renewed.process();
+        {
+            let mut specs = lock(&self.shared.specs);
+            for spec in specs.iter_mut() {
+                if Arc::ptr_eq(spec, &child.spec) {
+                    *spec = Arc::clone(&renewed);
+                }
+            }
+        }
+        child.spec = renewed;
+        self.by_process.remove(&old.id());
+        self.by_process.insert(new.id(), key);
+        self.shared.disown(&old);
+        self.shared.own(&new);
     }
 
     fn check_auto_shutdown(&mut self, ctx: &mut Context<Self>) {

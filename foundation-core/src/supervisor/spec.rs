@@ -71,10 +71,15 @@ pub(crate) trait ErasedChild: Send + Sync + 'static {
     fn start(&self, sink: ExitSink) -> BoxFuture<'_, Result<u64, Error>>;
     /// Offers the parent's event bus to a nested supervisor.
     fn inherit_events(&self, _bus: &EventBus) {}
+    /// The same child with a new process (its old one ended for good).
+    fn renew(&self) -> Arc<dyn ErasedChild>;
 }
 
 type Factory<A> = Arc<dyn Fn() -> <A as Actor>::Args + Send + Sync>;
-type EventsHook = Box<dyn Fn(&EventBus) + Send + Sync>;
+type EventsHook = Arc<dyn Fn(&EventBus) + Send + Sync>;
+/// Run on every new process of the child (a nested supervisor's: the hook
+/// that ends its children with it).
+pub(crate) type ProcessHook = Arc<dyn Fn(&ProcessRef) + Send + Sync>;
 
 /// How to run one child under a supervisor.
 ///
@@ -120,6 +125,7 @@ pub struct ChildSpec<A: Actor> {
     kind: ChildKind,
     significant: bool,
     on_events: Option<EventsHook>,
+    on_new_process: Option<ProcessHook>,
 }
 
 impl<A: Actor> ChildSpec<A> {
@@ -184,6 +190,7 @@ impl<A: Actor> ChildSpec<A> {
             kind: ChildKind::Worker,
             significant: false,
             on_events: None,
+            on_new_process: None,
         }
     }
 
@@ -199,7 +206,8 @@ impl<A: Actor> ChildSpec<A> {
             shutdown: self.shutdown,
             kind: self.kind,
             significant: self.significant,
-            on_events: None,
+            on_events: self.on_events.clone(),
+            on_new_process: self.on_new_process.clone(),
         };
         std::mem::replace(self, fresh)
     }
@@ -233,9 +241,14 @@ impl<A: Actor> ChildSpec<A> {
         self
     }
 
-    pub(crate) fn supervisor_kind(&mut self, on_events: EventsHook) -> &mut Self {
+    pub(crate) fn supervisor_kind(
+        &mut self,
+        on_events: EventsHook,
+        on_new_process: ProcessHook,
+    ) -> &mut Self {
         self.kind = ChildKind::Supervisor;
         self.on_events = Some(on_events);
+        self.on_new_process = Some(on_new_process);
         self
     }
 
@@ -275,12 +288,13 @@ impl<A: Actor> ChildSpec<A> {
             id: self.id,
             factory: self.factory,
             mailbox: self.mailbox,
-            start_timeout: self.options.start_timeout,
+            options: self.options,
             restart: self.restart,
             shutdown,
             kind: self.kind,
             significant: self.significant,
             on_events: self.on_events,
+            on_new_process: self.on_new_process,
         })
     }
 }
@@ -312,12 +326,13 @@ pub(crate) struct ActorChild<A: Actor> {
     pub(crate) id: Arc<str>,
     pub(crate) factory: Factory<A>,
     pub(crate) mailbox: Arc<Mailbox<A>>,
-    pub(crate) start_timeout: Duration,
+    pub(crate) options: ActorOptions<A>,
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
     on_events: Option<EventsHook>,
+    on_new_process: Option<ProcessHook>,
 }
 
 impl<A: Actor> ActorChild<A> {
@@ -326,7 +341,7 @@ impl<A: Actor> ActorChild<A> {
         id: Arc<str>,
         factory: Factory<A>,
         mailbox: Arc<Mailbox<A>>,
-        start_timeout: Duration,
+        options: ActorOptions<A>,
         restart: Restart,
         shutdown: Shutdown,
     ) -> ActorChild<A> {
@@ -334,12 +349,13 @@ impl<A: Actor> ActorChild<A> {
             id,
             factory,
             mailbox,
-            start_timeout,
+            options,
             restart,
             shutdown,
             kind: ChildKind::Worker,
             significant: false,
             on_events: None,
+            on_new_process: None,
         }
     }
 }
@@ -380,7 +396,8 @@ impl<A: Actor> ErasedChild for ActorChild<A> {
                     )
                     .with_context("panic", panic_message(payload.as_ref()))
                 })?;
-            let prepared = prepare_instance(&self.mailbox, args, self.start_timeout).await?;
+            let prepared =
+                prepare_instance(&self.mailbox, args, self.options.start_timeout).await?;
             let incarnation = prepared.incarnation();
             prepared.launch(sink);
             Ok(incarnation)
@@ -391,5 +408,24 @@ impl<A: Actor> ErasedChild for ActorChild<A> {
         if let Some(hook) = &self.on_events {
             hook(bus);
         }
+    }
+
+    fn renew(&self) -> Arc<dyn ErasedChild> {
+        let mailbox = Mailbox::new(&self.options);
+        if let Some(hook) = &self.on_new_process {
+            hook(&mailbox.to_process_ref());
+        }
+        Arc::new(ActorChild {
+            id: Arc::clone(&self.id),
+            factory: Arc::clone(&self.factory),
+            mailbox,
+            options: self.options.clone(),
+            restart: self.restart,
+            shutdown: self.shutdown,
+            kind: self.kind,
+            significant: self.significant,
+            on_events: self.on_events.clone(),
+            on_new_process: self.on_new_process.clone(),
+        })
     }
 }

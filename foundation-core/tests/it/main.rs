@@ -7,6 +7,7 @@
 
 mod actor;
 mod circuit_breaker;
+mod ending;
 mod monitor;
 mod rate_limiter;
 mod registry;

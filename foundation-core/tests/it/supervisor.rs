@@ -104,15 +104,15 @@ async fn a_transient_child_that_exits_normally_is_not_restarted() {
             .cast(ProbeCast::Stop(ExitReason::Normal))
             .await
             .unwrap();
-        wait_for(|| tree.children[1].status() == Stopped, WAIT)
+        wait_for(|| tree.children[1].status() == Closed, WAIT)
             .await
             .unwrap();
         assert_eq!(
             settle(&mut tree).await,
-            vec![(Running, 1), (Stopped, 1), (Running, 1), (Running, 1)],
+            vec![(Running, 1), (Closed, 1), (Running, 1), (Running, 1)],
             "{strategy:?}"
         );
-        // A stopped child refuses messages at once.
+        // Its process ended for good: it refuses messages at once.
         let error = tree.children[1].call(ProbeCall::Get).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::PROCESS_NOT_ALIVE);
     }
