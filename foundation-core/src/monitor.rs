@@ -31,7 +31,35 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// The number of live monitors across this OS process: [`Monitor`]s,
 /// actors' monitors ([`Context::monitor`](crate::Context::monitor)),
 /// registry entries and signal subscriptions that watch a process, minus
-/// those that fired or were dropped. A leak test reads it before and after.
+/// those that fired or were dropped. A leak test reads it before and after
+/// (with nothing else monitoring meanwhile).
+///
+/// ```
+/// use foundation_core::{Actor, Context, ExitReason, live_monitors, spawn};
+/// use foundation_error::Error;
+///
+/// struct Idle;
+/// impl Actor for Idle {
+///     type Args = ();
+///     type Call = ();
+///     type Reply = ();
+///     type Cast = ();
+///     type Info = ();
+///     async fn init(_: (), _ctx: &mut Context<Self>) -> Result<Self, Error> { Ok(Idle) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let before = live_monitors();
+/// let idle = spawn::<Idle>(()).await?;
+/// let monitor = idle.monitor();
+/// assert_eq!(live_monitors(), before + 1);
+/// idle.stop(ExitReason::Normal);
+/// monitor.await;
+/// assert_eq!(live_monitors(), before);
+/// # Ok(())
+/// # }
+/// ```
 pub fn live_monitors() -> usize {
     LIVE.load(Ordering::Acquire)
 }

@@ -61,6 +61,13 @@ impl<A: Actor> DynamicSupervisorBuilder<A> {
         self
     }
 
+    /// Sets the clock of the restart-intensity window and event stamps;
+    /// see [`SupervisorBuilder::clock`].
+    pub fn clock(&mut self, clock: foundation_error::clock::SharedClock) -> &mut Self {
+        self.supervisor.clock(clock);
+        self
+    }
+
     /// Sends events on `bus`.
     pub fn events(&mut self, bus: &EventBus) -> &mut Self {
         self.supervisor.events(bus);

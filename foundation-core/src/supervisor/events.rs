@@ -7,11 +7,11 @@
 //! deploy-monitor computes restart frequency from these.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use foundation_error::Error;
+use foundation_error::clock::Clock;
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
 use crate::metrics::{
     SUPERVISOR_CHILD_EXITS_TOTAL as CHILD_EXITS_TOTAL,
@@ -77,8 +77,11 @@ pub struct SupervisorEvent {
     pub child: Arc<str>,
     /// What happened.
     pub kind: SupervisorEventKind,
-    /// When (tokio's clock).
-    pub at: Instant,
+    /// When, on the supervisor's clock ([`Clock::elapsed`]; see
+    /// `SupervisorBuilder::clock`).
+    pub at: Duration,
+    /// When, as wall time on the supervisor's clock ([`Clock::wall`]).
+    pub wall: SystemTime,
 }
 
 /// A channel of supervisor events, shareable by a whole tree: a nested
@@ -111,13 +114,20 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    pub(crate) fn emit(&self, supervisor: &Arc<str>, child: &Arc<str>, kind: SupervisorEventKind) {
+    pub(crate) fn emit(
+        &self,
+        supervisor: &Arc<str>,
+        child: &Arc<str>,
+        kind: SupervisorEventKind,
+        clock: &dyn Clock,
+    ) {
         record_metrics(supervisor, child, &kind);
         let event = SupervisorEvent {
             supervisor: Arc::clone(supervisor),
             child: Arc::clone(child),
             kind,
-            at: Instant::now(),
+            at: clock.elapsed(),
+            wall: clock.wall(),
         };
         // No subscriber is fine: the metrics above still count it.
         let _ = self.sender.send(event);

@@ -41,6 +41,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use foundation_error::clock::{SharedClock, TokioClock};
 use foundation_error::{Error, ErrorCode};
 use tokio::sync::broadcast;
 
@@ -154,6 +155,7 @@ pub struct SupervisorBuilder {
     strategy: Strategy,
     max_restarts: u32,
     period: Duration,
+    clock: Option<SharedClock>,
     auto_shutdown: AutoShutdown,
     events: Option<EventBus>,
     children: Vec<Result<Arc<dyn spec::ErasedChild>, Error>>,
@@ -170,6 +172,7 @@ impl Supervisor {
             strategy: Strategy::OneForOne,
             max_restarts: DEFAULT_MAX_RESTARTS,
             period: DEFAULT_RESTART_PERIOD,
+            clock: None,
             auto_shutdown: AutoShutdown::Never,
             events: None,
             children: Vec::new(),
@@ -190,6 +193,15 @@ impl SupervisorBuilder {
     pub fn intensity(&mut self, max_restarts: u32, period: Duration) -> &mut Self {
         self.max_restarts = max_restarts;
         self.period = period;
+        self
+    }
+
+    /// Sets the clock the restart-intensity window is measured on and
+    /// events are stamped with (default: a [`TokioClock`] made at the
+    /// start, so paused tokio time drives it). Pass the application's one
+    /// clock, or a [`ManualClock`](crate::ManualClock) in tests.
+    pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -275,6 +287,10 @@ impl SupervisorBuilder {
             strategy: self.strategy,
             max_restarts: self.max_restarts,
             period: self.period,
+            clock: self
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(TokioClock::new())),
             auto_shutdown: self.auto_shutdown,
             events,
             specs: Mutex::new(specs),

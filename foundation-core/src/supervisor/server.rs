@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
-use tokio::time::Instant;
 
 use super::events::{EventBus, SupervisorEventKind};
 use super::intensity::Intensity;
@@ -35,6 +35,8 @@ pub(crate) struct SupervisorShared {
     pub(crate) strategy: Strategy,
     pub(crate) max_restarts: u32,
     pub(crate) period: Duration,
+    /// Measures the restart window and stamps events.
+    pub(crate) clock: SharedClock,
     pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) events: std::sync::OnceLock<EventBus>,
     /// The static children, in start order; kept across restarts, so
@@ -300,7 +302,7 @@ impl Actor for Supervisor {
             }
             Info::RetryRestart { key } => {
                 if self.children.contains_key(&key) {
-                    if self.intensity.record(Instant::now()) {
+                    if self.intensity.record(self.shared.clock.elapsed()) {
                         self.restart_pending(key).await;
                     } else {
                         self.escalate(key, ctx);
@@ -425,7 +427,9 @@ impl Supervisor {
     }
 
     fn emit(&self, child: &Arc<str>, kind: SupervisorEventKind) {
-        self.shared.events().emit(&self.shared.name, child, kind);
+        self.shared
+            .events()
+            .emit(&self.shared.name, child, kind, self.shared.clock.as_ref());
     }
 
     fn update_gauge(&self) {
@@ -568,7 +572,7 @@ impl Supervisor {
             }
             return;
         }
-        if !self.intensity.record(Instant::now()) {
+        if !self.intensity.record(self.shared.clock.elapsed()) {
             self.escalate(key, ctx);
             return;
         }

@@ -514,3 +514,65 @@ async fn supervisor_events_and_the_sync_barrier() {
     assert_eq!(kinds, ["exited", "started", "restarted"]);
     assert!(collected.events().iter().all(|event| &*event.child == "d"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_restart_window_runs_on_the_supervisors_clock() {
+    let clock = Arc::new(foundation_core::ManualClock::new());
+    let mut builder = Supervisor::builder("clocked");
+    builder
+        .intensity(1, Duration::from_secs(5))
+        .clock(clock.clone());
+    let worker = ChildSpec::<Probe>::new("worker", ProbeArgs::named("worker"));
+    let handle = worker.handle();
+    builder.child(worker);
+    let app = builder.start().await.unwrap();
+    let mut events = EventCollector::new(&app.event_bus());
+
+    // Restarts 10 s apart on the manual clock never exceed 1 in 5 s,
+    // whatever tokio's clock says.
+    for expected in 2..=4 {
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            crash_and_wait_restart(&handle, WAIT).await.unwrap(),
+            expected
+        );
+    }
+    let stamps: Vec<Duration> = events
+        .events()
+        .iter()
+        .filter(|event| matches!(event.kind, SupervisorEventKind::ChildRestarted { .. }))
+        .map(|event| event.at)
+        .collect();
+    assert_eq!(
+        stamps,
+        [10, 20, 30].map(Duration::from_secs).to_vec(),
+        "events are stamped on the supervisor's clock"
+    );
+
+    // A second restart at the same manual instant exceeds it, however
+    // much tokio time passes.
+    let monitor = app.monitor();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    handle.stop(ExitReason::Error(foundation_error::Error::system("again")));
+    monitor.wait_timeout(WAIT).await.unwrap();
+    assert!(!handle.is_alive());
+}
+
+#[tokio::test(start_paused = true)]
+async fn child_specs_are_written_inline() {
+    let mut builder = Supervisor::builder("inline");
+    builder
+        .child(ChildSpec::<Probe>::new("a", ProbeArgs::named("a")).restart(Restart::Transient))
+        .child(
+            ChildSpec::<Probe>::from_fn("b", || ProbeArgs::named("b"))
+                .shutdown(Shutdown::BrutalKill),
+        );
+    let app = builder.start().await.unwrap();
+    let children = app.which_children().await.unwrap();
+    assert_eq!(children.len(), 2);
+    assert_eq!(children[0].restart, Restart::Transient);
+    let a = children[0].process.downcast::<Probe>().unwrap();
+    assert_eq!(a.call(ProbeCall::Add(3)).await.unwrap(), 3);
+    app.shutdown().await.unwrap();
+    assert!(!a.is_alive());
+}
