@@ -34,7 +34,7 @@ static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// those that fired or were dropped. A leak test reads it before and after
 /// (with nothing else monitoring meanwhile).
 ///
-/// ```
+/// ```standalone_crate
 /// use foundation_core::{Actor, Context, ExitReason, live_monitors, spawn};
 /// use foundation_error::Error;
 ///
