@@ -245,7 +245,9 @@ impl<A: Actor> ActorRef<A> {
     /// has ended, when the port is dropped unanswered (`process_crashed`:
     /// the handler dropped it, the instance crashed holding it, or the
     /// process ended with the request queued), and with `timeout` when no
-    /// answer comes in time.
+    /// answer comes in time. (An [`on_undelivered`](crate::ActorOptions::on_undelivered)
+    /// hook receives such a queued request, port included; dropping it
+    /// answers the caller.)
     ///
     /// # Cancel safety
     ///
@@ -367,6 +369,11 @@ impl<A: Actor> ActorRef<A> {
     /// before it has been handled, and returns its result (at most
     /// [`DEFAULT_CALL_TIMEOUT`]). Meant for tests and debugging, like
     /// `sys:get_state`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future once the inspection is queued does not withdraw
+    /// it; it runs (it only reads) and its result is discarded.
     pub async fn inspect<R, F>(&self, inspect: F) -> Result<R, Error>
     where
         F: FnOnce(&A) -> R + Send + 'static,
