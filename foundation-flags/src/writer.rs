@@ -467,7 +467,7 @@ impl Flags {
             })?;
         self.settle_pending(&mut writer).await?;
 
-        let mut draft = Draft::new(&shared.registry, &writer, shared.clock.now());
+        let mut draft = Draft::new(&shared.registry, &writer, shared.clock.wall());
         edit(&mut draft)?;
         if draft.entries.is_empty() {
             return Ok(FlagChange::new(writer.version, Arc::from([])));
