@@ -165,6 +165,13 @@ impl FlagsBuilder {
     /// ([`ErrorCode::CONSTRAINT_VIOLATION`]), an invalid override (see
     /// [`process_environment`](crate::process_environment)), a zero
     /// timeout, and store failures or timeouts.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the flags being opened. The only write is
+    /// the audit of environment overrides: dropped during its store commit,
+    /// those audit entries may or may not be stored (they are recorded
+    /// again at the next open while the variables are set).
     pub async fn open(&self) -> Result<Flags> {
         if self.timeout.is_zero() {
             return Err(Error::new(

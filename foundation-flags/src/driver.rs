@@ -75,6 +75,13 @@ impl RampDriver {
     /// a step could not be stored (the step is then not applied; it runs
     /// when the driver runs again, so restarting the driver, as a supervisor
     /// does, retries it).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future (aborting the driver's task) between steps loses
+    /// nothing: due steps run when a driver runs again. Dropped during a
+    /// step's store commit, that step's outcome is settled by the next
+    /// write, as for any write (see [`Flags::advance_ramps`]).
     pub async fn run(self) -> Result<()> {
         loop {
             let wakeup = self.wakeup.notified();

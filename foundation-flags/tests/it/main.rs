@@ -9,6 +9,7 @@ mod evaluation;
 mod openfeature;
 mod persistence;
 mod ramps;
+mod stored;
 mod toml_file;
 mod writes;
 
