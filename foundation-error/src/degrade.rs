@@ -42,6 +42,11 @@ use crate::error::Error;
 /// assert!(refused.is_err());
 /// # }
 /// ```
+///
+/// # Cancel safety
+///
+/// Dropping the future drops whichever of `operation` and `fallback` is
+/// running; their own cancel safety applies.
 pub async fn with_fallback<T, Op, Fallback, FallbackFuture>(
     operation: Op,
     fallback: Fallback,
