@@ -275,6 +275,11 @@ impl<T: Record> Journal<T> {
 
     fn locate(&self, error: Error, stream: &str) -> Error {
         let shown: String = stream.chars().take(128).collect();
+        let error = if error.context_value("store").is_some() {
+            error
+        } else {
+            error.with_context("store", &self.store.shared().name)
+        };
         error
             .with_context("keyspace", &*self.name)
             .with_context("stream", shown)

@@ -86,6 +86,7 @@ mod apply;
 mod batch;
 mod classify;
 mod codec;
+mod contain;
 #[cfg(feature = "fault-injection")]
 mod fault;
 mod journal;

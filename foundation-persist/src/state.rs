@@ -80,8 +80,14 @@ impl Keyspace {
         })
     }
 
-    /// Adds the keyspace and (a bounded prefix of) the key to an error.
+    /// Adds the store, the keyspace and (a bounded prefix of) the key to
+    /// an error.
     pub(crate) fn locate(&self, error: Error, key: &str) -> Error {
+        let error = if error.context_value("store").is_some() {
+            error
+        } else {
+            error.with_context("store", &self.store.shared().name)
+        };
         error
             .with_context("keyspace", &*self.name)
             .with_context("key", bounded(key))

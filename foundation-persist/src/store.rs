@@ -26,6 +26,7 @@ use crate::apply::commit_requests;
 use crate::batch::WriteBatch;
 use crate::classify::{closed, storage_error};
 use crate::codec::Record;
+use crate::contain::contain;
 use crate::journal::Journal;
 use crate::layout::{FORMAT_KEY, REVISION_KEY, STORE_FORMAT, SYSTEM};
 use crate::maintenance::{self, check_format};
@@ -112,22 +113,48 @@ impl Store {
     ///
     /// `store_in_use` when another process (or another open handle in this
     /// process) holds the file; `unsupported_version` for a store written by
-    /// a newer version of this crate; `data_corruption` for a file that is
-    /// not a readable store; the I/O error's code (for example
-    /// `permission_denied`) when the file cannot be opened or created.
+    /// a newer version of this crate; `data_corruption` (naming the path)
+    /// for a file that is not a readable store: an empty file, a file that
+    /// is not a redb database, a redb database of another application
+    /// (one without this crate's store format), or a damaged store. Such
+    /// a file is left untouched (byte for byte) when it shut down cleanly;
+    /// only a missing path creates a store. The I/O error's code (for
+    /// example `permission_denied`) when the file cannot be opened or
+    /// created.
+    ///
+    /// # Integrity
+    ///
+    /// After an unclean shutdown redb repairs the file on open, walking
+    /// every committed page and verifying its checksum, so a crash never
+    /// leaves damage unnoticed. A file that shut down cleanly is trusted;
+    /// damage done to it outside redb (bit rot, a stray write) is found
+    /// when the damaged page is read, and fails that read (or this open)
+    /// with `data_corruption`, never a panic. To verify every page on
+    /// every open, set
+    /// [`StoreOptions::check_integrity_on_open`]; it reads the whole file
+    /// (see that option for the measured cost).
     pub fn open(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Store, Error> {
         let path = path.as_ref();
         let with_path = |error: Error| error.with_context("path", path.display());
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|error| with_path(error.into()))?;
-        }
-        if !path.exists() {
-            create_atomically(path, options).map_err(with_path)?;
-        }
-        let database = open_file(path, options).map_err(with_path)?;
-        Store::start(database, Some(path.to_path_buf()), options).map_err(with_path)
+        let name = path.display().to_string();
+        // A damaged file can make redb panic while it opens; see contain.rs.
+        contain(&name, "open", || {
+            if let Some(parent) = path.parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)?;
+            }
+            match std::fs::metadata(path) {
+                Ok(metadata) => probe_existing(path, &metadata)?,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    create_atomically(path, options)?;
+                }
+                Err(error) => return Err(error.into()),
+            }
+            let database = open_file(path, options)?;
+            Store::start(database, Some(path.to_path_buf()), options)
+        })
+        .map_err(with_path)
     }
 
     /// Opens a store that lives in memory and disappears with it, for
@@ -150,7 +177,7 @@ impl Store {
         let database = builder
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|error| storage_error(error, "open"))?;
-        prepare(&database, None)?;
+        prepare(&database, None, Preparing::New)?;
         crate::metrics::describe();
         Ok(Store {
             inner: Arc::new(Inner {
@@ -167,7 +194,7 @@ impl Store {
         path: Option<PathBuf>,
         options: &StoreOptions,
     ) -> Result<Store, Error> {
-        prepare(&database, path.as_deref())?;
+        prepare(&database, path.as_deref(), Preparing::Existing)?;
         crate::metrics::describe();
         let shared = Arc::new(Shared::new(database, path, options.clone()));
         let (commands, receiver) = mpsc::channel();
@@ -241,15 +268,18 @@ impl Store {
         let deadline = deadline_after(shared.options.maintenance_timeout);
         if let Writes::Inline { .. } = self.inner.writes {
             let never_abandoned = || false;
-            return maintenance::write_backup(
-                &snapshot,
-                destination.as_ref(),
-                deadline,
-                &never_abandoned,
-            );
+            return contain(&shared.name, "backup", || {
+                maintenance::write_backup(
+                    &snapshot,
+                    destination.as_ref(),
+                    deadline,
+                    &never_abandoned,
+                )
+            });
         }
         let (reply, answer) = oneshot::channel();
         spawn_backup(
+            shared.name.clone(),
             snapshot,
             destination.as_ref().to_path_buf(),
             deadline,
@@ -298,7 +328,10 @@ impl Store {
                 let guard = shared.writer_read();
                 let database = guard.as_ref().ok_or_else(closed)?;
                 let deadline = deadline_after(shared.options.maintenance_timeout);
-                maintenance::restore(database, source.as_ref(), deadline)
+                contain(&shared.name, "restore", || {
+                    maintenance::restore(database, source.as_ref(), deadline)
+                })
+                .inspect_err(|error| fail_writes_after_panic(shared, error))
             }
         }
     }
@@ -326,7 +359,10 @@ impl Store {
             Writes::Inline { serial } => {
                 let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
                 shared.check_open()?;
-                maintenance::compact(shared, deadline_after(shared.options.maintenance_timeout))
+                contain(&shared.name, "compact", || {
+                    maintenance::compact(shared, deadline_after(shared.options.maintenance_timeout))
+                })
+                .inspect_err(|error| fail_writes_after_panic(shared, error))
             }
         }
     }
@@ -393,6 +429,7 @@ impl Store {
     pub(crate) async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, Error> {
         let shared = &self.inner.shared;
         shared.check_open()?;
+        shared.check_writable()?;
         if ops.is_empty() {
             return Ok(Vec::new());
         }
@@ -401,10 +438,13 @@ impl Store {
             Writes::Inline { serial } => {
                 let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
                 shared.check_open()?;
+                shared.check_writable()?;
                 let guard = shared.writer_read();
                 let database = guard.as_ref().ok_or_else(closed)?;
-                let (mut replies, _) =
-                    commit_requests(database, std::iter::once(ops.as_slice()), true)?;
+                let (mut replies, _) = contain(&shared.name, "commit", || {
+                    commit_requests(database, std::iter::once(ops.as_slice()), true)
+                })
+                .inspect_err(|error| fail_writes_after_panic(shared, error))?;
                 return replies.pop().unwrap_or_else(|| {
                     Err(Error::new(
                         ErrorCode::INTERNAL_ERROR,
@@ -507,6 +547,7 @@ impl Drop for Inner {
 fn open_file(path: &Path, options: &StoreOptions) -> Result<Database, Error> {
     let mut builder = redb::Builder::new();
     builder.set_cache_size(options.cache_bytes);
+    builder.set_check_integrity_on_open(options.check_integrity_on_open);
     #[cfg(feature = "fault-injection")]
     if let Some(faults) = &options.fault_injection {
         let file = std::fs::OpenOptions::new()
@@ -553,7 +594,7 @@ fn create_atomically(path: &Path, options: &StoreOptions) -> Result<(), Error> {
         let database = builder
             .create(&creating)
             .map_err(|error| storage_error(error, "create"))?;
-        prepare(&database, Some(path))?;
+        prepare(&database, Some(path), Preparing::New)?;
         database
             .close()
             .map_err(|error| storage_error(error, "close"))?;
@@ -570,12 +611,30 @@ fn create_atomically(path: &Path, options: &StoreOptions) -> Result<(), Error> {
     result
 }
 
-/// Checks the store format and writes it into a new store.
-fn prepare(database: &Database, path: Option<&Path>) -> Result<(), Error> {
+/// After a panic inside a write, the store refuses writes until reopened.
+pub(crate) fn fail_writes_after_panic(shared: &Shared, error: &Error) {
+    if error.context_value("panic").is_some() {
+        shared.fail_writes(error);
+    }
+}
+
+/// Whether [`prepare`] sees a store it just created or an existing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Preparing {
+    New,
+    Existing,
+}
+
+/// Checks the store format and writes it into a new store. An existing
+/// file without a store format is another application's redb database:
+/// refused, never adopted.
+fn prepare(database: &Database, path: Option<&Path>, preparing: Preparing) -> Result<(), Error> {
     let format = read::system_value(database, FORMAT_KEY)?;
     check_format(format, path)?;
-    if format.is_some() {
-        return Ok(());
+    match (format, preparing) {
+        (Some(_), _) => return Ok(()),
+        (None, Preparing::Existing) => return Err(not_a_store(NO_STORE_FORMAT)),
+        (None, Preparing::New) => {}
     }
     let transaction = database
         .begin_write()
@@ -591,6 +650,56 @@ fn prepare(database: &Database, path: Option<&Path>) -> Result<(), Error> {
     transaction
         .commit()
         .map_err(|error| storage_error(error, "commit"))
+}
+
+const NO_STORE_FORMAT: &str = "the file is a redb database without a foundation-persist store format \
+     (another application's database); it was left untouched";
+
+fn not_a_store(why: &str) -> Error {
+    Error::new(ErrorCode::DATA_CORRUPTION, format!("not a store: {why}"))
+}
+
+/// Checks, without writing to it, that an existing file is a store: not
+/// empty, a redb database, with this crate's format. A file that needs
+/// redb's repair after an unclean shutdown cannot be read without writing;
+/// it is checked after the repair, in [`prepare`].
+fn probe_existing(path: &Path, metadata: &std::fs::Metadata) -> Result<(), Error> {
+    if !metadata.is_file() {
+        return Err(Error::new(
+            ErrorCode::INVALID_INPUT,
+            "the store path exists but is not a file",
+        ));
+    }
+    if metadata.len() == 0 {
+        return Err(not_a_store(
+            "the file is empty (a store is never empty: only a missing path creates one); it was left untouched",
+        ));
+    }
+    let database = match redb::Builder::new().open_read_only(path) {
+        Ok(database) => database,
+        Err(redb::DatabaseError::RepairAborted) => return Ok(()),
+        // A lock held elsewhere, a newer redb format and I/O failures keep
+        // their own codes; anything else redb cannot open read-only is not
+        // a store.
+        Err(
+            error @ (redb::DatabaseError::DatabaseAlreadyOpen
+            | redb::DatabaseError::UpgradeRequired(_)
+            | redb::DatabaseError::Storage(redb::StorageError::Io(_))),
+        ) => return Err(storage_error(error, "open")),
+        Err(error) => {
+            return Err(
+                not_a_store("the file is not a redb database; it was left untouched")
+                    .with_cause(storage_error(error, "open")),
+            );
+        }
+    };
+    let format = read::system_value(&database, FORMAT_KEY)?;
+    drop(database);
+    check_format(format, Some(path))?;
+    if format.is_none() {
+        return Err(not_a_store(NO_STORE_FORMAT));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod hostile;
 mod in_use;
 mod journal;
 mod maintenance;
