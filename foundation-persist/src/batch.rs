@@ -11,9 +11,10 @@ use std::fmt;
 
 use foundation_error::{Error, ErrorCode};
 
+use crate::backend::{Expect, Op};
 use crate::codec::Record;
 use crate::journal::Journal;
-use crate::ops::{Expect, Op, Outcome, Version};
+use crate::ops::{Outcome, Version};
 use crate::state::{StateStore, expect};
 use crate::store::Store;
 

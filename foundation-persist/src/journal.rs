@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use foundation_error::{Error, ErrorCode};
 
+use crate::backend::Op;
 use crate::codec::{Codec, Record};
 use crate::layout::{self, JournalTables, check_key};
-use crate::ops::{Op, Outcome};
-use crate::read;
+use crate::ops::Outcome;
 use crate::state::{check_limit, unexpected};
 use crate::store::Store;
 
@@ -159,25 +159,24 @@ impl<T: Record> Journal<T> {
     ) -> Result<Vec<JournalEntry<T>>, Error> {
         check_key(stream, "stream id").map_err(|error| self.locate(error, stream))?;
         check_limit(limit)?;
-        self.store
-            .shared()
-            .read(|database| {
-                read::read_journal(
-                    database,
-                    &self.tables.records,
-                    stream,
-                    from,
-                    limit,
-                    |sequence, bytes| {
-                        let record = self.codec.decode(bytes).map_err(|error| {
-                            self.locate(error, stream)
-                                .with_context("sequence", sequence)
-                        })?;
-                        Ok(JournalEntry { sequence, record })
-                    },
-                )
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        let stored = self
+            .store
+            .backend()
+            .read_journal(&self.tables, stream, from, limit)
+            .await?;
+        stored
+            .into_iter()
+            .map(|(sequence, envelope)| {
+                let record = self.codec.decode(&envelope).map_err(|error| {
+                    self.locate(error, stream)
+                        .with_context("sequence", sequence)
+                })?;
+                Ok(JournalEntry { sequence, record })
             })
-            .await
+            .collect()
     }
 
     /// Removes the records of `stream` up to and including `through`;
@@ -202,15 +201,13 @@ impl<T: Record> Journal<T> {
     /// `invalid_input` for a bad stream id; storage errors.
     pub async fn head(&self, stream: &str) -> Result<StreamHead, Error> {
         check_key(stream, "stream id").map_err(|error| self.locate(error, stream))?;
-        let (next_sequence, truncated_through) = self
-            .store
-            .shared()
-            .read(|database| read::journal_head(database, &self.tables.heads, stream))
-            .await?;
-        Ok(StreamHead {
-            next_sequence,
-            truncated_through,
-        })
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        self.store
+            .backend()
+            .journal_head(&self.tables, stream)
+            .await
     }
 
     /// Up to `limit` stream ids starting with `prefix`, in order, after
@@ -226,9 +223,12 @@ impl<T: Record> Journal<T> {
         limit: usize,
     ) -> Result<Vec<String>, Error> {
         check_limit(limit)?;
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
         self.store
-            .shared()
-            .read(|database| read::list_streams(database, &self.tables.heads, prefix, after, limit))
+            .backend()
+            .list_streams(&self.tables, prefix, after, limit)
             .await
     }
 
@@ -243,7 +243,7 @@ impl<T: Record> Journal<T> {
             .codec
             .encode(record)
             .map_err(|error| self.locate(error, stream))?;
-        let limit = self.store.shared().options.max_value_bytes;
+        let limit = self.store.options().max_value_bytes;
         if bytes.len() > limit {
             return Err(self.locate(
                 Error::new(
@@ -278,7 +278,7 @@ impl<T: Record> Journal<T> {
         let error = if error.context_value("store").is_some() {
             error
         } else {
-            error.with_context("store", &self.store.shared().name)
+            error.with_context("store", self.store.name())
         };
         error
             .with_context("keyspace", &*self.name)

@@ -83,12 +83,14 @@
 //! ```
 
 mod apply;
+pub mod backend;
 mod batch;
 mod classify;
 mod codec;
 mod contain;
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod file;
 mod journal;
 mod layout;
 mod maintenance;
@@ -97,15 +99,18 @@ pub mod metrics;
 mod ops;
 mod options;
 mod read;
+mod redb_backend;
 mod shared;
 mod state;
 mod store;
 mod writer;
 
+pub use backend::Backend;
 pub use batch::WriteBatch;
 pub use codec::{Codec, ENVELOPE_FORMAT, Migrations, Record};
 #[cfg(feature = "fault-injection")]
 pub use fault::FaultInjection;
+pub use file::StoreFile;
 pub use journal::{Journal, JournalEntry, StreamHead};
 pub use layout::MAX_KEYSPACE_NAME_BYTES;
 pub use metadata::Metadata;

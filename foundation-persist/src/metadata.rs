@@ -12,9 +12,10 @@ use std::fmt;
 
 use foundation_error::Error;
 
+use crate::backend::Expect;
 use crate::codec::{Codec, Record};
-use crate::layout::METADATA_TABLE;
-use crate::ops::{Expect, Version};
+use crate::layout::metadata_keyspace;
+use crate::ops::Version;
 use crate::state::{Keyspace, Versioned, deleted, expect, written};
 use crate::store::Store;
 
@@ -55,8 +56,7 @@ impl Metadata {
         Metadata {
             keyspace: Keyspace {
                 store,
-                name: METADATA_TABLE.into(),
-                table: METADATA_TABLE.into(),
+                id: metadata_keyspace(),
             },
         }
     }
@@ -83,7 +83,7 @@ impl Metadata {
         self.keyspace
             .get(name, |version, bytes| {
                 Ok(Versioned {
-                    version: Version(version),
+                    version,
                     value: codec.decode(bytes)?,
                 })
             })

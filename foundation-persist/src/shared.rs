@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     exclusive_watch: watch::Sender<bool>,
     closed: AtomicBool,
     pub(crate) queued_writes: AtomicUsize,
+    /// The versions writes draw from; used by the one writer at a time.
+    pub(crate) versions: std::sync::Mutex<Option<crate::apply::VersionBlock>>,
     /// Set when a write panicked inside the storage engine: writes are
     /// refused until the store is reopened.
     write_failure: std::sync::Mutex<Option<Error>>,
@@ -47,6 +49,7 @@ impl Shared {
             exclusive_watch: watch::Sender::new(false),
             closed: AtomicBool::new(false),
             queued_writes: AtomicUsize::new(0),
+            versions: std::sync::Mutex::new(None),
             write_failure: std::sync::Mutex::new(None),
             name: path
                 .as_ref()

@@ -8,15 +8,14 @@
 //! batches (`batch.rs`).
 
 use std::fmt;
-use std::sync::Arc;
 
 use foundation_error::{Error, ErrorCode};
 
+use crate::backend::{Expect, Op, StateKeyspace};
 use crate::codec::{Codec, Record};
 use crate::layout::{self, check_key};
-use crate::ops::{Expect, Op, Outcome, Version};
+use crate::ops::{Outcome, Version};
 use crate::options::MAX_READ_LIMIT;
-use crate::read;
 use crate::store::Store;
 
 /// A value with the version it was written at.
@@ -43,14 +42,13 @@ pub struct Entry<T> {
 #[derive(Clone)]
 pub(crate) struct Keyspace {
     pub(crate) store: Store,
-    pub(crate) name: Arc<str>,
-    pub(crate) table: Arc<str>,
+    pub(crate) id: StateKeyspace,
 }
 
 impl Keyspace {
     pub(crate) fn put_op(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<Op, Error> {
         check_key(key, "key").map_err(|error| self.locate(error, key))?;
-        let limit = self.store.shared().options.max_value_bytes;
+        let limit = self.store.options().max_value_bytes;
         if value.len() > limit {
             return Err(self.locate(
                 Error::new(
@@ -64,7 +62,7 @@ impl Keyspace {
             ));
         }
         Ok(Op::Put {
-            table: Arc::clone(&self.table),
+            keyspace: self.id.clone(),
             key: key.to_owned(),
             value,
             expect,
@@ -74,7 +72,7 @@ impl Keyspace {
     pub(crate) fn delete_op(&self, key: &str, expect: Expect) -> Result<Op, Error> {
         check_key(key, "key").map_err(|error| self.locate(error, key))?;
         Ok(Op::Delete {
-            table: Arc::clone(&self.table),
+            keyspace: self.id.clone(),
             key: key.to_owned(),
             expect,
         })
@@ -86,27 +84,28 @@ impl Keyspace {
         let error = if error.context_value("store").is_some() {
             error
         } else {
-            error.with_context("store", &self.store.shared().name)
+            error.with_context("store", self.store.name())
         };
         error
-            .with_context("keyspace", &*self.name)
+            .with_context("keyspace", self.id.name())
             .with_context("key", bounded(key))
     }
 
     pub(crate) async fn get<R>(
         &self,
         key: &str,
-        decode: impl FnOnce(u64, &[u8]) -> Result<R, Error>,
+        decode: impl FnOnce(Version, &[u8]) -> Result<R, Error>,
     ) -> Result<Option<R>, Error> {
         check_key(key, "key").map_err(|error| self.locate(error, key))?;
-        self.store
-            .shared()
-            .read(|database| {
-                read::get_state(database, &self.table, key, |version, bytes| {
-                    decode(version, bytes).map_err(|error| self.locate(error, key))
-                })
-            })
-            .await
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        let Some(stored) = self.store.backend().get(&self.id, key).await? else {
+            return Ok(None);
+        };
+        decode(stored.version, &stored.envelope)
+            .map(Some)
+            .map_err(|error| self.locate(error, key))
     }
 
     pub(crate) async fn write(&self, op: Op) -> Result<Outcome, Error> {
@@ -219,7 +218,7 @@ impl<T> Clone for StateStore<T> {
 impl<T> fmt::Debug for StateStore<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StateStore")
-            .field("keyspace", &self.keyspace.name)
+            .field("keyspace", &self.keyspace.id.name())
             .field("type", &std::any::type_name::<T>())
             .finish()
     }
@@ -227,12 +226,10 @@ impl<T> fmt::Debug for StateStore<T> {
 
 impl<T: Record> StateStore<T> {
     pub(crate) fn new(store: Store, name: &str) -> Result<StateStore<T>, Error> {
-        let table = layout::state_table(name)?;
         Ok(StateStore {
             keyspace: Keyspace {
                 store,
-                name: name.into(),
-                table,
+                id: layout::state_keyspace(name)?,
             },
             codec: Codec::new()?,
         })
@@ -240,7 +237,7 @@ impl<T: Record> StateStore<T> {
 
     /// The keyspace name.
     pub fn name(&self) -> &str {
-        &self.keyspace.name
+        self.keyspace.id.name()
     }
 
     /// The store this keyspace belongs to.
@@ -270,7 +267,7 @@ impl<T: Record> StateStore<T> {
         self.keyspace
             .get(key, |version, bytes| {
                 Ok(Versioned {
-                    version: Version(version),
+                    version,
                     value: self.codec.decode(bytes)?,
                 })
             })
@@ -325,7 +322,7 @@ impl<T: Record> StateStore<T> {
     /// `version_conflict` when it does not (or is absent); otherwise as for
     /// [`put`](StateStore::put).
     pub async fn compare_and_delete(&self, key: &str, expected: Version) -> Result<(), Error> {
-        let op = self.keyspace.delete_op(key, Expect::Version(expected.0))?;
+        let op = self.keyspace.delete_op(key, Expect::Version(expected))?;
         deleted(self.keyspace.write(op).await?).map(drop)
     }
 
@@ -345,29 +342,28 @@ impl<T: Record> StateStore<T> {
     ) -> Result<Vec<Entry<T>>, Error> {
         check_limit(limit)?;
         let keyspace = &self.keyspace;
-        keyspace
+        if keyspace.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        let stored = keyspace
             .store
-            .shared()
-            .read(|database| {
-                read::list_state(
-                    database,
-                    &keyspace.table,
-                    prefix,
-                    after,
-                    limit,
-                    |key, version, bytes| {
-                        Ok(Entry {
-                            key: key.to_owned(),
-                            version: Version(version),
-                            value: self
-                                .codec
-                                .decode(bytes)
-                                .map_err(|error| keyspace.locate(error, key))?,
-                        })
-                    },
-                )
+            .backend()
+            .list(&keyspace.id, prefix, after, limit)
+            .await?;
+        stored
+            .into_iter()
+            .map(|entry| {
+                let value = self
+                    .codec
+                    .decode(&entry.value.envelope)
+                    .map_err(|error| keyspace.locate(error, &entry.key))?;
+                Ok(Entry {
+                    key: entry.key,
+                    version: entry.value.version,
+                    value,
+                })
             })
-            .await
+            .collect()
     }
 
     pub(crate) fn put_op(&self, key: &str, value: &T, expect: Expect) -> Result<Op, Error> {
@@ -385,7 +381,7 @@ impl<T: Record> StateStore<T> {
 
 pub(crate) fn expect(expected: Option<Version>) -> Expect {
     match expected {
-        Some(version) => Expect::Version(version.0),
+        Some(version) => Expect::Version(version),
         None => Expect::Absent,
     }
 }

@@ -259,8 +259,13 @@ impl Writer {
         let guard = shared.writer_read();
         let database = guard.as_ref().ok_or_else(closed)?;
         let durable = self.next_commit_durable();
+        let mut versions = shared
+            .versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (replies, committed) = commit_requests(
             database,
+            &mut versions,
             requests.iter().map(|request| request.ops.as_slice()),
             durable,
         )?;
@@ -280,7 +285,7 @@ impl Writer {
     ) -> Result<R, Error> {
         let shared = Arc::clone(&self.shared);
         contain(&shared.name, operation, || work(self))
-            .inspect_err(|error| crate::store::fail_writes_after_panic(&shared, error))
+            .inspect_err(|error| crate::redb_backend::fail_writes_after_panic(&shared, error))
     }
 
     /// Whether the next commit must be durable: always with immediate
@@ -332,6 +337,11 @@ impl Writer {
         let guard = shared.writer_read();
         let database = guard.as_ref().ok_or_else(closed)?;
         let deadline = deadline_after(shared.options.maintenance_timeout);
+        // The restore moves the version reservation; reload it.
+        *shared
+            .versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         maintenance::restore(database, source, deadline)
     }
 
