@@ -87,6 +87,8 @@ pub mod backend;
 mod batch;
 mod classify;
 mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod contain;
 #[cfg(feature = "fault-injection")]
 mod fault;

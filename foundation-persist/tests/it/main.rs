@@ -9,6 +9,8 @@
 mod batch;
 mod codec;
 mod concurrency;
+#[cfg(feature = "conformance")]
+mod conformance;
 mod crash;
 #[cfg(feature = "fault-injection")]
 mod faults;
