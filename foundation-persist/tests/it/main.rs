@@ -19,6 +19,7 @@ mod in_use;
 mod journal;
 mod maintenance;
 mod metrics;
+mod round_trip;
 mod state;
 
 mod support {
