@@ -180,7 +180,16 @@ impl WriteBatch {
     /// # Errors
     ///
     /// `version_conflict` when a precondition fails (nothing is applied);
-    /// otherwise as for [`StateStore::put`](crate::StateStore::put).
+    /// otherwise as for [`StateStore::put`](crate::StateStore::put),
+    /// including the refusal of writes after a storage failure until the
+    /// store is reopened.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown, but all-or-nothing:
+    /// either every write of the batch was applied or none. Read one of
+    /// its writes (a journal append is easiest: the stream's head) to find
+    /// out which.
     pub async fn commit(self) -> Result<Vec<Outcome>, Error> {
         self.store.submit(self.ops).await
     }

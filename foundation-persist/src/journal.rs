@@ -120,7 +120,16 @@ impl<T: Record> Journal<T> {
     ///
     /// # Errors
     ///
-    /// As for [`StateStore::put`](crate::StateStore::put).
+    /// As for [`StateStore::put`](crate::StateStore::put), including the
+    /// refusal of writes after a storage failure until the store is
+    /// reopened.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown (appended or not, never
+    /// half): read the stream's [`head`](Journal::head) or its last records
+    /// to find out. Use [`append_expecting`](Journal::append_expecting) to
+    /// retry without appending twice.
     pub async fn append(&self, stream: &str, record: &T) -> Result<u64, Error> {
         let op = self.append_op(stream, record, None)?;
         appended(self.store.submit_one(op).await?)
@@ -132,6 +141,13 @@ impl<T: Record> Journal<T> {
     ///
     /// `version_conflict` when the stream's next number is another;
     /// otherwise as for [`append`](Journal::append).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown, but retrying is safe:
+    /// the same append expecting the same number either succeeds (it was
+    /// not applied) or fails with `version_conflict` (it was, or another
+    /// writer took the number; read the record to tell).
     pub async fn append_expecting(
         &self,
         stream: &str,
@@ -151,6 +167,10 @@ impl<T: Record> Journal<T> {
     /// or a bad stream id; `data_corruption` (naming the keyspace, stream
     /// and sequence) for a record that does not decode;
     /// `unsupported_version`, `type_mismatch` as for state values.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe, as for every read: dropping it abandons only the answer.
     pub async fn read(
         &self,
         stream: &str,
@@ -185,6 +205,12 @@ impl<T: Record> Journal<T> {
     /// # Errors
     ///
     /// As for [`append`](Journal::append).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown (truncated or not, never
+    /// partly): [`head`](Journal::head)'s `truncated_through` tells.
+    /// Truncating again is harmless.
     pub async fn truncate(&self, stream: &str, through: u64) -> Result<u64, Error> {
         let op = self.truncate_op(stream, through)?;
         match self.store.submit_one(op).await? {

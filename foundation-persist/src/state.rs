@@ -254,6 +254,11 @@ impl<T: Record> StateStore<T> {
     /// newer schema version; `type_mismatch` for another type's value;
     /// `invalid_input` for an empty or over-long key; `service_unavailable`
     /// once the store is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: a read changes nothing, and dropping it abandons only the
+    /// answer. It waits only while a compaction holds the store alone.
     pub async fn get(&self, key: &str) -> Result<Option<T>, Error> {
         Ok(self.get_versioned(key).await?.map(|entry| entry.value))
     }
@@ -283,6 +288,27 @@ impl<T: Record> StateStore<T> {
     /// `timeout` when the write waited too long in the queue (it was then
     /// not applied), storage errors (a full disk is `resource_exhausted`),
     /// `service_unavailable` once the store is closed.
+    ///
+    /// # Storage failures
+    ///
+    /// After a failed write or fsync (an I/O error from the disk,
+    /// `service_unavailable` with context `storage_failure`), or a panic
+    /// inside the storage engine, the store refuses every later write with
+    /// `service_unavailable` until it is closed and reopened: the OS may
+    /// have dropped the pages that failed, so nothing is trusted until the
+    /// next open has re-read the file. Reads go on.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves the outcome
+    /// **unknown**: a write the writer had not yet taken into a commit is
+    /// dropped and never applied, but one already in a committing batch is
+    /// applied (and durable) although nobody hears of it. To find out,
+    /// read the key back ([`get_versioned`](StateStore::get_versioned)):
+    /// a version newer than the one you last saw, holding your value, is
+    /// your write. On an in-memory store the write completes within the
+    /// future's first poll, so a future dropped before it was polled did
+    /// nothing.
     pub async fn put(&self, key: &str, value: &T) -> Result<Version, Error> {
         let op = self.put_op(key, value, Expect::Any)?;
         written(self.keyspace.write(op).await?)
@@ -295,6 +321,11 @@ impl<T: Record> StateStore<T> {
     ///
     /// `version_conflict` when the current version differs; otherwise as
     /// for [`put`](StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown (applied or not, never half); read the key's version to find out: `expected` still there means it was not applied.
     pub async fn compare_and_set(
         &self,
         key: &str,
@@ -310,6 +341,11 @@ impl<T: Record> StateStore<T> {
     /// # Errors
     ///
     /// As for [`put`](StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown (applied or not, never half); read the key to find out (absent: deleted, by this call or another).
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
         let op = self.keyspace.delete_op(key, Expect::Any)?;
         deleted(self.keyspace.write(op).await?)
@@ -321,6 +357,11 @@ impl<T: Record> StateStore<T> {
     ///
     /// `version_conflict` when it does not (or is absent); otherwise as for
     /// [`put`](StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown (applied or not, never half); read the key to find out: still at `expected` means it was not applied.
     pub async fn compare_and_delete(&self, key: &str, expected: Version) -> Result<(), Error> {
         let op = self.keyspace.delete_op(key, Expect::Version(expected))?;
         deleted(self.keyspace.write(op).await?).map(drop)
@@ -334,6 +375,10 @@ impl<T: Record> StateStore<T> {
     ///
     /// `invalid_input` for a limit over [`MAX_READ_LIMIT`]; the decoding
     /// errors of [`get`](StateStore::get) for any entry.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe, as for every read: dropping it abandons only the answer.
     pub async fn list(
         &self,
         prefix: &str,
