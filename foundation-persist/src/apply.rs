@@ -285,16 +285,12 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                 if let Some(expected) = *expect_sequence
                     && expected != next
                 {
-                    return Ok(Err(Error::new(
-                        ErrorCode::VERSION_CONFLICT,
-                        format!(
-                            "the append expected sequence number {expected}, but the stream's next is {next}"
-                        ),
-                    )
-                    .with_context("keyspace", layout::keyspace_of(&journal.records))
-                    .with_context("stream", stream)
-                    .with_context("expected_sequence", expected)
-                    .with_context("next_sequence", next)));
+                    return Ok(Err(sequence_conflict(
+                        &journal.records,
+                        stream,
+                        expected,
+                        next,
+                    )));
                 }
                 sequences.insert((&*journal.heads, stream.as_str()), next + 1);
                 outcomes.push(Outcome::Appended { sequence: next });
@@ -380,7 +376,22 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
     Ok(Ok(outcomes))
 }
 
-fn check(expect: Expect, current: u64, table: &str, key: &str) -> Result<(), Error> {
+/// The `version_conflict` of an append that expected another sequence
+/// number.
+pub(crate) fn sequence_conflict(records: &str, stream: &str, expected: u64, next: u64) -> Error {
+    Error::new(
+        ErrorCode::VERSION_CONFLICT,
+        format!("the append expected sequence number {expected}, but the stream's next is {next}"),
+    )
+    .with_context("keyspace", layout::keyspace_of(records))
+    .with_context("stream", stream)
+    .with_context("expected_sequence", expected)
+    .with_context("next_sequence", next)
+}
+
+/// Checks a state write's precondition against the key's current version
+/// (0: absent).
+pub(crate) fn check(expect: Expect, current: u64, table: &str, key: &str) -> Result<(), Error> {
     let holds = match expect {
         Expect::Any => true,
         Expect::Absent => current == 0,

@@ -9,9 +9,9 @@
 //! Decoding, migrations and the errors that name a keyspace and a key stay
 //! above the seam, so every backend behaves alike.
 //!
-//! Two backends ship in this crate, both on redb: a file
-//! ([`Store::open`]) with a group-committing writer thread, and memory
-//! ([`Store::open_in_memory`]) with inline writes. Another crate (the
+//! Two backends ship in this crate: a redb file ([`Store::open`]) with a
+//! group-committing writer thread, and ordered maps in memory
+//! ([`Store::open_in_memory`]) with inline writes, for tests. Another crate (the
 //! PostgreSQL backend of issue 15) implements [`Backend`] and builds its
 //! stores with [`Store::with_backend`]; the behaviour all of them must share
 //! is written once as the conformance suite (feature `conformance`,
@@ -43,7 +43,7 @@
 //!   `queue_full` under overload. Never a panic.
 //!
 //! This module is not for encoding values (`codec.rs`) or for a particular
-//! engine (`redb_backend.rs`).
+//! engine (`redb_backend.rs`, `memory_backend.rs`).
 
 use std::any::Any;
 use std::fmt;

@@ -14,8 +14,8 @@ use crate::ops::{BackupReport, CompactionReport};
 use crate::redb_backend::RedbBackend;
 use crate::store::Store;
 
-/// The maintenance handle of a store served by the built-in redb backend
-/// (a file, or redb's in-memory storage), from [`Store::file`].
+/// The maintenance handle of a store file (the built-in redb backend),
+/// from [`Store::file`].
 ///
 /// ```
 /// use foundation_persist::{Store, StoreOptions};
@@ -24,7 +24,7 @@ use crate::store::Store;
 /// let directory = tempfile::tempdir()?;
 /// let store = Store::open(directory.path().join("live.redb"), &StoreOptions::new())?;
 /// let file = store.file().expect("a redb store has a file surface");
-/// assert_eq!(file.path(), Some(directory.path().join("live.redb").as_path()));
+/// assert_eq!(file.path(), directory.path().join("live.redb"));
 /// file.backup(directory.path().join("copy.redb")).await?;
 /// file.compact().await?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -57,9 +57,12 @@ impl StoreFile {
         })
     }
 
-    /// The store file, or `None` for an in-memory store.
-    pub fn path(&self) -> Option<&Path> {
-        self.store.redb().and_then(RedbBackend::path)
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        self.store
+            .redb()
+            .and_then(RedbBackend::path)
+            .unwrap_or_else(|| Path::new(""))
     }
 
     /// Writes a consistent copy of the store, as of now, to `destination`,

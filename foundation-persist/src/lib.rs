@@ -120,6 +120,7 @@ mod journal;
 mod json;
 mod layout;
 mod maintenance;
+mod memory_backend;
 mod metadata;
 pub mod metrics;
 mod ops;

@@ -1,13 +1,8 @@
-//! The redb backend: a store file (or redb's in-memory storage) behind
-//! the [`Backend`] seam.
+//! The redb backend: a store file behind the [`Backend`] seam.
 //!
-//! A file store writes through its writer thread (group commit, see
-//! `writer.rs`). An in-memory store, which has no fsync to amortise, writes
-//! inline: each write is applied and committed on the calling task, in its
-//! own transaction, so the write's future completes within its first poll.
-//! That keeps tests under paused tokio time deterministic: a test never
-//! waits on another thread, so tokio never auto-advances the clock while a
-//! write is in flight.
+//! A store file is written through its writer thread (group commit, see
+//! `writer.rs`); reads run on the calling task. (In-memory stores are
+//! another backend, `memory_backend.rs`.)
 //!
 //! Opening (the checks that refuse files that are not stores, the atomic
 //! creation), the write paths and the maintenance operations (backup,
@@ -26,7 +21,6 @@ use foundation_error::{Error, ErrorCode};
 use redb::{Database, ReadableDatabase};
 use tokio::sync::{oneshot, watch};
 
-use crate::apply::commit_requests;
 use crate::backend::{
     Backend, BackendFuture, JournalKeyspace, Op, StateKeyspace, StoredEntry, StoredValue,
 };
@@ -36,7 +30,7 @@ use crate::journal::StreamHead;
 #[cfg(test)]
 use crate::layout::REVISION_KEY;
 use crate::layout::{FORMAT_KEY, STORE_FORMAT, SYSTEM};
-use crate::maintenance::{self, check_format};
+use crate::maintenance::check_format;
 use crate::ops::{BackupReport, Command, CompactionReport, Outcome, Version, WriteRequest};
 use crate::options::StoreOptions;
 use crate::read;
@@ -50,16 +44,12 @@ pub(crate) struct RedbBackend {
     writes: Writes,
 }
 
-/// How writes reach the database.
-enum Writes {
-    /// Through the writer thread, which group-commits (file stores).
-    Thread {
-        commands: mpsc::Sender<Command>,
-        writer: Mutex<Option<JoinHandle<()>>>,
-        stopped: watch::Receiver<bool>,
-    },
-    /// Inline on the calling task, one write at a time (in-memory stores).
-    Inline { serial: Mutex<()> },
+/// How writes reach the database: through the writer thread, which
+/// group-commits.
+struct Writes {
+    commands: mpsc::Sender<Command>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl RedbBackend {
@@ -117,36 +107,6 @@ impl RedbBackend {
         .map_err(with_path)
     }
 
-    /// Opens a store that lives in memory and disappears with it, for
-    /// tests.
-    ///
-    /// It has the same API and semantics as a file store (versions,
-    /// compare-and-set, all-or-nothing batches, classified errors), except
-    /// that it has no writer thread: each write is applied and committed on
-    /// the calling task, in its own transaction, so every call completes
-    /// within its first poll. Under paused tokio time that keeps tests
-    /// deterministic. The write queue options do not apply to it, and its
-    /// backups are written on the calling task.
-    ///
-    /// # Errors
-    ///
-    /// Only storage errors of the in-memory backend.
-    pub(crate) fn in_memory(options: &StoreOptions) -> Result<RedbBackend, Error> {
-        let mut builder = redb::Builder::new();
-        builder.set_cache_size(options.cache_bytes);
-        let database = builder
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|error| storage_error(error, "open"))?;
-        prepare(&database, None, Preparing::New)?;
-        crate::metrics::describe();
-        Ok(RedbBackend {
-            shared: Arc::new(Shared::new(database, None, options.clone())),
-            writes: Writes::Inline {
-                serial: Mutex::new(()),
-            },
-        })
-    }
-
     fn start(
         database: Database,
         path: Option<PathBuf>,
@@ -160,7 +120,7 @@ impl RedbBackend {
         let writer = spawn_writer(Arc::clone(&shared), receiver, stopped_sender)?;
         Ok(RedbBackend {
             shared,
-            writes: Writes::Thread {
+            writes: Writes {
                 commands,
                 writer: Mutex::new(Some(writer)),
                 stopped,
@@ -194,17 +154,6 @@ impl RedbBackend {
             })
             .await?;
         let deadline = deadline_after(shared.options.maintenance_timeout);
-        if let Writes::Inline { .. } = self.writes {
-            let never_abandoned = || false;
-            return contain(&shared.name, "backup", || {
-                maintenance::write_backup(
-                    &snapshot,
-                    destination.as_ref(),
-                    deadline,
-                    &never_abandoned,
-                )
-            });
-        }
         let (reply, answer) = oneshot::channel();
         spawn_backup(
             shared.name.clone(),
@@ -240,33 +189,14 @@ impl RedbBackend {
     /// `timeout` (nothing restored) after the maintenance timeout.
     pub(crate) async fn restore(&self, source: impl AsRef<Path>) -> Result<u64, Error> {
         let shared = &self.shared;
-        match &self.writes {
-            Writes::Thread { commands, .. } => {
-                let source = source.as_ref().to_path_buf();
-                let (reply, answer) = oneshot::channel();
-                shared.check_open()?;
-                commands
-                    .send(Command::Restore { source, reply })
-                    .map_err(|_| closed())?;
-                answer.await.map_err(|_| closed())?
-            }
-            Writes::Inline { serial } => {
-                let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
-                shared.check_open()?;
-                let guard = shared.writer_read();
-                let database = guard.as_ref().ok_or_else(closed)?;
-                let deadline = deadline_after(shared.options.maintenance_timeout);
-                contain(&shared.name, "restore", || {
-                    // The restore moves the version reservation; reload it.
-                    *shared
-                        .versions
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = None;
-                    maintenance::restore(database, source.as_ref(), deadline)
-                })
-                .inspect_err(|error| fail_writes_after_panic(shared, error))
-            }
-        }
+        let source = source.as_ref().to_path_buf();
+        let (reply, answer) = oneshot::channel();
+        shared.check_open()?;
+        self.writes
+            .commands
+            .send(Command::Restore { source, reply })
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     /// Compacts the store file, returning free space to the file system.
@@ -280,24 +210,13 @@ impl RedbBackend {
     /// pages) or once the store is closed.
     pub(crate) async fn compact(&self) -> Result<CompactionReport, Error> {
         let shared = &self.shared;
-        match &self.writes {
-            Writes::Thread { commands, .. } => {
-                let (reply, answer) = oneshot::channel();
-                shared.check_open()?;
-                commands
-                    .send(Command::Compact(reply))
-                    .map_err(|_| closed())?;
-                answer.await.map_err(|_| closed())?
-            }
-            Writes::Inline { serial } => {
-                let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
-                shared.check_open()?;
-                contain(&shared.name, "compact", || {
-                    maintenance::compact(shared, deadline_after(shared.options.maintenance_timeout))
-                })
-                .inspect_err(|error| fail_writes_after_panic(shared, error))
-            }
-        }
+        let (reply, answer) = oneshot::channel();
+        shared.check_open()?;
+        self.writes
+            .commands
+            .send(Command::Compact(reply))
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     /// Stops accepting work, commits what is already queued, makes it
@@ -311,19 +230,12 @@ impl RedbBackend {
     /// flush.
     pub(crate) async fn close(&self) -> Result<(), Error> {
         self.shared.mark_closed();
-        match &self.writes {
-            Writes::Thread {
-                commands, stopped, ..
-            } => {
-                let _ = commands.send(Command::Shutdown);
-                let mut stopped = stopped.clone();
-                // An error means the writer thread is gone (it exited or
-                // panicked): stopped either way.
-                let _ = stopped.wait_for(|stopped| *stopped).await;
-                self.join_writer();
-            }
-            Writes::Inline { .. } => self.release_inline(),
-        }
+        let _ = self.writes.commands.send(Command::Shutdown);
+        let mut stopped = self.writes.stopped.clone();
+        // An error means the writer thread is gone (it exited or panicked):
+        // stopped either way.
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+        self.join_writer();
         Ok(())
     }
 
@@ -336,35 +248,7 @@ impl RedbBackend {
         if ops.is_empty() {
             return Ok(Vec::new());
         }
-        let commands = match &self.writes {
-            Writes::Thread { commands, .. } => commands,
-            Writes::Inline { serial } => {
-                let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
-                shared.check_open()?;
-                shared.check_writable()?;
-                let guard = shared.writer_read();
-                let database = guard.as_ref().ok_or_else(closed)?;
-                let (mut replies, _) = contain(&shared.name, "commit", || {
-                    let mut versions = shared
-                        .versions
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    commit_requests(
-                        database,
-                        &mut versions,
-                        std::iter::once(ops.as_slice()),
-                        true,
-                    )
-                })
-                .inspect_err(|error| fail_writes_after_panic(shared, error))?;
-                return replies.pop().unwrap_or_else(|| {
-                    Err(Error::new(
-                        ErrorCode::INTERNAL_ERROR,
-                        "an inline write produced no reply",
-                    ))
-                });
-            }
-        };
+        let commands = &self.writes.commands;
         let bytes = ops.iter().map(Op::encoded_bytes).sum();
         let (reply, answer) = oneshot::channel();
         let request = WriteRequest {
@@ -402,37 +286,25 @@ impl RedbBackend {
 
 impl RedbBackend {
     fn join_writer(&self) {
-        let Writes::Thread { writer, .. } = &self.writes else {
-            return;
-        };
-        let handle = writer.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let handle = self
+            .writes
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(handle) = handle {
             // The writer has stopped or is stopping; a panic in it was
             // already answered to its waiters as `service_unavailable`.
             let _ = handle.join();
         }
     }
-
-    /// Releases the database of an in-memory store.
-    fn release_inline(&self) {
-        let Writes::Inline { serial } = &self.writes else {
-            return;
-        };
-        let _serial = serial.lock().unwrap_or_else(PoisonError::into_inner);
-        drop(self.shared.writer_exclusive().take());
-    }
 }
 
 impl Drop for RedbBackend {
     fn drop(&mut self) {
         self.shared.mark_closed();
-        match &self.writes {
-            Writes::Thread { commands, .. } => {
-                let _ = commands.send(Command::Shutdown);
-                self.join_writer();
-            }
-            Writes::Inline { .. } => self.release_inline(),
-        }
+        let _ = self.writes.commands.send(Command::Shutdown);
+        self.join_writer();
     }
 }
 

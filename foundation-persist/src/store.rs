@@ -19,6 +19,7 @@ use crate::classify::closed;
 use crate::codec::Record;
 use crate::file::StoreFile;
 use crate::journal::Journal;
+use crate::memory_backend::MemoryBackend;
 use crate::metadata::Metadata;
 use crate::ops::Outcome;
 use crate::options::StoreOptions;
@@ -119,20 +120,20 @@ impl Store {
     /// Opens a store that lives in memory and disappears with it, for
     /// tests.
     ///
-    /// It has the same API and semantics as a file store (versions,
-    /// compare-and-set, all-or-nothing batches, classified errors), except
-    /// that it has no writer thread: each write is applied and committed on
-    /// the calling task, in its own transaction, so every call completes
-    /// within its first poll. Under paused tokio time that keeps tests
-    /// deterministic. The write queue options do not apply to it, and its
-    /// backups are written on the calling task.
+    /// It is a backend of its own (ordered maps behind a mutex), with the
+    /// same API and semantics as a file store: versions, compare-and-set,
+    /// all-or-nothing batches, classified errors; the conformance suite
+    /// checks both. It has no writer thread: each write is applied on the
+    /// calling task, so every call completes within its first poll, and
+    /// under paused tokio time tests stay deterministic. The durability,
+    /// queue and batch options do not apply to it, and it has no file:
+    /// [`file`](Store::file) is `None` (no backup, restore or compaction).
     ///
     /// # Errors
     ///
-    /// Only storage errors of the in-memory backend.
+    /// None today; the `Result` keeps the signature of [`open`](Store::open).
     pub fn open_in_memory(options: &StoreOptions) -> Result<Store, Error> {
-        let backend = RedbBackend::in_memory(options)?;
-        Ok(Store::with_backend(Arc::new(backend), options))
+        Ok(Store::with_backend(Arc::new(MemoryBackend::new()), options))
     }
 
     /// A store served by `backend`, for example the PostgreSQL backend of
@@ -184,10 +185,10 @@ impl Store {
         WriteBatch::new(self.clone())
     }
 
-    /// The maintenance surface of a store served by the built-in redb
-    /// backend (backup, restore, compaction, the file path); `None` for
-    /// other backends, which have their own tools (a PostgreSQL store is
-    /// backed up with PostgreSQL's).
+    /// The maintenance surface of a store file, the built-in redb backend
+    /// (backup, restore, compaction, the file path); `None` for an
+    /// in-memory store and for other backends, which have their own tools
+    /// (a PostgreSQL store is backed up with PostgreSQL's).
     pub fn file(&self) -> Option<StoreFile> {
         self.redb().map(|_| StoreFile::new(self.clone()))
     }

@@ -182,10 +182,10 @@ async fn restore_replaces_the_contents_and_versions_keep_growing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_refuses_what_is_not_a_backup() {
     let directory = temp_dir();
-    let store = Store::open_in_memory(&StoreOptions::new()).unwrap();
+    let store = Store::open(directory.path().join("live.redb"), &StoreOptions::new()).unwrap();
     let missing = bounded(
         store
             .file()
@@ -206,7 +206,7 @@ async fn restore_refuses_what_is_not_a_backup() {
 
     // The backup of an empty store restores: it holds only the format.
     let other = directory.path().join("empty-backup.redb");
-    let empty = Store::open_in_memory(&StoreOptions::new()).unwrap();
+    let empty = Store::open(directory.path().join("empty.redb"), &StoreOptions::new()).unwrap();
     let backup = bounded(empty.file().unwrap().backup(&other)).await.unwrap();
     assert_eq!(
         bounded(store.file().unwrap().restore(&backup.path))

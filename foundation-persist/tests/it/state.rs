@@ -171,7 +171,7 @@ async fn a_closed_store_answers_service_unavailable() {
     let path = directory.path().join("nested/dirs/store.redb");
     let store = Store::open(&path, &StoreOptions::new()).unwrap();
     let file = store.file().unwrap();
-    assert_eq!(file.path(), Some(path.as_path()));
+    assert_eq!(file.path(), path.as_path());
     let tasks = store.state::<Task>("tasks").unwrap();
     bounded(tasks.put("k", &Task::new(1))).await.unwrap();
     bounded(store.close()).await.unwrap();
