@@ -100,7 +100,7 @@
 //! monitor.force_advance("alice", "start the canary").await?;
 //! assert_eq!(flags.value("new_checkout")?, FlagValue::percentage(10)?);
 //!
-//! // Two minutes in which a fifth of the requests fail.
+//! // Two evaluations, half a minute apart, in which a fifth of the requests fail.
 //! let recorder = monitor.recorder();
 //! let mut last = None;
 //! for _ in 0..2 {
@@ -108,7 +108,7 @@
 //!         let outcome = if request % 5 == 0 { RequestOutcome::Error } else { RequestOutcome::Success };
 //!         recorder.record_request(Cohort::Unassigned, Duration::from_millis(20), outcome);
 //!     }
-//!     clock.advance(Duration::from_secs(60));
+//!     clock.advance(Duration::from_secs(30));
 //!     last = Some(monitor.evaluate_now().await?);
 //! }
 //! assert!(matches!(last.map(|evaluation| evaluation.action), Some(Action::RolledBack(_))));

@@ -390,7 +390,7 @@ impl DeployMonitorBuilder {
                     entered_elapsed: now,
                     streaks: Streaks::default(),
                     healthy_since: None,
-                    last_evaluation: None,
+                    last_evaluation: Some(now),
                     drift: Vec::new(),
                 }),
                 events,

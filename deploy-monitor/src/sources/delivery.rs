@@ -1,6 +1,10 @@
 //! Message delivery success from the signal router's counters: the deltas
 //! of `routed` (attempted) and `delivered` since the last drain.
 //!
+//! A signal is counted as routed when `route` queues it and as delivered
+//! when its forwarder hands it over, a moment later, so one drain can see
+//! more deliveries than routings; the health report clamps the ratio to 1.
+//!
 //! This module is not for per-cohort deliveries; the router has no cohorts,
 //! so its counts are unassigned (the `Recorder` takes cohorts).
 
@@ -35,7 +39,7 @@ impl DeliverySource {
             window.add(Cohort::Unassigned, field::DELIVERY_ATTEMPTS, routed);
         }
         if delivered > 0 {
-            window.add(Cohort::Unassigned, field::DELIVERED, delivered.min(routed));
+            window.add(Cohort::Unassigned, field::DELIVERED, delivered);
         }
     }
 }
