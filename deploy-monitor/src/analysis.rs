@@ -347,8 +347,17 @@ pub(crate) fn judge(
         samples,
         thresholds.min_cohort_requests.max(1),
         |margin| margin > thresholds.max_cohort_error_margin,
-        "> (treatment above control by more than)",
+        ">",
     );
+    if let Some(last) = judge.checks.last_mut()
+        && last.outcome != Outcome::Inconclusive
+    {
+        last.detail = last.detail.replacen(
+            "cohort_error_rate",
+            "cohort_error_rate (treatment minus control)",
+            1,
+        );
+    }
     let checks = judge.checks;
     let outcome = if checks.iter().any(|check| check.outcome == Outcome::Fail) {
         Outcome::Fail

@@ -35,7 +35,7 @@ async fn the_rendered_text_parses_and_follows_the_naming_conventions() {
             "{}",
             sample.metric
         );
-        for label in sample.labels.iter().map(|(key, _)| key.as_str()) {
+        for label in sample.labels.keys().map(|key| key.as_str()) {
             assert!(
                 ["cohort", "check", "outcome", "kind"].contains(&label),
                 "label {label} on {}",
@@ -69,9 +69,14 @@ async fn the_rendered_text_parses_and_follows_the_naming_conventions() {
     );
     let error_rate = value(names::ERROR_RATE, Some(("cohort", "overall"))).expect("published");
     assert!((error_rate - 0.2).abs() < 1e-9, "{error_rate}");
-    assert_eq!(
-        value(names::CHECK_OUTCOME, Some(("outcome", "fail"))).is_some(),
-        true
+    let error_rate_failed = scrape.samples.iter().find(|sample| {
+        sample.metric == names::CHECK_OUTCOME
+            && sample.labels.get("check") == Some("error_rate")
+            && sample.labels.get("outcome") == Some("fail")
+    });
+    assert!(
+        matches!(error_rate_failed.map(|sample| &sample.value), Some(prometheus_parse::Value::Gauge(value)) if *value == 1.0),
+        "{error_rate_failed:?}"
     );
     assert!(value(names::LATENCY_P99, Some(("cohort", "overall"))).expect("published") > 0.0);
     // Counters end in _total; ratios and seconds carry their unit.
