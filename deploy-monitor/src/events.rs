@@ -93,7 +93,9 @@ pub struct TransitionRecord {
     pub reason: String,
     /// When (wall clock).
     pub at: SystemTime,
-    /// The health that triggered an automatic transition.
+    /// The health behind the transition: for automatic ones the evaluation
+    /// that triggered it; for manual and emergency rollbacks the phase's
+    /// latest evaluation, if there was one; `None` for advances by hand.
     pub evidence: Option<Box<Evidence>>,
 }
 

@@ -960,7 +960,8 @@ impl DeployMonitor {
         .await
     }
 
-    /// Rolls back one phase, with a reason; no analysis, no cooldown.
+    /// Rolls back one phase, with a reason; no analysis, no cooldown. The
+    /// record carries the phase's latest evaluation as evidence, if any.
     ///
     /// # Errors
     ///
@@ -981,19 +982,21 @@ impl DeployMonitor {
                 "the rollout is at the baseline; there is nothing to roll back",
             ));
         }
+        let evidence = self.latest_evidence(phase);
         self.transition(
             &mut state,
             TransitionKind::ManualRollback,
             phase - 1,
             who,
             reason,
-            None,
+            evidence,
         )
         .await
     }
 
     /// Turns every rollout flag off at once (phase 0), skipping analysis.
-    /// Allowed in any phase, paused or not, in dry run too.
+    /// Allowed in any phase, paused or not, in dry run too. The record
+    /// carries the phase's latest evaluation as evidence, if any.
     ///
     /// # Errors
     ///
@@ -1006,13 +1009,14 @@ impl DeployMonitor {
         check_attribution(who, reason, "an emergency rollback")?;
         let mut state = self.lock().await?;
         self.finish_pending(&mut state).await?;
+        let evidence = self.latest_evidence(state.record.phase);
         self.transition(
             &mut state,
             TransitionKind::EmergencyRollback,
             0,
             who,
             reason,
-            None,
+            evidence,
         )
         .await
     }
@@ -1049,6 +1053,21 @@ impl DeployMonitor {
         let mut state = self.lock().await?;
         state.streaks = Streaks::default();
         self.set_paused(&mut state, None, who).await
+    }
+
+    /// The latest evaluation of `phase` as evidence for a manual or
+    /// emergency rollback (what was known when the person decided).
+    fn latest_evidence(&self, phase: u32) -> Option<Box<Evidence>> {
+        let last = self.published().last.clone()?;
+        (last.phase == phase).then(|| {
+            Box::new(Evidence {
+                outcome: last.judgement.outcome,
+                checks: last.judgement.checks,
+                thresholds: self.inner.plan.thresholds(phase as usize).clone(),
+                report: last.report,
+                consecutive: last.consecutive_failures,
+            })
+        })
     }
 
     /// Makes a transition: stores the intent, then completes it.

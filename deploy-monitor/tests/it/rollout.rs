@@ -316,6 +316,7 @@ async fn manual_and_emergency_rollbacks_are_recorded_and_emitted() {
             .expect("advance");
     }
     assert_eq!(fx.value("use_c"), FlagValue::On);
+    let seen = fx.interval(&failing()).await;
     let mut events = fx.monitor.subscribe();
     let error = fx
         .monitor
@@ -332,6 +333,10 @@ async fn manual_and_emergency_rollbacks_are_recorded_and_emitted() {
         (manual.kind, manual.from, manual.to),
         (TransitionKind::ManualRollback, 3, 2)
     );
+    let evidence = manual.evidence.as_ref().expect("the latest evaluation");
+    assert_eq!(evidence.report, seen.report);
+    assert_eq!(evidence.outcome, Outcome::Fail);
+    assert_eq!(evidence.consecutive, 1);
     assert_eq!(fx.value("use_c"), FlagValue::Off);
     assert_eq!(fx.value("use_b"), FlagValue::percentage(10).expect("valid"));
     let emergency = fx
@@ -343,6 +348,7 @@ async fn manual_and_emergency_rollbacks_are_recorded_and_emitted() {
         (emergency.kind, emergency.to),
         (TransitionKind::EmergencyRollback, 0)
     );
+    assert!(emergency.evidence.is_none(), "phase 2 was never evaluated");
     for flag in crate::TEST_FLAGS {
         assert_eq!(fx.value(flag), FlagValue::Off, "{flag}");
     }
@@ -469,4 +475,26 @@ async fn the_latency_check_holds_p99_to_twice_the_previous_phase() {
     assert_eq!(latency.outcome, Outcome::Fail, "{}", latency.detail);
     let p99 = evaluation.report.overall.latency.p99.expect("data");
     assert!(p99.as_micros().abs_diff(60_000) < 7_500, "{p99:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_counts_inside_the_initial_delay_after_a_phase_change() {
+    let plan = TEST_PLAN.replace("[analysis]", "[analysis]\ninitialDelay = \"2m\"");
+    let fx = fixture(&plan).await;
+    fx.monitor
+        .force_advance("alice", "start")
+        .await
+        .expect("advance");
+    let mut counted = Vec::new();
+    for _ in 0..5 {
+        let evaluation = fx.interval(&failing()).await;
+        counted.push((evaluation.counted, evaluation.consecutive_failures));
+    }
+    assert_eq!(
+        counted[..4],
+        [(false, 0), (true, 1), (true, 2), (true, 0)],
+        "the fourth evaluation rolled back and reset the count"
+    );
+    assert_eq!(fx.monitor.status().await.expect("status").phase, 0);
+    assert!(!counted[4].0, "a new initial delay after the rollback");
 }
