@@ -753,6 +753,14 @@ impl DeployMonitor {
             )?;
             return Ok(Action::RolledBack(record));
         }
+        if state.streaks.errors >= analysis.consecutive_error_limit {
+            let count = state.streaks.errors;
+            state.streaks.errors = 0;
+            let message = format!("{count} consecutive evaluations lost restart events");
+            return self
+                .pause_for(state, AlertReason::MeasurementErrors, message)
+                .await;
+        }
         if judgement.outcome == Outcome::Inconclusive
             && state.streaks.inconclusive >= analysis.inconclusive_limit
         {
@@ -764,14 +772,6 @@ impl DeployMonitor {
             );
             return self
                 .pause_for(state, AlertReason::Inconclusive, message)
-                .await;
-        }
-        if state.streaks.errors >= analysis.consecutive_error_limit {
-            let count = state.streaks.errors;
-            state.streaks.errors = 0;
-            let message = format!("{count} consecutive evaluations lost restart events");
-            return self
-                .pause_for(state, AlertReason::MeasurementErrors, message)
                 .await;
         }
         if judgement.outcome == Outcome::Pass

@@ -157,3 +157,70 @@ async fn every_metric_comes_from_its_source() {
     assert_eq!(evaluation.report.lost_restart_events, 0);
     supervisor.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(start_paused = true)]
+async fn lost_restart_events_are_measurement_errors_that_pause_the_rollout() {
+    use deploy_monitor::{Action, AlertReason};
+    use foundation_core::EventBus;
+
+    let bus = EventBus::with_capacity(2);
+    let mut builder = Supervisor::builder("app");
+    builder.events(&bus);
+    let spec = ChildSpec::<Worker>::new("worker", || ());
+    let child = spec.handle();
+    builder.child(spec);
+    builder.intensity(1_000, Duration::from_secs(60));
+    let supervisor = builder.start().await.expect("supervisor");
+    let flags = open_flags(&InMemoryFlagStore::new()).await;
+    let clock = ManualClock::new();
+    let monitor = DeployMonitor::builder()
+        .plan(RolloutPlan::from_toml(TEST_PLAN).expect("plan"))
+        .flags(flags)
+        .store(Store::open_in_memory(&StoreOptions::new()).expect("store"))
+        .clock(Arc::new(clock.clone()))
+        .supervisor_events(&bus)
+        .open()
+        .await
+        .expect("monitor");
+    monitor
+        .force_advance("alice", "start")
+        .await
+        .expect("advance");
+    let mut actions = Vec::new();
+    for _ in 0..4 {
+        // Each restart is three events (exited, started, restarted): the
+        // two-event bus overflows between evaluations.
+        for _ in 0..2 {
+            crash_and_wait_restart(&child, Duration::from_secs(5))
+                .await
+                .expect("restarted");
+        }
+        for _ in 0..200 {
+            monitor.recorder().record_request(
+                Cohort::Unassigned,
+                Duration::from_millis(3),
+                RequestOutcome::Success,
+            );
+        }
+        clock.advance(Duration::from_secs(30));
+        let evaluation = monitor.evaluate_now().await.expect("evaluation");
+        assert_eq!(evaluation.judgement.outcome, Outcome::Pass);
+        assert!(evaluation.report.lost_restart_events > 0);
+        let restarts = evaluation
+            .judgement
+            .check(Check::RestartFrequency)
+            .expect("checked");
+        assert_eq!(
+            restarts.outcome,
+            Outcome::Inconclusive,
+            "{}",
+            restarts.detail
+        );
+        assert!(evaluation.judgement.measurement_error);
+        actions.push(evaluation.action);
+    }
+    assert_eq!(actions[..3], [Action::None, Action::None, Action::None]);
+    assert_eq!(actions[3], Action::Paused(AlertReason::MeasurementErrors));
+    assert!(monitor.status().await.expect("status").paused.is_some());
+    supervisor.shutdown().await.expect("shutdown");
+}
