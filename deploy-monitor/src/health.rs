@@ -28,11 +28,12 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     fn of(counts: &[u64]) -> LatencySummary {
+        let ([p50, p95, p99], mean) = histogram::summary(counts, [0.50, 0.95, 0.99]);
         LatencySummary {
-            p50: histogram::quantile(counts, 0.50),
-            p95: histogram::quantile(counts, 0.95),
-            p99: histogram::quantile(counts, 0.99),
-            mean: histogram::mean(counts),
+            p50,
+            p95,
+            p99,
+            mean,
         }
     }
 }

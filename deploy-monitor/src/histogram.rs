@@ -78,8 +78,40 @@ pub(crate) fn quantile(counts: &[u64], quantile: f64) -> Option<Duration> {
     Some(Duration::from_micros(representative(BUCKETS - 1)))
 }
 
+/// The values at each of `quantiles` (ascending, 0 to 1) and the mean, in
+/// one pass over the counts; all `None` when the counts are all zero.
+pub(crate) fn summary<const N: usize>(
+    counts: &[u64],
+    quantiles: [f64; N],
+) -> ([Option<Duration>; N], Option<Duration>) {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
+        return ([None; N], None);
+    }
+    let ranks = quantiles
+        .map(|quantile| ((quantile.clamp(0.0, 1.0) * total as f64).ceil() as u64).clamp(1, total));
+    let mut values = [None; N];
+    let mut next = 0;
+    let mut seen = 0u64;
+    let mut sum = 0u128;
+    for (bucket, &count) in counts.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        seen += count;
+        sum += u128::from(representative(bucket)) * u128::from(count);
+        while next < N && seen >= ranks[next] {
+            values[next] = Some(Duration::from_micros(representative(bucket)));
+            next += 1;
+        }
+    }
+    let mean = u64::try_from(sum / u128::from(total)).unwrap_or(u64::MAX);
+    (values, Some(Duration::from_micros(mean)))
+}
+
 /// The mean of the counts (from bucket representatives), or `None`.
-pub(crate) fn mean(counts: &[u64]) -> Option<Duration> {
+#[cfg(test)]
+fn mean(counts: &[u64]) -> Option<Duration> {
     let total: u64 = counts.iter().sum();
     if total == 0 {
         return None;
@@ -128,6 +160,9 @@ mod tests {
         assert_eq!(p99, p50);
         assert!(p100.as_micros().abs_diff(100_000) <= 12_500, "{p100:?}");
         assert_eq!(quantile(&[0; BUCKETS], 0.5), None);
+        let (values, average) = summary(&counts, [0.5, 0.99, 1.0]);
+        assert_eq!(values, [Some(p50), Some(p99), Some(p100)]);
+        assert_eq!(average, mean(&counts));
     }
 
     proptest! {

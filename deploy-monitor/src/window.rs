@@ -11,9 +11,20 @@
 //! index just before a rotation adds into the previous slot, which is still
 //! inside the window, so the error is at most one slot.
 //!
+//! Reading the window is cheap because it is incremental: a slot is copied
+//! into running totals when it closes (once it is neither current nor the
+//! one before, so in-flight adds have a whole slot width to land) and
+//! subtracted when it leaves the window; a read adds the two live slots to
+//! the totals.
+//!
+//! The window counts its last `window_slots` slots, the current one
+//! included; right after a rotation the current slot is empty, so the data
+//! judged covers between the window minus one slot and the whole window.
+//!
 //! This module is not for judging the counts (`health.rs`) nor for reading
 //! other components (`sources/`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -121,6 +132,19 @@ struct Rotation {
     first: u64,
     /// When counting started (after a reset), in clock nanoseconds.
     started_nanos: u64,
+    /// Copies of the closed slots still inside the window, oldest first.
+    /// A slot closes once it is neither current nor the one before, so a
+    /// recorder that loaded an index before a rotation has a whole slot
+    /// width to finish its add.
+    closed: VecDeque<(u64, Box<[u64]>)>,
+    /// The sum of `closed`.
+    totals: Box<[u64]>,
+}
+
+impl Rotation {
+    fn oldest(&self, window_slots: u64) -> u64 {
+        self.number.saturating_sub(window_slots - 1).max(self.first)
+    }
 }
 
 impl std::fmt::Debug for SlidingWindow {
@@ -132,17 +156,21 @@ impl std::fmt::Debug for SlidingWindow {
     }
 }
 
+fn zeros() -> Box<[u64]> {
+    vec![0u64; COHORTS * field::COUNT].into_boxed_slice()
+}
+
 impl SlidingWindow {
     /// A window of `window` made of `window_slots` slots, starting at
-    /// `now_nanos` (clock time). One spare slot keeps the slot being filled
-    /// apart from the oldest one read.
+    /// `now_nanos` (clock time). Two spare slots keep the slots being
+    /// filled apart from the oldest one read.
     pub(crate) fn new(window: Duration, window_slots: u32, now_nanos: u64) -> SlidingWindow {
         let window_slots = u64::from(window_slots.max(1));
         let window_nanos = u64::try_from(window.as_nanos())
             .unwrap_or(u64::MAX)
             .max(window_slots);
         let slot_nanos = (window_nanos / window_slots).max(1);
-        let slots: Box<[Slot]> = (0..=window_slots).map(|_| Slot::new()).collect();
+        let slots: Box<[Slot]> = (0..window_slots + 2).map(|_| Slot::new()).collect();
         let number = now_nanos / slot_nanos;
         let index = (number % slots.len() as u64) as usize;
         slots[index].clear(number);
@@ -155,6 +183,8 @@ impl SlidingWindow {
                 number,
                 first: number,
                 started_nanos: now_nanos,
+                closed: VecDeque::new(),
+                totals: zeros(),
             }),
         }
     }
@@ -171,22 +201,65 @@ impl SlidingWindow {
         slot.cells[cohort.index() * field::COUNT + field].fetch_add(amount, Ordering::Relaxed);
     }
 
-    /// Moves the current slot to the one holding `now_nanos`, clearing the
-    /// slots it reuses.
+    /// The slot holding `number`, if it still does.
+    fn slot(&self, number: u64) -> Option<&Slot> {
+        let slot = &self.slots[(number % self.slots.len() as u64) as usize];
+        (slot.number.load(Ordering::Acquire) == number).then_some(slot)
+    }
+
+    /// Moves the current slot to the one holding `now_nanos`: copies the
+    /// slots that close into the running totals, drops the ones that leave
+    /// the window from them, and clears the slots it reuses.
     pub(crate) fn rotate(&self, now_nanos: u64) {
-        let mut rotation = self.rotation.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = self.rotation.lock().unwrap_or_else(PoisonError::into_inner);
+        let rotation = &mut *guard;
         let target = now_nanos / self.slot_nanos;
-        if target <= rotation.number {
+        let previous = rotation.number;
+        if target <= previous {
             return;
         }
+        // Live before: previous - 1 and previous; live after: target - 1 and
+        // target. Copy the ones that close before their slots are reused.
+        let mut closing = [previous.checked_sub(1), Some(previous)];
+        if previous == 0 {
+            closing[0] = None;
+        }
+        for number in closing.into_iter().flatten() {
+            if number + 2 > target || number < rotation.first {
+                continue;
+            }
+            if let Some(slot) = self.slot(number) {
+                let copy: Box<[u64]> = slot
+                    .cells
+                    .iter()
+                    .map(|cell| cell.load(Ordering::Relaxed))
+                    .collect();
+                for (total, value) in rotation.totals.iter_mut().zip(copy.iter()) {
+                    *total += value;
+                }
+                rotation.closed.push_back((number, copy));
+            }
+        }
         let ring = self.slots.len() as u64;
-        let start = (rotation.number + 1).max(target.saturating_sub(ring - 1));
+        let start = (previous + 1).max(target.saturating_sub(ring - 1));
         for number in start..=target {
             self.slots[(number % ring) as usize].clear(number);
         }
         self.current
             .store((target % ring) as usize, Ordering::Release);
         rotation.number = target;
+        let oldest = rotation.oldest(self.window_slots);
+        while rotation
+            .closed
+            .front()
+            .is_some_and(|(number, _)| *number < oldest)
+        {
+            if let Some((_, copy)) = rotation.closed.pop_front() {
+                for (total, value) in rotation.totals.iter_mut().zip(copy.iter()) {
+                    *total -= value;
+                }
+            }
+        }
     }
 
     /// Forgets everything recorded so far (after a phase change, so the new
@@ -200,24 +273,26 @@ impl SlidingWindow {
         }
         rotation.first = rotation.number;
         rotation.started_nanos = now_nanos;
+        rotation.closed.clear();
+        rotation.totals = zeros();
     }
 
-    /// The counts of the slots inside the window ending now.
+    /// The counts of the slots inside the window ending now: the running
+    /// totals of the closed slots plus the two live ones.
     pub(crate) fn counts(&self, now_nanos: u64) -> WindowCounts {
         self.rotate(now_nanos);
         let rotation = self.rotation.lock().unwrap_or_else(PoisonError::into_inner);
-        let oldest = rotation
-            .number
-            .saturating_sub(self.window_slots - 1)
-            .max(rotation.first);
-        let mut cells = vec![0u64; COHORTS * field::COUNT];
-        for slot in self.slots.iter() {
-            let number = slot.number.load(Ordering::Acquire);
-            if number == u64::MAX || number < oldest || number > rotation.number {
+        let oldest = rotation.oldest(self.window_slots);
+        let mut cells = rotation.totals.to_vec();
+        let live = [rotation.number.checked_sub(1), Some(rotation.number)];
+        for number in live.into_iter().flatten() {
+            if number < oldest {
                 continue;
             }
-            for (total, cell) in cells.iter_mut().zip(slot.cells.iter()) {
-                *total += cell.load(Ordering::Relaxed);
+            if let Some(slot) = self.slot(number) {
+                for (total, cell) in cells.iter_mut().zip(slot.cells.iter()) {
+                    *total += cell.load(Ordering::Relaxed);
+                }
             }
         }
         let window_nanos = self.slot_nanos.saturating_mul(self.window_slots);
