@@ -3,6 +3,7 @@
 
 mod actor;
 mod health;
+mod kill;
 mod persistence;
 mod plan;
 mod prometheus;
