@@ -32,7 +32,7 @@ impl Actor for Worker {
 #[tokio::test(start_paused = true)]
 async fn every_metric_comes_from_its_source() {
     let mut builder = Supervisor::builder("app");
-    let spec = ChildSpec::<Worker>::new("v2-coordinator", || ());
+    let spec = ChildSpec::<Worker>::new("v2-coordinator", ());
     let child = spec.handle();
     builder.child(spec);
     builder.intensity(100, Duration::from_secs(60));
@@ -166,7 +166,7 @@ async fn lost_restart_events_are_measurement_errors_that_pause_the_rollout() {
     let bus = EventBus::with_capacity(2);
     let mut builder = Supervisor::builder("app");
     builder.events(&bus);
-    let spec = ChildSpec::<Worker>::new("worker", || ());
+    let spec = ChildSpec::<Worker>::new("worker", ());
     let child = spec.handle();
     builder.child(spec);
     builder.intensity(1_000, Duration::from_secs(60));
