@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn null_means_no_parameters_and_non_objects_fail() {
-        #[derive(serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize)]
         struct Empty {}
         assert!(decode_params::<Empty>("test", serde_json::Value::Null).is_ok());
         let error = decode_params::<Empty>("test", serde_json::json!([1])).unwrap_err();

@@ -5,6 +5,7 @@
 //! This module is not a load balancer across machines; it reads one
 //! process's registry.
 
+use foundation_core::ProcessStatus;
 use foundation_core::registry::{Query, Registration, Registry, Value};
 use foundation_error::{Error, ErrorCode};
 
@@ -12,7 +13,8 @@ use crate::agent::Agent;
 use crate::server::{AgentRef, AgentServer, CAPABILITY_ATTRIBUTE, LOAD_ATTRIBUTE};
 
 /// The live agent of kind `A` with `capability` and the lowest load (ties:
-/// the first name in order).
+/// the first name in order). Live: running, starting or restarting (its
+/// messages queue); an agent its supervisor holds stopped is skipped.
 ///
 /// # Errors
 ///
@@ -47,7 +49,13 @@ fn candidates(registry: &Registry, capability: &str) -> impl Iterator<Item = (i6
     registry
         .query(&Query::new().eq(CAPABILITY_ATTRIBUTE, capability))
         .into_iter()
-        .filter(|registration| registration.process.is_alive())
+        .filter(|registration| {
+            // Live: running, or about to run with its messages queued.
+            matches!(
+                registration.process.status(),
+                ProcessStatus::Running | ProcessStatus::Restarting | ProcessStatus::Starting
+            )
+        })
         .map(|registration| {
             let load = match registration.metadata.get(LOAD_ATTRIBUTE) {
                 Some(Value::Int(load)) => *load,

@@ -31,6 +31,10 @@ use crate::agent::{ActionContext, Agent, AgentEnv, Directive, PendingAction, Wor
 use crate::metrics;
 use crate::persist::{OnCorruptState, PersistentAgent, Persister, StorePersister};
 
+/// The name `on_start`'s directives are committed under; the action hooks
+/// do not run for it.
+const START: &str = "start";
+
 /// The registry attribute holding an agent's capabilities.
 pub const CAPABILITY_ATTRIBUTE: &str = "capability";
 /// The registry attribute holding an agent's load.
@@ -361,6 +365,7 @@ impl<A: Agent> AgentServer<A> {
         directives: Vec<Directive<A>>,
         ctx: &mut Context<Self>,
     ) -> Result<(), Error> {
+        let hooks = name != START;
         let mut after_save = Vec::new();
         for directive in directives {
             match directive {
@@ -372,7 +377,9 @@ impl<A: Agent> AgentServer<A> {
             && let Err(error) = persister.save(&self.agent).await
         {
             persister.revert(&mut self.agent);
-            self.agent.on_action_error(name, &error);
+            if hooks {
+                self.agent.on_action_error(name, &error);
+            }
             return Err(error);
         }
         for directive in after_save {
@@ -383,7 +390,9 @@ impl<A: Agent> AgentServer<A> {
                 Directive::SetState(_) => {}
             }
         }
-        self.agent.after_action(name);
+        if hooks {
+            self.agent.after_action(name);
+        }
         self.publish();
         self.schedule_drain();
         Ok(())
@@ -499,7 +508,7 @@ impl<A: Agent> Actor for AgentServer<A> {
         }
         let mut actx = ActionContext::new(server.env.clone(), server.myself.clone());
         server.agent.on_start(&mut actx)?;
-        server.commit("start", actx.directives, ctx).await?;
+        server.commit(START, actx.directives, ctx).await?;
         server.register(ctx)?;
         if let Some(period) = server.agent.tick_interval() {
             ctx.send_interval(period, AgentInfo::Tick);
