@@ -139,7 +139,9 @@ impl<A: Agent> AgentSpec<A> {
     }
 
     /// Publishes the agent in `registry` under its id, with its kind,
-    /// capabilities and load, for [`route`](crate::route).
+    /// capabilities and load, for [`route`](crate::route). The load is
+    /// republished after an action that changed it, which takes the
+    /// registry's write lock for that moment.
     pub fn registry(&mut self, registry: &Registry) -> &mut Self {
         self.registry = Some(registry.clone());
         self

@@ -36,6 +36,12 @@ pub trait HealthCheck: Send + Sync + 'static {
     /// Measures the component. The monitor bounds it with its check
     /// timeout; an error (or a panic, or the timeout) scores the component
     /// 0 for the round.
+    ///
+    /// # Cancel safety
+    ///
+    /// The monitor drops the future when the timeout passes; a check must
+    /// leave nothing half-done when dropped (a probe write that was
+    /// submitted may still complete).
     fn check(&self) -> CheckFuture<'_>;
 }
 

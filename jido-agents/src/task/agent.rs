@@ -218,6 +218,8 @@ impl<H: TaskHandler> TaskAgent<H> {
     /// Leaves the work of one run for the runtime to start after the save.
     fn start_run(&self, running: &InProgress, ctx: &mut ActionContext<Self>) {
         let task = &running.task;
+        // The text was written by `serde_json::to_string` at submit time,
+        // so it parses; `Null` only guards a hand-edited store.
         let input = serde_json::from_str(&task.input_json).unwrap_or(serde_json::Value::Null);
         let run = TaskRun {
             id: task.id.clone(),

@@ -172,6 +172,7 @@ pub struct TaskRun {
 /// The agent's state of work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum TaskStatus {
     /// Nothing is running.
     #[default]
