@@ -1,0 +1,72 @@
+//! The metric names of this crate (Prometheus naming, through the `metrics`
+//! facade; only the application installs an exporter).
+//!
+//! This module is not a metrics registry: it names metrics and records
+//! them, nothing else.
+
+/// Actions handled, by `kind` and `outcome` (`ok` or `error`).
+pub const ACTIONS_TOTAL: &str = "jido_agent_actions_total";
+/// Saves of persisted agent state, by `kind`.
+pub const SAVES_TOTAL: &str = "jido_agent_saves_total";
+/// Saves that failed (the action failed with them), by `kind`.
+pub const SAVE_FAILURES_TOTAL: &str = "jido_agent_save_failures_total";
+/// Stored agent states that could not be decoded at start, by `kind`.
+pub const STATE_CORRUPTIONS_TOTAL: &str = "jido_agent_state_corruptions_total";
+/// Work that could not be started under the task supervisor, by `kind`.
+pub const SPAWN_FAILURES_TOTAL: &str = "jido_agent_spawn_failures_total";
+/// Tasks a TaskAgent finished successfully, by `agent`.
+pub const TASKS_PROCESSED_TOTAL: &str = "jido_agent_tasks_processed_total";
+/// Tasks a TaskAgent finished with an error, by `agent`.
+pub const TASKS_FAILED_TOTAL: &str = "jido_agent_tasks_failed_total";
+/// How long tasks ran (all attempts), by `agent`.
+pub const TASK_DURATION_SECONDS: &str = "jido_agent_task_duration_seconds";
+/// Tasks queued in a TaskAgent, by `agent`.
+pub const TASK_QUEUE_LENGTH: &str = "jido_agent_task_queue_length";
+/// A MonitorAgent's latest health score (0-100), by `agent`.
+pub const HEALTH_SCORE: &str = "jido_agent_health_score";
+/// Alerts a MonitorAgent raised, by `agent` and `type`.
+pub const ALERTS_TOTAL: &str = "jido_agent_alerts_total";
+
+pub(crate) fn action(kind: &'static str, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!(ACTIONS_TOTAL, "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+pub(crate) fn saved(kind: &'static str) {
+    metrics::counter!(SAVES_TOTAL, "kind" => kind).increment(1);
+}
+
+pub(crate) fn save_failed(kind: &'static str) {
+    metrics::counter!(SAVE_FAILURES_TOTAL, "kind" => kind).increment(1);
+}
+
+pub(crate) fn state_corrupt(kind: &'static str) {
+    metrics::counter!(STATE_CORRUPTIONS_TOTAL, "kind" => kind).increment(1);
+}
+
+pub(crate) fn spawn_failed(kind: &'static str) {
+    metrics::counter!(SPAWN_FAILURES_TOTAL, "kind" => kind).increment(1);
+}
+
+pub(crate) fn gauge_queue(agent: &str, queued: usize) {
+    metrics::gauge!(TASK_QUEUE_LENGTH, "agent" => agent.to_owned()).set(queued as f64);
+}
+
+pub(crate) fn task_finished(agent: &str, succeeded: bool, duration: std::time::Duration) {
+    let name = if succeeded {
+        TASKS_PROCESSED_TOTAL
+    } else {
+        TASKS_FAILED_TOTAL
+    };
+    metrics::counter!(name, "agent" => agent.to_owned()).increment(1);
+    metrics::histogram!(TASK_DURATION_SECONDS, "agent" => agent.to_owned())
+        .record(duration.as_secs_f64());
+}
+
+pub(crate) fn health_score(agent: &str, score: f64) {
+    metrics::gauge!(HEALTH_SCORE, "agent" => agent.to_owned()).set(score);
+}
+
+pub(crate) fn alert_raised(agent: &str, kind: &'static str) {
+    metrics::counter!(ALERTS_TOTAL, "agent" => agent.to_owned(), "type" => kind).increment(1);
+}
