@@ -220,7 +220,7 @@ where
         self.check()?;
         let template = self.start_with(self.args.clone());
         let factory = move || template.clone();
-        Ok(ChildSpec::with_options(
+        Ok(ChildSpec::from_fn_with_options(
             Arc::clone(&self.id),
             factory,
             self.options.clone(),
