@@ -1,0 +1,1 @@
+//! Definitions: parsing, validation, limits, hashes.

@@ -1,0 +1,3 @@
+//! The integration tests of jido-workflow, one binary.
+
+mod definition;
