@@ -43,7 +43,9 @@ use crate::lease::{EmbeddedLeases, LeaseManager};
 use crate::metrics;
 use crate::process::{ProcessArgs, WorkflowCall, WorkflowProcess, WorkflowReply, info_from, load};
 use crate::record::{DefinitionRecord, Event, Keyspaces, Summary, to_json_text, wall_millis};
-use crate::status::{ListFilter, WorkflowInfo, WorkflowPage, WorkflowStatus, time_from_millis};
+use crate::status::{
+    HistoryEntry, ListFilter, WorkflowInfo, WorkflowPage, WorkflowStatus, time_from_millis,
+};
 use crate::work::WorkRegistry;
 
 /// How long a call to a workflow process waits by default.
@@ -470,6 +472,47 @@ impl WorkflowEngine {
             info.status = WorkflowStatus::Pending;
         }
         Ok(info)
+    }
+
+    /// Workflow `id`'s journal, event by event.
+    ///
+    /// # Errors
+    ///
+    /// `data_not_found` for an unknown id; the store's errors.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, Error> {
+        let summary = self
+            .shared
+            .keyspaces
+            .summaries
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id}")))?;
+        let definition = self.shared.definition(&summary.definition).await?;
+        let mut entries = Vec::new();
+        let mut from = 1;
+        loop {
+            let events = self
+                .shared
+                .keyspaces
+                .journal
+                .read(id, from, MAX_READ_LIMIT)
+                .await?;
+            let count = events.len();
+            for entry in events {
+                from = entry.sequence + 1;
+                let (kind, task, attempt) = entry.record.describe();
+                entries.push(HistoryEntry {
+                    sequence: entry.sequence,
+                    kind,
+                    step: task
+                        .and_then(|task| Some(definition.tasks().get(task as usize)?.id.clone())),
+                    attempt,
+                });
+            }
+            if count < MAX_READ_LIMIT {
+                return Ok(entries);
+            }
+        }
     }
 
     /// Waits until workflow `id` has ended, at most `timeout`; returns its

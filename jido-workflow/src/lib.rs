@@ -67,5 +67,7 @@ pub use engine::{
 pub use executor::{StepAbort, StepExecutor, StepJob, TaskExecutor};
 pub use lease::{EmbeddedLeases, Lease, LeaseManager};
 pub use process::{ProcessArgs, StepMessage, WorkflowCall, WorkflowProcess, WorkflowReply};
-pub use status::{ListFilter, StepStatus, StepView, WorkflowInfo, WorkflowPage, WorkflowStatus};
+pub use status::{
+    HistoryEntry, ListFilter, StepStatus, StepView, WorkflowInfo, WorkflowPage, WorkflowStatus,
+};
 pub use work::{AWAIT_SIGNAL, DELAY, StepInput, Work, WorkFuture, WorkRegistry};

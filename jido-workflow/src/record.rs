@@ -84,6 +84,28 @@ pub(crate) enum Event {
     Finished { status: u8 },
 }
 
+impl Event {
+    /// The event's kind and task, for [`HistoryEntry`](crate::HistoryEntry).
+    pub(crate) fn describe(&self) -> (&'static str, Option<u32>, Option<u32>) {
+        match self {
+            Event::Started { .. } => ("started", None, None),
+            Event::StepStarted { task, attempt } => ("step_started", Some(*task), Some(*attempt)),
+            Event::StepSucceeded { task, .. } => ("step_succeeded", Some(*task), None),
+            Event::AttemptFailed { task, .. } => ("attempt_failed", Some(*task), None),
+            Event::StepFailed { task, .. } => ("step_failed", Some(*task), None),
+            Event::StepInterrupted { task } => ("step_interrupted", Some(*task), None),
+            Event::TimerSet { task, .. } => ("timer_set", Some(*task), None),
+            Event::SignalReceived { .. } => ("signal_received", None, None),
+            Event::CancelRequested { .. } => ("cancel_requested", None, None),
+            Event::CompensationStarted { task } => ("compensation_started", Some(*task), None),
+            Event::CompensationFinished { task, .. } => {
+                ("compensation_finished", Some(*task), None)
+            }
+            Event::Finished { .. } => ("finished", None, None),
+        }
+    }
+}
+
 impl Record for Event {
     const TYPE_TAG: &'static str = "jido_workflow_event";
     const SCHEMA_VERSION: u32 = 1;

@@ -209,3 +209,20 @@ pub struct WorkflowPage {
     /// Pass to [`ListFilter::after`] for the next page; `None` at the end.
     pub next: Option<String>,
 }
+
+/// One journal event of a workflow, for inspection and audits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HistoryEntry {
+    /// Its sequence number in the workflow's journal (the first is 1).
+    pub sequence: u64,
+    /// What happened: `started`, `step_started`, `step_succeeded`,
+    /// `attempt_failed`, `step_failed`, `step_interrupted`, `timer_set`,
+    /// `signal_received`, `cancel_requested`, `compensation_started`,
+    /// `compensation_finished`, `finished`.
+    pub kind: &'static str,
+    /// The task's id, for events about one task.
+    pub step: Option<String>,
+    /// The attempt, for `step_started`.
+    pub attempt: Option<u32>,
+}

@@ -1,3 +1,7 @@
 //! The integration tests of jido-workflow, one binary.
 
+mod chaos;
 mod definition;
+mod engine;
+mod real_process;
+mod support;
