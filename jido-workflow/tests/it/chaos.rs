@@ -1,1 +1,1 @@
-
+//! The plan's chaos test, deterministic.

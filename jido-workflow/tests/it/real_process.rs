@@ -1,1 +1,1 @@
-
+//! Real processes.
