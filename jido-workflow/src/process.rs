@@ -149,7 +149,6 @@ impl Actor for WorkflowProcess {
 
     async fn init(args: ProcessArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
         let ProcessArgs { shared, id } = args;
-        let lease = shared.leases.acquire(&id, &shared.owner)?;
         let (summary, state) = load(&shared, &id).await?;
         if shared.registry.whereis(&id).is_none() {
             let mut metadata = Metadata::new();
@@ -161,6 +160,9 @@ impl Actor for WorkflowProcess {
                 .registry
                 .register(id.to_string(), ctx.myself(), metadata)?;
         }
+        // After the registration, so that a duplicate start fails before it
+        // takes the lease from the running instance.
+        let lease = shared.leases.acquire(&id, &shared.owner)?;
         if state.next_sequence > 2 {
             ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
         }
