@@ -21,7 +21,7 @@
 //!
 //! This module is not for how one workflow runs (see `process`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -70,9 +70,21 @@ pub(crate) struct Shared {
     pub(crate) next_run: AtomicU64,
     definitions: Mutex<HashMap<String, WorkflowDefinition>>,
     stored_definitions: Mutex<HashSet<String>>,
+    listeners: Mutex<Vec<FinishListener>>,
 }
 
+/// Called with a workflow's id and final status when its process ends it
+/// (possibly more than once for one workflow, after a crash at the end).
+pub type FinishListener = Arc<dyn Fn(&str, WorkflowStatus) + Send + Sync>;
+
 impl Shared {
+    pub(crate) fn listeners(&self) -> Vec<FinishListener> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The definition version `hash`, from the cache or the store.
     pub(crate) async fn definition(&self, hash: &str) -> Result<WorkflowDefinition, Error> {
         if let Some(definition) = self.cached(hash) {
@@ -222,6 +234,7 @@ impl WorkflowEngineBuilder {
             next_run: AtomicU64::new(1),
             definitions: Mutex::new(HashMap::new()),
             stored_definitions: Mutex::new(HashSet::new()),
+            listeners: Mutex::new(Vec::new()),
         });
 
         let mut options = ActorOptions::<WorkflowProcess>::new();
@@ -319,6 +332,38 @@ impl WorkflowEngine {
         }
     }
 
+    /// Calls `listener` whenever a workflow process ends its workflow
+    /// (completed, failed or cancelled). Listeners run on the workflow's
+    /// process and must not block (send a message, bump a counter).
+    pub fn on_finished(&self, listener: FinishListener) {
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// The works this engine runs.
+    pub fn works(&self) -> &WorkRegistry {
+        &self.shared.works
+    }
+
+    /// The stored status of workflow `id` (`None`: no such workflow).
+    /// Running workflows read `running` (see [`list`](Self::list)).
+    ///
+    /// # Errors
+    ///
+    /// The store's errors.
+    pub async fn summary_status(&self, id: &str) -> Result<Option<WorkflowStatus>, Error> {
+        Ok(self
+            .shared
+            .keyspaces
+            .summaries
+            .get(id)
+            .await?
+            .map(|summary| summary.status()))
+    }
+
     /// The WorkflowRegistry: workflow id to process, indexed by `name`.
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
@@ -384,7 +429,51 @@ impl WorkflowEngine {
         definition: &WorkflowDefinition,
         metadata: Value,
     ) -> Result<(), Error> {
+        self.start_seeded(id, definition, metadata, &BTreeMap::new())
+            .await
+    }
+
+    /// Starts a workflow whose tasks named in `completed` (task id to
+    /// output) already ran elsewhere, as for a migration: their results
+    /// are journaled with the start and they do not run again.
+    ///
+    /// # Errors
+    ///
+    /// `validation_failed` for a task id the definition does not have;
+    /// otherwise as for [`start_workflow_with_id`](Self::start_workflow_with_id).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](Self::start_workflow).
+    pub async fn start_seeded(
+        &self,
+        id: &str,
+        definition: &WorkflowDefinition,
+        metadata: Value,
+        completed: &BTreeMap<String, Value>,
+    ) -> Result<(), Error> {
         definition.check_works(&self.shared.works)?;
+        let mut seeded = Vec::with_capacity(completed.len() * 2);
+        for (task_id, output) in completed {
+            let task = definition
+                .tasks()
+                .iter()
+                .position(|task| task.id == *task_id)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::VALIDATION_FAILED,
+                        format!("no task {task_id:?} to seed"),
+                    )
+                    .with_context("field", "completed")
+                })?;
+            let task = u32::try_from(task)
+                .map_err(|_| Error::new(ErrorCode::RANGE_ERROR, "too many tasks"))?;
+            seeded.push(Event::StepStarted { task, attempt: 1 });
+            seeded.push(Event::StepSucceeded {
+                task,
+                output: to_json_text(output),
+            });
+        }
         let shared = &self.shared;
         let keyspaces = &shared.keyspaces;
         let now = wall_millis(shared.clock.as_ref());
@@ -422,6 +511,9 @@ impl WorkflowEngine {
                 started_at_ms: now,
             },
         )?;
+        for event in &seeded {
+            batch.append(&keyspaces.journal, id, event)?;
+        }
         batch.commit().await.map_err(|error| {
             if error.code() == ErrorCode::VERSION_CONFLICT {
                 Error::new(

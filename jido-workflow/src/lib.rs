@@ -21,6 +21,7 @@
 //! | [`WorkflowProcess`] | the per-workflow actor (journal, retries, timers, compensation) |
 //! | [`StepExecutor`], [`TaskExecutor`] | where works run |
 //! | [`LeaseManager`], [`EmbeddedLeases`] | workflow ownership with fencing tokens |
+//! | [`coordinator`] | CoordinatorV2 (thin, durable), legacy CoordinatorV1, the `use_v2_coordinator` router and the V1 to V2 migration |
 //! | [`metrics`] | metric names |
 //!
 //! Semantics, in short:
@@ -43,10 +44,12 @@
 //! - **Versions.** A workflow runs the definition version (content hash)
 //!   it started with; the definition is stored by hash.
 //!
-//! Not done yet (see the crate README row): the coordinators (V1, V2 and
-//! the migration between them), a TaskAgent-backed executor, and a
+//! Not done yet: a TaskAgent-backed executor (jido-agents is not merged
+//! yet; CoordinatorV2 is a plain actor that saves its state through
+//! foundation-persist, to become a PersistentAgent later), and a
 //! multi-node lease backend.
 
+pub mod coordinator;
 pub mod definition;
 mod engine;
 mod executor;
@@ -62,7 +65,8 @@ pub use definition::{
     Compensation, DefinitionHash, Delivery, Limits, RetrySpec, Step, TaskSpec, WorkflowDefinition,
 };
 pub use engine::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_PARALLEL, WorkflowEngine, WorkflowEngineBuilder,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_PARALLEL, FinishListener, WorkflowEngine,
+    WorkflowEngineBuilder,
 };
 pub use executor::{StepAbort, StepExecutor, StepJob, TaskExecutor};
 pub use lease::{EmbeddedLeases, Lease, LeaseManager};

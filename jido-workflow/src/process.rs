@@ -794,6 +794,9 @@ impl WorkflowProcess {
             running.abort.abort();
         }
         let _ = self.shared.finished.send((Arc::clone(&self.id), status));
+        for listener in self.shared.listeners() {
+            listener(&self.id, status);
+        }
         ctx.stop(ExitReason::Normal);
     }
 }

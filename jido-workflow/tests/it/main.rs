@@ -1,6 +1,7 @@
 //! The integration tests of jido-workflow, one binary.
 
 mod chaos;
+mod coordinator;
 mod definition;
 mod engine;
 mod real_process;
