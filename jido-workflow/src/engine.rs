@@ -35,7 +35,7 @@ use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
 use foundation_persist::{MAX_READ_LIMIT, Store};
 use serde_json::Value;
-use tokio::sync::broadcast;
+use tokio::sync::oneshot;
 
 use crate::definition::WorkflowDefinition;
 use crate::executor::{StepExecutor, TaskExecutor};
@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     pub(crate) leases: Arc<dyn LeaseManager>,
     pub(crate) owner: String,
     pub(crate) max_parallel: usize,
-    pub(crate) finished: broadcast::Sender<(Arc<str>, WorkflowStatus)>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
     pub(crate) next_run: AtomicU64,
     definitions: Mutex<HashMap<String, WorkflowDefinition>>,
     stored_definitions: Mutex<HashSet<String>>,
@@ -77,7 +77,41 @@ pub(crate) struct Shared {
 /// (possibly more than once for one workflow, after a crash at the end).
 pub type FinishListener = Arc<dyn Fn(&str, WorkflowStatus) + Send + Sync>;
 
+/// Drops a waiter's closed senders when its `wait` ends, however it ends.
+struct WaitGuard<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let mut waiters = self
+            .shared
+            .waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(senders) = waiters.get_mut(self.id) {
+            senders.retain(|sender| !sender.is_closed());
+            if senders.is_empty() {
+                waiters.remove(self.id);
+            }
+        }
+    }
+}
+
 impl Shared {
+    /// Wakes every `wait` on workflow `id`.
+    pub(crate) fn notify_finished(&self, id: &str) {
+        let senders = self
+            .waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        for sender in senders.into_iter().flatten() {
+            let _ = sender.send(());
+        }
+    }
+
     pub(crate) fn listeners(&self) -> Vec<FinishListener> {
         self.listeners
             .lock()
@@ -220,7 +254,6 @@ impl WorkflowEngineBuilder {
                 Duration::from_secs(30),
             ))
         });
-        let (finished, _) = broadcast::channel(4096);
         let shared = Arc::new(Shared {
             keyspaces: Keyspaces::open(&self.store)?,
             clock,
@@ -230,7 +263,7 @@ impl WorkflowEngineBuilder {
             leases,
             owner: self.owner.clone(),
             max_parallel: self.max_parallel,
-            finished,
+            waiters: Mutex::new(HashMap::new()),
             next_run: AtomicU64::new(1),
             definitions: Mutex::new(HashMap::new()),
             stored_definitions: Mutex::new(HashSet::new()),
@@ -619,31 +652,36 @@ impl WorkflowEngine {
     ///
     /// Waits only; dropping it changes nothing.
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<WorkflowInfo, Error> {
-        let mut finished = self.shared.finished.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
+        let _guard = WaitGuard {
+            shared: &self.shared,
+            id,
+        };
         loop {
-            if let Some(summary) = self.shared.keyspaces.summaries.get(id).await? {
-                if summary.status().is_terminal() {
-                    return self.status(id).await;
-                }
-            } else {
-                return Err(Error::new(
-                    ErrorCode::DATA_NOT_FOUND,
-                    format!("no workflow {id}"),
-                ));
-            }
-            loop {
-                match tokio::time::timeout_at(deadline, finished.recv()).await {
-                    Err(_) => {
-                        return Err(Error::timeout(format!("workflow {id} did not end in time"))
-                            .with_context("timeout_ms", timeout.as_millis()));
-                    }
-                    Ok(Ok((ended, _))) if &*ended == id => break,
-                    Ok(Ok(_)) => {}
-                    // Lagged or closed: check the store again.
-                    Ok(Err(_)) => break,
+            // Registered before the check, so an end between the two is seen.
+            let (sender, receiver) = oneshot::channel();
+            self.shared
+                .waiters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id.to_owned())
+                .or_default()
+                .push(sender);
+            match self.shared.keyspaces.summaries.get(id).await? {
+                Some(summary) if summary.status().is_terminal() => return self.status(id).await,
+                Some(_) => {}
+                None => {
+                    return Err(Error::new(
+                        ErrorCode::DATA_NOT_FOUND,
+                        format!("no workflow {id}"),
+                    ));
                 }
             }
+            if tokio::time::timeout_at(deadline, receiver).await.is_err() {
+                return Err(Error::timeout(format!("workflow {id} did not end in time"))
+                    .with_context("timeout_ms", timeout.as_millis()));
+            }
+            // Told of the end (or the waiter was dropped): check the store.
         }
     }
 

@@ -126,6 +126,9 @@ pub struct WorkflowProcess {
     running: HashMap<u32, Running>,
     compensating: Option<(u32, Running)>,
     resumed: bool,
+    pending: Vec<Event>,
+    pending_from: u64,
+    pending_status: Option<WorkflowStatus>,
 }
 
 impl Drop for WorkflowProcess {
@@ -178,6 +181,9 @@ impl Actor for WorkflowProcess {
             running: HashMap::new(),
             compensating: None,
             resumed: false,
+            pending: Vec::new(),
+            pending_from: 0,
+            pending_status: None,
         })
     }
 
@@ -196,6 +202,7 @@ impl Actor for WorkflowProcess {
                     self.write(vec![Event::CancelRequested { reason }]).await?;
                 }
                 self.advance(ctx).await?;
+                self.flush().await?;
                 Ok(WorkflowReply::Done)
             }
             WorkflowCall::Signal { name, payload } => {
@@ -215,6 +222,7 @@ impl Actor for WorkflowProcess {
                 }
                 self.write(events).await?;
                 self.advance(ctx).await?;
+                self.flush().await?;
                 Ok(WorkflowReply::Done)
             }
         }
@@ -238,7 +246,8 @@ impl Actor for WorkflowProcess {
                 task, run, outcome, ..
             } => self.outcome(task, run, outcome, ctx).await?,
         }
-        self.advance(ctx).await
+        self.advance(ctx).await?;
+        self.flush().await
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
@@ -317,7 +326,11 @@ impl WorkflowProcess {
             })
     }
 
-    /// Journals `events` (durably, fenced), then applies them.
+    /// Stages `events`: applies them to the state now and journals them
+    /// with the next [`flush`](Self::flush). Nothing outside the process
+    /// sees a staged event before it is durable: works are started, timers
+    /// matter, and replies leave only after a flush (a failed flush ends
+    /// the instance, and the next one replays the journal).
     async fn write(&mut self, events: Vec<Event>) -> Result<(), Error> {
         self.write_with(events, None).await
     }
@@ -330,21 +343,37 @@ impl WorkflowProcess {
         if events.is_empty() {
             return Ok(());
         }
+        if self.pending.is_empty() {
+            self.pending_from = self.state.next_sequence;
+        }
+        for event in &events {
+            self.state.apply(event)?;
+        }
+        self.pending.extend(events);
+        if status.is_some() {
+            self.pending_status = status;
+        }
+        Ok(())
+    }
+
+    /// Journals the staged events in one durable batch, fenced by the lease
+    /// and by the journal's expected sequence number, with the summary when
+    /// the status changed.
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         self.shared.leases.check(&self.lease)?;
         let keyspaces = &self.shared.keyspaces;
         let mut batch = keyspaces.store.batch();
-        for (offset, event) in events.iter().enumerate() {
+        for (offset, event) in self.pending.iter().enumerate() {
             if offset == 0 {
-                batch.append_expecting(
-                    &keyspaces.journal,
-                    &self.id,
-                    self.state.next_sequence,
-                    event,
-                )?;
+                batch.append_expecting(&keyspaces.journal, &self.id, self.pending_from, event)?;
             } else {
                 batch.append(&keyspaces.journal, &self.id, event)?;
             }
         }
+        let status = self.pending_status.take();
         if let Some(status) = status.filter(|status| *status != self.stored_status) {
             let summary = Summary {
                 name: self.state.definition.name().to_owned(),
@@ -360,9 +389,7 @@ impl WorkflowProcess {
         if let Some(status) = status {
             self.stored_status = status;
         }
-        for event in &events {
-            self.state.apply(event)?;
-        }
+        self.pending.clear();
         Ok(())
     }
 
@@ -496,6 +523,9 @@ impl WorkflowProcess {
             None
         };
         self.write_with(events, status).await?;
+        // The starts (and whatever was staged before them, such as the
+        // result that made these tasks ready) are durable before any runs.
+        self.flush().await?;
         for task in tasks {
             let spec = &self.state.definition.tasks()[task as usize];
             if spec.work == DELAY || spec.work == AWAIT_SIGNAL {
@@ -737,6 +767,7 @@ impl WorkflowProcess {
                     )
                     .await?;
                 }
+                self.flush().await?;
                 self.start_job(task, true, ctx)
             }
             None => {
@@ -784,6 +815,7 @@ impl WorkflowProcess {
             Some(status),
         )
         .await?;
+        self.flush().await?;
         ::metrics::counter!(metrics::FINISHED_TOTAL, "status" => status.as_str()).increment(1);
         self.stop(status, ctx);
         Ok(())
@@ -793,7 +825,7 @@ impl WorkflowProcess {
         for (_, running) in self.running.drain() {
             running.abort.abort();
         }
-        let _ = self.shared.finished.send((Arc::clone(&self.id), status));
+        self.shared.notify_finished(&self.id);
         for listener in self.shared.listeners() {
             listener(&self.id, status);
         }
