@@ -66,7 +66,7 @@ pub(crate) struct Shared {
     pub(crate) leases: Arc<dyn LeaseManager>,
     pub(crate) owner: String,
     pub(crate) max_parallel: usize,
-    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<()>>>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<WorkflowInfo>>>>,
     pub(crate) next_run: AtomicU64,
     definitions: Mutex<HashMap<String, WorkflowDefinition>>,
     stored_definitions: Mutex<HashSet<String>>,
@@ -100,15 +100,19 @@ impl Drop for WaitGuard<'_> {
 }
 
 impl Shared {
-    /// Wakes every `wait` on workflow `id`.
-    pub(crate) fn notify_finished(&self, id: &str) {
+    /// Hands the final state of workflow `id` to every `wait` on it
+    /// (built only when someone waits).
+    pub(crate) fn notify_finished(&self, id: &str, info: impl FnOnce() -> WorkflowInfo) {
         let senders = self
             .waiters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(id);
-        for sender in senders.into_iter().flatten() {
-            let _ = sender.send(());
+        if let Some(senders) = senders {
+            let info = info();
+            for sender in senders {
+                let _ = sender.send(info.clone());
+            }
         }
     }
 

@@ -192,6 +192,33 @@ impl Actor for WorkflowProcess {
         request: WorkflowCall,
         ctx: &mut Context<Self>,
     ) -> Result<WorkflowReply, Error> {
+        // Boxed: the actor's task then holds a pointer, not the whole
+        // handler state machine, while it idles (memory per waiting
+        // workflow).
+        Box::pin(self.on_call(request, ctx)).await
+    }
+
+    async fn handle_info(
+        &mut self,
+        message: StepMessage,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        Box::pin(self.on_info(message, ctx)).await
+    }
+
+    async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
+        if reason.is_normal() {
+            self.shared.leases.release(&self.lease);
+        }
+    }
+}
+
+impl WorkflowProcess {
+    async fn on_call(
+        &mut self,
+        request: WorkflowCall,
+        ctx: &mut Context<Self>,
+    ) -> Result<WorkflowReply, Error> {
         match request {
             WorkflowCall::Info => Ok(WorkflowReply::Info(Box::new(self.info()))),
             WorkflowCall::Cancel { reason } => {
@@ -228,7 +255,7 @@ impl Actor for WorkflowProcess {
         }
     }
 
-    async fn handle_info(
+    async fn on_info(
         &mut self,
         message: StepMessage,
         ctx: &mut Context<Self>,
@@ -248,12 +275,6 @@ impl Actor for WorkflowProcess {
         }
         self.advance(ctx).await?;
         self.flush().await
-    }
-
-    async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
-        if reason.is_normal() {
-            self.shared.leases.release(&self.lease);
-        }
     }
 }
 
@@ -389,7 +410,9 @@ impl WorkflowProcess {
         if let Some(status) = status {
             self.stored_status = status;
         }
-        self.pending.clear();
+        // Freed rather than kept: most workflows wait far more than they
+        // write.
+        self.pending = Vec::new();
         Ok(())
     }
 
@@ -825,7 +848,8 @@ impl WorkflowProcess {
         for (_, running) in self.running.drain() {
             running.abort.abort();
         }
-        self.shared.notify_finished(&self.id);
+        self.shared
+            .notify_finished(&self.id, || info_from(&self.id, &self.state, false));
         for listener in self.shared.listeners() {
             listener(&self.id, status);
         }
