@@ -587,6 +587,10 @@ impl WorkflowEngine {
     /// # Errors
     ///
     /// `data_not_found` for an unknown id; the store's errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Reads only; dropping it changes nothing.
     pub async fn status(&self, id: &str) -> Result<WorkflowInfo, Error> {
         if let Some(process) = self.process(id)
             && let Ok(WorkflowReply::Info(info)) = process
@@ -826,12 +830,19 @@ impl WorkflowEngine {
     }
 
     /// Starts a process for every workflow that has not ended and has
-    /// none; returns how many were started. The engine does this itself on
+    /// none; returns how many were started. One that fails to start is
+    /// logged, counted in `jido_workflow_resume_failures_total` and
+    /// skipped. The engine does this itself on
     /// every start of its WorkflowSupervisor.
     ///
     /// # Errors
     ///
     /// The store's errors reading summaries.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it part-way leaves the workflows not yet started for the
+    /// next call (or the next start of the engine).
     pub async fn resume_all(&self) -> Result<usize, Error> {
         resume_all(&self.shared, &self.workflows).await
     }
@@ -843,6 +854,10 @@ impl WorkflowEngine {
     /// # Errors
     ///
     /// `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Waits only; dropping it changes nothing.
     pub async fn resumed(&self, timeout: Duration) -> Result<u64, Error> {
         let mut passes = self.resumed.subscribe();
         let waited = tokio::time::timeout(timeout, passes.wait_for(|count| *count > 0)).await;
@@ -858,6 +873,11 @@ impl WorkflowEngine {
     /// # Errors
     ///
     /// The supervisor's shutdown errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// The shutdown runs in the supervisor; dropping the future stops
+    /// waiting for it, not the shutdown.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let result = self.supervisor.shutdown().await;
         self.tasks.shutdown().await;
@@ -871,6 +891,7 @@ async fn resume_all(
 ) -> Result<usize, Error> {
     let mut after: Option<String> = None;
     let mut started = 0;
+    let mut failed = 0usize;
     loop {
         let entries = shared
             .keyspaces
@@ -891,13 +912,18 @@ async fn resume_all(
                 Ok(_) => started += 1,
                 // Started meanwhile by someone else: fine.
                 Err(error) if error.code() == ErrorCode::ALREADY_EXISTS => {}
+                // One workflow that cannot start (its journal unreadable,
+                // say) must not keep the others down: log it, go on.
                 Err(error) => {
                     tracing::warn!(workflow = %entry.key, %error, "could not resume workflow");
-                    return Err(error);
+                    failed += 1;
                 }
             }
         }
         if count < MAX_READ_LIMIT {
+            if failed > 0 {
+                ::metrics::counter!(metrics::RESUME_FAILURES_TOTAL).increment(failed as u64);
+            }
             return Ok(started);
         }
     }

@@ -14,3 +14,5 @@ pub const STEP_ATTEMPTS_TOTAL: &str = "jido_workflow_step_attempts_total";
 /// Counter: workflow process instances that resumed from a journal with
 /// at least one event after the start.
 pub const RESUMED_TOTAL: &str = "jido_workflow_resumed_total";
+/// Counter: workflows the resumer could not start (each is logged).
+pub const RESUME_FAILURES_TOTAL: &str = "jido_workflow_resume_failures_total";

@@ -740,6 +740,19 @@ impl WorkflowProcess {
         }
         let spec = &self.state.definition.tasks()[task as usize];
         let state = &self.state.tasks[task as usize];
+        let now = self.now_ms();
+        if state.phase == TaskPhase::InFlight
+            && let Some(due) = state.timer_due_ms
+            && now < due
+        {
+            // Early by the wall clock (it moved back across a restart):
+            // wait for the rest.
+            ctx.send_after(
+                Duration::from_millis(due - now),
+                StepMessage::Timer { task },
+            );
+            return Ok(());
+        }
         match state.phase {
             TaskPhase::InFlight if spec.work == DELAY => {
                 self.write(vec![Event::StepSucceeded {

@@ -4,5 +4,6 @@ mod chaos;
 mod coordinator;
 mod definition;
 mod engine;
+mod lease;
 mod real_process;
 mod support;

@@ -55,7 +55,9 @@ fn workflow_id(index: usize) -> String {
 }
 
 /// The child's role: resume, start whatever of the 1,000 does not exist
-/// yet, wait for all. Does nothing unless the environment selects it.
+/// yet, wait for all. Not a test of its own: outside the child process
+/// (the environment variable unset) it returns at once; the parent test
+/// below runs it, kills it and checks what it did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_role() -> Result<(), Error> {
     let Some(directory) = std::env::var_os(CHILD) else {
