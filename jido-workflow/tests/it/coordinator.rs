@@ -2,7 +2,7 @@
 //! killed too, the deferred reply, V1's losses, routing by the flag and
 //! the V1 to V2 migration.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use foundation_core::testkit::wait_for;
@@ -12,8 +12,9 @@ use foundation_error::clock::SharedClock;
 use foundation_flags::{Attribution, Flag, FlagValue, Flags};
 use foundation_persist::Store;
 use jido_workflow::coordinator::{
-    CoordinatorRouter, CoordinatorStats, CoordinatorV1, CoordinatorV1Args, CoordinatorV2,
-    CoordinatorV2Args, CoordinatorVersion, USE_V2_COORDINATOR, V1Call, V1Reply, V2Call, V2Reply,
+    CoordinatorRecorder, CoordinatorRouter, CoordinatorStats, CoordinatorV1, CoordinatorV1Args,
+    CoordinatorV2, CoordinatorV2Args, CoordinatorVersion, USE_V2_COORDINATOR, V1Call, V1Reply,
+    V2Call, V2Reply,
 };
 use jido_workflow::{WorkflowEngine, WorkflowStatus};
 use serde_json::{Value, json};
@@ -23,6 +24,29 @@ use crate::support::{
 };
 
 const CALL: Duration = Duration::from_secs(5);
+
+/// Counts what the coordinators report.
+#[derive(Debug, Default)]
+struct Recorded {
+    requests: Mutex<Vec<(String, bool)>>,
+    restores: Mutex<Vec<(String, bool)>>,
+}
+
+impl CoordinatorRecorder for Recorded {
+    fn record_request(&self, cohort: &str, succeeded: bool, _duration: Duration) {
+        self.requests
+            .lock()
+            .expect("not poisoned")
+            .push((cohort.to_owned(), succeeded));
+    }
+
+    fn record_restore(&self, component: &str, succeeded: bool, _duration: Duration) {
+        self.restores
+            .lock()
+            .expect("not poisoned")
+            .push((component.to_owned(), succeeded));
+    }
+}
 
 async fn coordinators(
     store: &Store,
@@ -36,19 +60,37 @@ async fn coordinators(
     ),
     Error,
 > {
+    coordinators_recording(store, engine, clock, None).await
+}
+
+async fn coordinators_recording(
+    store: &Store,
+    engine: &WorkflowEngine,
+    clock: &SharedClock,
+    recorder: Option<Arc<Recorded>>,
+) -> Result<
+    (
+        SupervisorRef,
+        ActorRef<CoordinatorV1>,
+        ActorRef<CoordinatorV2>,
+    ),
+    Error,
+> {
     let v2 = CoordinatorV2::child_spec(CoordinatorV2Args {
         id: "integration_test".into(),
         engine: engine.clone(),
         store: store.clone(),
         clock: Arc::clone(clock),
-        recorder: None,
+        recorder: recorder
+            .clone()
+            .map(|recorder| recorder as Arc<dyn CoordinatorRecorder>),
     });
     let v1 = CoordinatorV1::child_spec(CoordinatorV1Args {
         id: "legacy".into(),
         works: engine.works().clone(),
         tasks: TaskSupervisor::new("v1_tasks"),
         clock: Arc::clone(clock),
-        recorder: None,
+        recorder: recorder.map(|recorder| recorder as Arc<dyn CoordinatorRecorder>),
     });
     let (v1_handle, v2_handle) = (v1.handle(), v2.handle());
     let mut app = Supervisor::builder("coordinators");
@@ -76,7 +118,14 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     );
     builder.clock(Arc::clone(&clock)).executor(executor.clone());
     let engine = builder.start().await?;
-    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    let recorded_outcomes = Arc::new(Recorded::default());
+    let (app, _v1, v2) = coordinators_recording(
+        &store,
+        &engine,
+        &clock,
+        Some(Arc::clone(&recorded_outcomes)),
+    )
+    .await?;
 
     let V2Reply::Started(id) = v2
         .call_timeout(
@@ -146,6 +195,33 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
         panic!("no deferred reply");
     };
     assert_eq!(finished.await.ok(), Some(WorkflowStatus::Completed));
+    // Reported to the recorder: one request served by V2; V1's start and
+    // V2's two (the first start and the recovery after the kill).
+    let requests = recorded_outcomes
+        .requests
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    assert_eq!(requests, [("v2".to_owned(), true)]);
+    let restores = recorded_outcomes
+        .restores
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    assert_eq!(
+        restores
+            .iter()
+            .filter(|(component, ok)| component == "coordinator_v2" && *ok)
+            .count(),
+        2
+    );
+    assert_eq!(
+        restores
+            .iter()
+            .filter(|(component, _)| component == "coordinator_v1")
+            .count(),
+        1
+    );
     app.shutdown().await?;
     engine.shutdown().await
 }
