@@ -16,7 +16,7 @@
 //! Parsing checks the shape and the limits and reports the first problem
 //! with the step's path (`steps[1].sequential[0].task`) and the field;
 //! whether each work name is known is checked against a
-//! [`WorkRegistry`](crate::WorkRegistry) by [`WorkflowDefinition::check_works`].
+//! [`WorkRegistry`] by [`WorkflowDefinition::check_works`].
 //! Hostile input (deep nesting, huge strings, wrong types) is a
 //! `validation_failed` error, never a panic or a stack overflow: the
 //! depth is checked before each descent.
