@@ -195,7 +195,17 @@ impl Actor for WorkflowProcess {
         // Boxed: the actor's task then holds a pointer, not the whole
         // handler state machine, while it idles (memory per waiting
         // workflow).
-        Box::pin(self.on_call(request, ctx)).await
+        let result = Box::pin(self.on_call(request, ctx)).await;
+        if let Err(error) = &result
+            && error.code() != ErrorCode::INVALID_STATE_TRANSITION
+        {
+            // A call's error would leave the actor running on state that
+            // may be ahead of the journal (staged, not flushed) or on work
+            // that never started: end the instance, so its restart replays
+            // the journal. The caller gets the error.
+            ctx.stop(ExitReason::Error(error.clone()));
+        }
+        result
     }
 
     async fn handle_info(
