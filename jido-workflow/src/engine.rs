@@ -43,6 +43,7 @@ use crate::lease::{EmbeddedLeases, LeaseManager};
 use crate::metrics;
 use crate::process::{ProcessArgs, WorkflowCall, WorkflowProcess, WorkflowReply, info_from, load};
 use crate::record::{DefinitionRecord, Event, Keyspaces, Summary, to_json_text, wall_millis};
+use crate::state::WorkflowState;
 use crate::status::{
     HistoryEntry, ListFilter, WorkflowInfo, WorkflowPage, WorkflowStatus, time_from_millis,
 };
@@ -537,19 +538,21 @@ impl WorkflowEngine {
             updated_at_ms: now,
         };
         batch.compare_and_set(&keyspaces.summaries, id, None, &summary)?;
-        batch.append_expecting(
-            &keyspaces.journal,
-            id,
-            1,
-            &Event::Started {
-                definition: hash.clone(),
-                name: definition.name().to_owned(),
-                metadata,
-                started_at_ms: now,
-            },
-        )?;
+        let started = Event::Started {
+            definition: hash.clone(),
+            name: definition.name().to_owned(),
+            metadata,
+            started_at_ms: now,
+        };
+        batch.append_expecting(&keyspaces.journal, id, 1, &started)?;
         for event in &seeded {
             batch.append(&keyspaces.journal, id, event)?;
+        }
+        // What the process would read back, built from what is written.
+        let mut state = WorkflowState::new(definition.clone());
+        state.apply(&started)?;
+        for event in &seeded {
+            state.apply(event)?;
         }
         batch.commit().await.map_err(|error| {
             if error.code() == ErrorCode::VERSION_CONFLICT {
@@ -575,6 +578,7 @@ impl WorkflowEngine {
             .start_child(ProcessArgs {
                 shared: Arc::clone(shared),
                 id: id.into(),
+                fresh: Some(Arc::new(Mutex::new(Some((summary, state))))),
             })
             .await
             .map(drop)
@@ -907,6 +911,7 @@ async fn resume_all(
             let args = ProcessArgs {
                 shared: Arc::clone(shared),
                 id: entry.key.as_str().into(),
+                fresh: None,
             };
             match workflows.start_child(args).await {
                 Ok(_) => started += 1,

@@ -19,8 +19,8 @@
 //! `engine`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use foundation_core::registry::Metadata;
@@ -48,6 +48,10 @@ const MAX_INTERRUPTIONS: u32 = 100;
 pub struct ProcessArgs {
     pub(crate) shared: Arc<Shared>,
     pub(crate) id: Arc<str>,
+    /// The state of a workflow just written by the engine, taken by the
+    /// first `init` (so it need not read back what was just written);
+    /// every restart reads the journal.
+    pub(crate) fresh: Option<Arc<Mutex<Option<(Summary, WorkflowState)>>>>,
 }
 
 impl std::fmt::Debug for ProcessArgs {
@@ -151,8 +155,13 @@ impl Actor for WorkflowProcess {
     type Info = StepMessage;
 
     async fn init(args: ProcessArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
-        let ProcessArgs { shared, id } = args;
-        let (summary, state) = load(&shared, &id).await?;
+        let ProcessArgs { shared, id, fresh } = args;
+        let fresh =
+            fresh.and_then(|fresh| fresh.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let (summary, state) = match fresh {
+            Some(loaded) => loaded,
+            None => load(&shared, &id).await?,
+        };
         if shared.registry.whereis(&id).is_none() {
             let mut metadata = Metadata::new();
             metadata.insert(
