@@ -51,8 +51,11 @@ pub struct ProcessArgs {
     /// The state of a workflow just written by the engine, taken by the
     /// first `init` (so it need not read back what was just written);
     /// every restart reads the journal.
-    pub(crate) fresh: Option<Arc<Mutex<Option<(Summary, WorkflowState)>>>>,
+    pub(crate) fresh: Option<FreshStart>,
 }
+
+/// A just-written workflow's summary and state, for its first `init`.
+pub(crate) type FreshStart = Arc<Mutex<Option<(Summary, WorkflowState)>>>;
 
 impl std::fmt::Debug for ProcessArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
