@@ -482,6 +482,26 @@ impl RedbBackend {
     }
 }
 
+impl RedbBackend {
+    /// A state value decoded in place, while redb lends its bytes: the
+    /// typed API's fast path for the built-in engine (no copy, no boxed
+    /// future), equivalent to [`Backend::get`].
+    pub(crate) async fn get_decoded<R>(
+        &self,
+        keyspace: &StateKeyspace,
+        key: &str,
+        decode: impl FnOnce(Version, &[u8]) -> Result<R, Error>,
+    ) -> Result<Option<R>, Error> {
+        self.shared
+            .read(|database| {
+                read::get_state(database, &keyspace.storage, key, |version, envelope| {
+                    decode(Version(version), envelope)
+                })
+            })
+            .await
+    }
+}
+
 impl Backend for RedbBackend {
     fn name(&self) -> &str {
         &self.shared.name

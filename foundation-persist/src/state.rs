@@ -100,6 +100,16 @@ impl Keyspace {
         if self.store.is_closed() {
             return Err(crate::classify::closed());
         }
+        if let Some(redb) = self.store.redb() {
+            // The built-in engine's fast path: decode while redb still
+            // lends the bytes (no copy, no boxed future). Same result as the
+            // seam's `get`.
+            return redb
+                .get_decoded(&self.id, key, |version, envelope| {
+                    decode(version, envelope).map_err(|error| self.locate(error, key))
+                })
+                .await;
+        }
         let Some(stored) = self.store.backend().get(&self.id, key).await? else {
             return Ok(None);
         };

@@ -69,6 +69,7 @@ pub const DEFAULT_SUPERVISOR_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Which children restart when one exits abnormally (or, for permanent
 /// children, at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Only that child.
     OneForOne,
@@ -92,6 +93,7 @@ pub enum AutoShutdown {
 
 /// Where a child is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChildStatus {
     /// An instance is running.
     Running,

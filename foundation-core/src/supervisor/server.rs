@@ -96,12 +96,27 @@ pub struct Supervisor {
     ids: HashMap<Arc<str>, u64>,
     by_process: HashMap<ProcessId, u64>,
     intensity: Intensity,
+    /// Children in `ChildState::Running`, kept as states change, so the
+    /// gauge costs O(1) per message.
+    running: usize,
 }
 
 struct Child {
     spec: Arc<dyn ErasedChild>,
     state: ChildState,
     dynamic: bool,
+}
+
+/// Moves `child` to `state`, keeping the count of running children.
+fn transition(running: &mut usize, child: &mut Child, state: ChildState) {
+    let was = matches!(child.state, ChildState::Running(_));
+    let is = matches!(state, ChildState::Running(_));
+    child.state = state;
+    match (was, is) {
+        (false, true) => *running += 1,
+        (true, false) => *running = running.saturating_sub(1),
+        _ => {}
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,6 +212,7 @@ impl Actor for Supervisor {
             children: BTreeMap::new(),
             ids: HashMap::new(),
             by_process: HashMap::new(),
+            running: 0,
             shared,
         };
         let specs = lock(&supervisor.shared.specs).clone();
@@ -364,6 +380,9 @@ impl Supervisor {
             self.ids.insert(Arc::clone(spec.id()), key);
         }
         self.by_process.insert(process.id(), key);
+        if matches!(state, ChildState::Running(_)) {
+            self.running += 1;
+        }
         self.children.insert(
             key,
             Child {
@@ -379,6 +398,9 @@ impl Supervisor {
         let Some(child) = self.children.remove(&key) else {
             return;
         };
+        if matches!(child.state, ChildState::Running(_)) {
+            self.running = self.running.saturating_sub(1);
+        }
         let process = child.spec.process();
         self.by_process.remove(&process.id());
         if child.dynamic {
@@ -433,12 +455,15 @@ impl Supervisor {
     }
 
     fn update_gauge(&self) {
-        let running = self
-            .children
-            .values()
-            .filter(|child| matches!(child.state, ChildState::Running(_)))
-            .count();
-        metrics::gauge!(CHILDREN, "supervisor" => self.shared.name.to_string()).set(running as f64);
+        debug_assert_eq!(
+            self.running,
+            self.children
+                .values()
+                .filter(|child| matches!(child.state, ChildState::Running(_)))
+                .count()
+        );
+        metrics::gauge!(CHILDREN, "supervisor" => self.shared.name.to_string())
+            .set(self.running as f64);
     }
 
     /// Starts an instance of child `key`, after making sure no earlier one
@@ -467,7 +492,7 @@ impl Supervisor {
         match spec.start(sink).await {
             Ok(incarnation) => {
                 if let Some(child) = self.children.get_mut(&key) {
-                    child.state = ChildState::Running(incarnation);
+                    transition(&mut self.running, child, ChildState::Running(incarnation));
                 }
                 self.emit(
                     spec.id(),
@@ -480,7 +505,7 @@ impl Supervisor {
             }
             Err(error) => {
                 if let Some(child) = self.children.get_mut(&key) {
-                    child.state = ChildState::Restarting;
+                    transition(&mut self.running, child, ChildState::Restarting);
                 }
                 Err(error)
             }
@@ -495,7 +520,7 @@ impl Supervisor {
         if !matches!(child.state, ChildState::Running(_)) {
             return;
         }
-        child.state = ChildState::Restarting;
+        transition(&mut self.running, child, ChildState::Restarting);
         let spec = Arc::clone(&child.spec);
         let process = spec.process();
         let reason = match spec.shutdown() {
@@ -551,7 +576,7 @@ impl Supervisor {
             // We stopped it ourselves, or it is an earlier incarnation.
             return;
         }
-        child.state = ChildState::Restarting;
+        transition(&mut self.running, child, ChildState::Restarting);
         let spec = Arc::clone(&child.spec);
         self.emit(
             spec.id(),
@@ -695,7 +720,7 @@ impl Supervisor {
         if child.dynamic || child.spec.restart() == Restart::Temporary {
             self.remove(key, reason);
         } else {
-            child.state = ChildState::Stopped;
+            transition(&mut self.running, child, ChildState::Stopped);
             child.spec.process().inner.close(reason);
         }
     }
@@ -811,7 +836,7 @@ impl Supervisor {
         if temporary {
             self.remove(key, ExitReason::Shutdown);
         } else if let Some(child) = self.children.get_mut(&key) {
-            child.state = ChildState::Stopped;
+            transition(&mut self.running, child, ChildState::Stopped);
             child.spec.process().inner.set_stopped(true);
         }
     }

@@ -148,9 +148,9 @@ impl<A: Actor> ChildSpec<A> {
     /// ```
     pub fn new(id: impl Into<Arc<str>>, args: A::Args) -> ChildSpec<A>
     where
-        A::Args: Clone + Sync,
+        A::Args: Clone,
     {
-        ChildSpec::from_fn(id, move || args.clone())
+        ChildSpec::with_options(id, args, ActorOptions::default())
     }
 
     /// As [`ChildSpec::new`], with mailbox and start options.
@@ -160,9 +160,20 @@ impl<A: Actor> ChildSpec<A> {
         options: ActorOptions<A>,
     ) -> ChildSpec<A>
     where
-        A::Args: Clone + Sync,
+        A::Args: Clone,
     {
-        ChildSpec::from_fn_with_options(id, move || args.clone(), options)
+        // The factory is shared between threads; the mutex makes arguments
+        // that are only `Send` shareable. It is taken once per start.
+        let args = std::sync::Mutex::new(args);
+        ChildSpec::from_fn_with_options(
+            id,
+            move || {
+                args.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            },
+            options,
+        )
     }
 
     /// A permanent worker whose arguments `factory` makes, once per start
