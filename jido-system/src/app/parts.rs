@@ -1,0 +1,451 @@
+//! The children of the application tree: one actor type, [`Part`], whose
+//! `init` starts one component and publishes it in its slot, and whose
+//! `terminate` (or, after a kill, `Drop`) stops what it started.
+//!
+//! This module is not for the order or the strategy (`app/mod.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deploy_monitor::{DeployMonitor, MonitorActor, MonitorActorArgs};
+use foundation_core::registry::Registry;
+use foundation_core::signal::SignalRouter;
+use foundation_core::{
+    Actor, ActorRef, ChildSpec, Context, ExitReason, Shutdown, Strategy, Supervisor,
+    SupervisorBuilder, SupervisorRef,
+};
+use foundation_error::{ErrorTracker, Result};
+use foundation_flags::Flags;
+use foundation_persist::StateStore;
+use jido_agents::monitor::{ErrorRateCheck, MonitorAgent, MonitorArgs, ProcessCheck, StoreLatencyCheck};
+use jido_agents::task::{TaskAgentArgs, TaskHandler, TaskRun};
+use jido_agents::{AgentRef, AgentSpec};
+use jido_workflow::WorkflowEngine;
+use jido_workflow::coordinator::{
+    CoordinatorRouter, CoordinatorV1, CoordinatorV1Args, CoordinatorV2, CoordinatorV2Args,
+};
+use serde_json::Value;
+
+use super::events::EventLog;
+use super::executor::GatedExecutor;
+use super::recorder::MonitorFeed;
+use super::{AppTaskAgent, Shared};
+use crate::flags::{PersistFlagStore, USE_PERSISTENT_AGENTS};
+use crate::works::ExecutionCount;
+
+/// How long a child may take to stop before it is killed.
+const PART_SHUTDOWN: Duration = Duration::from_secs(10);
+/// How long a nested supervisor or the engine may take to stop.
+const INNER_SHUTDOWN: Duration = Duration::from_secs(8);
+/// The id of the application's coordinators (their saved state's key).
+const COORDINATOR_ID: &str = "main";
+
+/// Which component a [`Part`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub(crate) enum PartKind {
+    /// Probes the store.
+    Store,
+    /// Opens the flags.
+    Flags,
+    /// A fresh error tracker.
+    Errors,
+    /// A fresh registry.
+    Registry,
+    /// The signal router and the event log.
+    Signals,
+    /// TaskAgent and MonitorAgent.
+    Agents,
+    /// The workflow engine.
+    Workflows,
+    /// The coordinators and their router.
+    Coordinators,
+    /// The deployment monitor.
+    Deploy,
+    /// The HTTP server.
+    Http,
+}
+
+/// What a part started and must stop.
+#[derive(Default)]
+enum Owned {
+    #[default]
+    Nothing,
+    Supervisor(SupervisorRef),
+    Engine(WorkflowEngine),
+    Router(SignalRouter, SupervisorRef),
+    Http(crate::http::ServerHandle),
+    Deploy(SupervisorRef, foundation_core::TaskHandle<()>),
+}
+
+/// One child of the application tree.
+pub(crate) struct Part {
+    kind: PartKind,
+    shared: Arc<Shared>,
+    owned: Owned,
+}
+
+impl std::fmt::Debug for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Part").field("kind", &self.kind).finish()
+    }
+}
+
+/// Adds the eleven children, in dependency order, to `tree`.
+pub(super) fn add_children(
+    tree: &mut SupervisorBuilder,
+    shared: &Arc<Shared>,
+    monitor_tick: Option<Duration>,
+) {
+    let part = |id: &'static str, kind: PartKind| {
+        let shared = Arc::clone(shared);
+        let mut options = foundation_core::ActorOptions::<Part>::new();
+        options.start_timeout(Duration::from_secs(30));
+        let mut spec = ChildSpec::<Part>::from_fn_with_options(
+            id,
+            move || PartArgs {
+                kind,
+                shared: Arc::clone(&shared),
+                monitor_tick,
+            },
+            options,
+        );
+        spec.shutdown(Shutdown::Timeout(PART_SHUTDOWN));
+        spec
+    };
+    tree.child(part("store", PartKind::Store))
+        .child(part("flags", PartKind::Flags))
+        .child(part("errors", PartKind::Errors))
+        .child(part("registry", PartKind::Registry))
+        .child(shared.tasks.child_spec("tasks"))
+        .child(part("signals", PartKind::Signals))
+        .child(part("agents", PartKind::Agents))
+        .child(part("workflows", PartKind::Workflows))
+        .child(part("coordinators", PartKind::Coordinators))
+        .child(part("deploy", PartKind::Deploy))
+        .child(part("http", PartKind::Http));
+}
+
+/// What a part starts from.
+#[derive(Clone)]
+pub(crate) struct PartArgs {
+    kind: PartKind,
+    shared: Arc<Shared>,
+    monitor_tick: Option<Duration>,
+}
+
+impl Actor for Part {
+    type Args = PartArgs;
+    type Call = ();
+    type Reply = PartKind;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(args: PartArgs, _ctx: &mut Context<Self>) -> Result<Self> {
+        let shared = args.shared;
+        let owned = match args.kind {
+            PartKind::Store => {
+                // A read through the store: fails when it was closed.
+                let probe: StateStore<ExecutionCount> = crate::works::execution_counts(&shared.store)?;
+                probe.get("jido_system/probe").await?;
+                Owned::Nothing
+            }
+            PartKind::Flags => start_flags(&shared).await?,
+            PartKind::Errors => {
+                let mut builder = ErrorTracker::builder();
+                builder.clock(Arc::clone(&shared.clock));
+                shared.errors.set(builder.build()?);
+                Owned::Nothing
+            }
+            PartKind::Registry => {
+                shared
+                    .registry
+                    .set(Registry::builder().index("capability").index("kind").build());
+                Owned::Nothing
+            }
+            PartKind::Signals => start_signals(&shared).await?,
+            PartKind::Agents => start_agents(&shared).await?,
+            PartKind::Workflows => {
+                let mut builder =
+                    WorkflowEngine::builder(shared.store.clone(), shared.works.clone());
+                builder
+                    .clock(Arc::clone(&shared.clock))
+                    .executor(Arc::new(GatedExecutor::new(Arc::clone(&shared))));
+                let engine = builder.start().await?;
+                shared.engine.set(engine.clone());
+                Owned::Engine(engine)
+            }
+            PartKind::Coordinators => start_coordinators(&shared).await?,
+            PartKind::Deploy => start_deploy(&shared, args.monitor_tick).await?,
+            PartKind::Http => Owned::Http(crate::http::serve(Arc::clone(&shared)).await?),
+        };
+        Ok(Part {
+            kind: args.kind,
+            shared,
+            owned,
+        })
+    }
+
+    async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) -> Result<PartKind> {
+        Ok(self.kind)
+    }
+
+    async fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut Context<Self>) {
+        self.withdraw();
+        match std::mem::take(&mut self.owned) {
+            Owned::Nothing => {}
+            Owned::Supervisor(supervisor) => stop_supervisor(&supervisor).await,
+            Owned::Router(router, supervisor) => {
+                stop_supervisor(&supervisor).await;
+                router.shutdown().await;
+            }
+            Owned::Engine(engine) => {
+                match tokio::time::timeout(INNER_SHUTDOWN, engine.shutdown()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(%error, "the workflow engine stopped with an error"),
+                    Err(_) => {
+                        tracing::warn!("the workflow engine did not stop in time; killing it");
+                        engine.supervisor().process().kill();
+                    }
+                }
+            }
+            Owned::Http(server) => server.stop(INNER_SHUTDOWN).await,
+            Owned::Deploy(supervisor, driver) => {
+                driver.abort();
+                stop_supervisor(&supervisor).await;
+            }
+        }
+    }
+}
+
+impl Part {
+    /// Withdraws what this part published.
+    fn withdraw(&self) {
+        let shared = &self.shared;
+        match self.kind {
+            PartKind::Flags => drop(shared.flags.clear()),
+            PartKind::Errors => drop(shared.errors.clear()),
+            PartKind::Registry => drop(shared.registry.clear()),
+            PartKind::Signals => {
+                shared.signals.clear();
+                shared.event_log.clear();
+            }
+            PartKind::Agents => {
+                shared.task_agent.clear();
+                shared.monitor_agent.clear();
+            }
+            PartKind::Workflows => drop(shared.engine.clear()),
+            PartKind::Coordinators => {
+                shared.coordinators.clear();
+                shared.coordinator_v1.clear();
+            }
+            PartKind::Deploy => drop(shared.monitor.clear()),
+            PartKind::Http | PartKind::Store => {}
+        }
+    }
+}
+
+impl Drop for Part {
+    /// A killed part (no `terminate`) still takes what it started with it.
+    fn drop(&mut self) {
+        self.withdraw();
+        match &self.owned {
+            Owned::Nothing => {}
+            Owned::Supervisor(supervisor) | Owned::Router(_, supervisor) => {
+                supervisor.process().kill();
+            }
+            Owned::Engine(engine) => {
+                engine.supervisor().process().kill();
+            }
+            Owned::Http(server) => server.abort(),
+            Owned::Deploy(supervisor, driver) => {
+                driver.abort();
+                supervisor.process().kill();
+            }
+        }
+    }
+}
+
+async fn stop_supervisor(supervisor: &SupervisorRef) {
+    match tokio::time::timeout(INNER_SHUTDOWN, supervisor.shutdown()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, supervisor = supervisor.name(), "stopped with an error"),
+        Err(_) => {
+            tracing::warn!(supervisor = supervisor.name(), "did not stop in time; killing it");
+            supervisor.process().kill();
+        }
+    }
+}
+
+async fn start_flags(shared: &Arc<Shared>) -> Result<Owned> {
+    let mut builder = Flags::builder();
+    builder
+        .declare_all(crate::flags::declarations())
+        .store(PersistFlagStore::new(&shared.store)?)
+        .clock(Arc::clone(&shared.clock))
+        .process_environment();
+    let flags = builder.open().await?;
+    shared.flags.set(flags);
+    Ok(Owned::Nothing)
+}
+
+async fn start_signals(shared: &Arc<Shared>) -> Result<Owned> {
+    let mut builder = SignalRouter::builder("jido_system");
+    builder.clock(Arc::clone(&shared.clock));
+    let router = builder.build()?;
+    let mut tree = Supervisor::builder("jido_system_signals");
+    let log = ChildSpec::<EventLog>::new("event_log", ());
+    let handle: ActorRef<EventLog> = log.handle();
+    tree.child(log);
+    let supervisor = tree.start().await?;
+    router.subscribe("jido.*", &handle)?;
+    shared.signals.set(router.clone());
+    shared.event_log.set(handle);
+    Ok(Owned::Router(router, supervisor))
+}
+
+/// The TaskAgent's handler: runs the demo work named by the task's type.
+#[derive(Debug, Clone)]
+pub struct DemoTaskHandler {
+    counts: StateStore<ExecutionCount>,
+}
+
+impl TaskHandler for DemoTaskHandler {
+    async fn run(&self, task: TaskRun) -> Result<Value> {
+        crate::works::run(
+            &task.kind,
+            &self.counts,
+            &task.input,
+            &task.idempotency_key,
+            &std::collections::BTreeMap::new(),
+        )
+        .await
+    }
+}
+
+async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
+    let flags = shared.flags.get()?;
+    let registry = shared.registry.get()?;
+    let errors = shared.errors.get()?;
+    let persistent = flags.is_enabled(USE_PERSISTENT_AGENTS);
+    let handler = DemoTaskHandler {
+        counts: crate::works::execution_counts(&shared.store)?,
+    };
+    let mut task_spec = AgentSpec::<AppTaskAgent>::new(
+        "task_agent",
+        TaskAgentArgs::new(handler),
+        &shared.tasks,
+    );
+    task_spec
+        .registry(&registry)
+        .clock(Arc::clone(&shared.clock));
+    let mut monitor_args = MonitorArgs::new();
+    monitor_args
+        .check(Arc::new(ProcessCheck::new("process", Arc::clone(&shared.clock))))
+        .check(Arc::new(StoreLatencyCheck::new(
+            "store",
+            &shared.store,
+            Arc::clone(&shared.clock),
+        )))
+        .check(Arc::new(ErrorRateCheck::new(
+            "errors",
+            errors,
+            Duration::from_secs(60),
+        )))
+        .interval(Duration::from_secs(30));
+    let mut monitor_spec =
+        AgentSpec::<MonitorAgent>::new("monitor_agent", monitor_args, &shared.tasks);
+    monitor_spec
+        .registry(&registry)
+        .clock(Arc::clone(&shared.clock));
+    if persistent {
+        task_spec.persistent(&shared.store);
+        monitor_spec.persistent(&shared.store);
+    }
+    let task_child = task_spec.child_spec()?;
+    let monitor_child = monitor_spec.child_spec()?;
+    let task_agent = AgentRef::from(task_child.handle());
+    let monitor_agent = AgentRef::from(monitor_child.handle());
+    let mut tree = Supervisor::builder("jido_system_agents");
+    tree.strategy(Strategy::OneForOne)
+        .intensity(3, Duration::from_secs(5))
+        .clock(Arc::clone(&shared.clock))
+        .events(&shared.events)
+        .child(task_child)
+        .child(monitor_child);
+    let supervisor = tree.start().await?;
+    shared.task_agent.set(task_agent);
+    shared.monitor_agent.set(monitor_agent);
+    Ok(Owned::Supervisor(supervisor))
+}
+
+async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {
+    let flags = shared.flags.get()?;
+    let engine = shared.engine.get()?;
+    let feed: Arc<MonitorFeed> = Arc::new(MonitorFeed::new(Arc::clone(shared)));
+    let v1 = CoordinatorV1::child_spec(CoordinatorV1Args {
+        id: COORDINATOR_ID.into(),
+        works: shared.works.clone(),
+        tasks: shared.tasks.clone(),
+        clock: Arc::clone(&shared.clock),
+        recorder: Some(feed.clone()),
+    });
+    let v2 = CoordinatorV2::child_spec(CoordinatorV2Args {
+        id: COORDINATOR_ID.into(),
+        engine,
+        store: shared.store.clone(),
+        clock: Arc::clone(&shared.clock),
+        recorder: Some(feed),
+    });
+    let v1_handle = v1.handle();
+    let router = CoordinatorRouter::new(flags, v1.handle(), v2.handle())?;
+    let mut tree = Supervisor::builder("jido_system_coordinators");
+    tree.strategy(Strategy::OneForOne)
+        .intensity(3, Duration::from_secs(5))
+        .clock(Arc::clone(&shared.clock))
+        .events(&shared.events)
+        .child(v1)
+        .child(v2);
+    let supervisor = tree.start().await?;
+    shared.coordinators.set(router);
+    shared.coordinator_v1.set(v1_handle);
+    Ok(Owned::Supervisor(supervisor))
+}
+
+async fn start_deploy(shared: &Arc<Shared>, tick: Option<Duration>) -> Result<Owned> {
+    let flags = shared.flags.get()?;
+    let mut builder = DeployMonitor::builder();
+    builder
+        .plan(shared.plan.clone())
+        .flags(flags)
+        .store(shared.store.clone())
+        .clock(Arc::clone(&shared.clock))
+        .supervisor_events(&shared.events)
+        .signal_router(shared.signals.get()?)
+        .error_tracker(shared.errors.get()?);
+    let monitor = builder.open().await?;
+    let mut args = MonitorActorArgs::new(monitor.clone());
+    args.prometheus = shared.prometheus.clone();
+    args.tick = tick;
+    let mut tree = Supervisor::builder("jido_system_deploy");
+    tree.clock(Arc::clone(&shared.clock))
+        .child(ChildSpec::<MonitorActor>::new("monitor", args));
+    let supervisor = tree.start().await?;
+    // The flags' ramp driver is a future the application runs under its
+    // task supervisor (foundation-flags starts nothing itself).
+    let driver = shared.flags.get()?.ramp_driver();
+    let driver = super::spawn::supervised(&shared.tasks, async move {
+        if let Err(error) = driver.run().await {
+            tracing::warn!(%error, "the flag ramp driver stopped");
+        }
+    });
+    let driver = match driver {
+        Ok(driver) => driver,
+        Err(error) => {
+            stop_supervisor(&supervisor).await;
+            return Err(error);
+        }
+    };
+    shared.monitor.set(monitor);
+    Ok(Owned::Deploy(supervisor, driver))
+}

@@ -1,0 +1,34 @@
+//! The only places jido-system starts tokio tasks: work under the
+//! application's task supervisor, and the unsupervised fallback that the
+//! flag `enforce_supervised_tasks` (off) permits.
+//!
+//! This module is not for deciding which to use; the callers read the flag.
+
+use std::future::Future;
+
+use foundation_core::{TaskHandle, TaskSupervisor};
+use foundation_error::Result;
+
+/// Runs `future` under `tasks`; fails with `shut_down` while the task
+/// supervisor is stopped (its child is restarting).
+///
+/// # Errors
+///
+/// The task supervisor's errors.
+pub(crate) fn supervised<F>(tasks: &TaskSupervisor, future: F) -> Result<TaskHandle<F::Output>>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tasks.spawn(future)
+}
+
+/// Runs `future` as a plain tokio task that no supervisor owns: the legacy
+/// path, taken only when `enforce_supervised_tasks` is off and the task
+/// supervisor refused the work. The caller counts and logs it.
+pub(crate) fn unsupervised<F>(future: F) -> tokio::task::AbortHandle
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(future).abort_handle()
+}

@@ -1,0 +1,44 @@
+//! jido-system: Foundation's integration crate. One application wires
+//! every component into a supervision tree; the `jido-system` binary serves
+//! it over HTTP and drives it from the command line.
+//!
+//! This is the only crate that knows HTTP (axum) or the command line
+//! (clap), and the only one that installs the Prometheus recorder; nothing
+//! below it does.
+//!
+//! | module | what it gives |
+//! | --- | --- |
+//! | [`app`] | [`Application`]: the `rest_for_one` tree (store, flags, error tracker, registry, task supervisor, signal router, agents, workflow engine, coordinators, deployment monitor, HTTP) |
+//! | [`flags`] | the six rollout flags and [`PersistFlagStore`](flags::PersistFlagStore), foundation-flags' store on foundation-persist |
+//! | [`works`] | the plan's demo works, with `delay_ms`, `fail_times` and `executions` |
+//! | [`http`] | the HTTP API: routes, guards, the status mapping, the OpenAPI document |
+//! | [`metrics`] | metric names |
+//!
+//! # The six flags
+//!
+//! Each gates a real behaviour; the rollout plan's phases set them (phase 0,
+//! the baseline: all off).
+//!
+//! | flag | on | off |
+//! | --- | --- | --- |
+//! | `use_persistent_agents` | TaskAgent and MonitorAgent save their state before every reply and restore it after a crash | they run volatile (state lost on a crash); read when the agents start |
+//! | `use_v2_coordinator` | workflow starts go to CoordinatorV2 (durable engine, journal) for this percentage of coordinator ids (the idempotency key, or a fresh id) | they go to legacy CoordinatorV1 (in memory) |
+//! | `use_new_error_handling` | API errors in the portable classified form (`PortableError`: code, name, category, severity, context); store and engine calls of the handlers retried on infrastructure errors | legacy `{"error": "message"}`, no retries |
+//! | `use_sync_test_apis` | `?wait=true` on `POST /api/v1/workflows`, `PUT /api/v1/flags/{name}` and `POST /api/v1/workflows/{id}/cancel` answers once the effect is durable and visible (the workflow finished, the value read back) | `?wait=true` is refused with 422 |
+//! | `enforce_supervised_tasks` | a workflow step that the task supervisor refuses (it is restarting) fails and runs again when the workflow resumes | it runs as an unsupervised task, with a warning and `jido_system_unsupervised_work_total` |
+//! | `use_reliable_messaging` | application signals (`jido.workflow.signal`) are routed with acknowledgements, and deliveries feed the deployment monitor | fire-and-forget |
+//!
+//! # Errors at the HTTP edge
+//!
+//! One mapping, [`http::status_for`], from an error code to a status:
+//! validation 400, `authentication_failed` 401, not found 404, conflicts
+//! 409, `payload_too_large` 413, business rules 422, `rate_limited` 429
+//! (with `Retry-After`), other infrastructure errors 503, the rest 500.
+
+pub mod app;
+pub mod flags;
+pub mod http;
+pub mod metrics;
+pub mod works;
+
+pub use app::{Application, ApplicationBuilder};
