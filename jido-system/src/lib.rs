@@ -12,6 +12,8 @@
 //! | [`flags`] | the six rollout flags and [`PersistFlagStore`](flags::PersistFlagStore), foundation-flags' store on foundation-persist |
 //! | [`works`] | the plan's demo works, with `delay_ms`, `fail_times` and `executions` |
 //! | [`http`] | the HTTP API: routes, guards, the status mapping, the OpenAPI document |
+//! | [`cli`] | the command line: clap definitions, client commands, offline backup/restore, exit codes |
+//! | [`token`] | the API token: `JIDO_TOKEN` or the data directory's `token` file (0600) |
 //! | [`metrics`] | metric names |
 //!
 //! # The six flags
@@ -36,9 +38,11 @@
 //! (with `Retry-After`), other infrastructure errors 503, the rest 500.
 
 pub mod app;
+pub mod cli;
 pub mod flags;
 pub mod http;
 pub mod metrics;
+pub mod token;
 pub mod works;
 
 pub use app::{Application, ApplicationBuilder};

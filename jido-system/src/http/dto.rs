@@ -34,7 +34,7 @@ pub struct SetFlagRequest {
 pub struct FlagView {
     /// Its name.
     pub name: String,
-    /// `"on"`, `"off"`, or a percentage as text (`"10"`).
+    /// `"on"`, `"off"`, or a percentage as text (`"10%"`).
     pub value: String,
     /// What it gates.
     pub description: String,

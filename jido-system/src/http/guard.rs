@@ -175,10 +175,12 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             .split('`')
             .nth(1)
             .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
+        // The path names the field at fault (for an unknown field, the
+        // field itself; for a missing one, its parent).
         let field = match (named, path.as_str()) {
             (Some(name), "." | "") => name.to_owned(),
-            (Some(name), path) => format!("{path}.{name}"),
-            (None, path) => path.to_owned(),
+            (Some(name), path) if !path.ends_with(name) => format!("{path}.{name}"),
+            (_, path) => path.to_owned(),
         };
         let code = if inner.is_syntax() || inner.is_eof() {
             ErrorCode::FORMAT_ERROR

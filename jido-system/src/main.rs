@@ -1,0 +1,112 @@
+//! The `jido-system` binary: `serve`, the client commands, offline
+//! `backup`/`restore`, and `demo`. See `jido-system --help`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use foundation_error::{Error, ErrorCode};
+use jido_system::Application;
+use jido_system::cli::{Cli, CliError, Command, LogFormat, ServeArgs};
+use jido_system::token::{TokenSource, server_token};
+
+/// How long the ordered shutdown may take.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => return report(&CliError::from(Error::from(error))),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            command => jido_system::cli::run_client(command).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => report(&error),
+    }
+}
+
+fn report(error: &CliError) -> ExitCode {
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("{error}");
+    }
+    ExitCode::from(error.exit_code)
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        _ => builder.try_init(),
+    };
+}
+
+async fn serve(args: ServeArgs) -> Result<(), CliError> {
+    init_logs(args.log_format);
+    let (token, source) = server_token(&args.data_dir)?;
+    let mut builder = Application::builder();
+    builder
+        .data_dir(&args.data_dir)
+        .listen(args.listen)
+        .allow_remote(args.allow_remote)
+        .token(token);
+    if let Some(path) = &args.plan {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Error::from(error).with_context("plan", path.display()))?;
+        builder.plan(deploy_monitor::RolloutPlan::from_toml(&text)?);
+    }
+    let application = builder.start().await.map_err(|error| {
+        let code = if error.code() == ErrorCode::STORE_IN_USE { 8 } else { 1 };
+        CliError {
+            hint: (code == 8).then(|| "another `jido-system serve` holds this data directory".to_owned()),
+            error,
+            exit_code: code,
+        }
+    })?;
+    let address = application.listening(Duration::from_secs(30)).await?;
+    let token_note = match source {
+        TokenSource::Environment => "the API token is JIDO_TOKEN".to_owned(),
+        TokenSource::File(path) => format!("the API token is in {}", path.display()),
+        TokenSource::Created(path) => format!("created the API token in {} (mode 0600)", path.display()),
+        _ => String::new(),
+    };
+    #[allow(clippy::print_stdout)]
+    {
+        println!("jido-system listening on http://{address} ({token_note})");
+    }
+    tracing::info!(%address, "ready");
+    wait_for_stop().await;
+    tracing::info!("stopping: HTTP first, then the workflows (in-flight steps are journaled), then the store");
+    application.shutdown(SHUTDOWN_BOUND).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
