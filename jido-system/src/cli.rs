@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// The log format.
     #[arg(long, value_enum, default_value = "human")]
     pub log_format: LogFormat,
+    /// Fault injection (the demo): fail this percentage of the starts
+    /// routed to CoordinatorV2.
+    #[arg(long, default_value_t = 0, hide = true)]
+    pub inject_v2_faults: u8,
 }
 
 /// Where the server is and how to authenticate.

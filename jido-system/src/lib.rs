@@ -13,6 +13,7 @@
 //! | [`works`] | the plan's demo works, with `delay_ms`, `fail_times` and `executions` |
 //! | [`http`] | the HTTP API: routes, guards, the status mapping, the OpenAPI document |
 //! | [`cli`] | the command line: clap definitions, client commands, offline backup/restore, exit codes |
+//! | [`demo`] | `jido-system demo`, the scripted walk-through of the plan |
 //! | [`token`] | the API token: `JIDO_TOKEN` or the data directory's `token` file (0600) |
 //! | [`metrics`] | metric names |
 //!
@@ -26,7 +27,7 @@
 //! | `use_persistent_agents` | TaskAgent and MonitorAgent save their state before every reply and restore it after a crash | they run volatile (state lost on a crash); read when the agents start |
 //! | `use_v2_coordinator` | workflow starts go to CoordinatorV2 (durable engine, journal) for this percentage of coordinator ids (the idempotency key, or a fresh id) | they go to legacy CoordinatorV1 (in memory) |
 //! | `use_new_error_handling` | API errors in the portable classified form (`PortableError`: code, name, category, severity, context); store and engine calls of the handlers retried on infrastructure errors | legacy `{"error": "message"}`, no retries |
-//! | `use_sync_test_apis` | `?wait=true` on `POST /api/v1/workflows`, `PUT /api/v1/flags/{name}` and `POST /api/v1/workflows/{id}/cancel` answers once the effect is durable and visible (the workflow finished, the value read back) | `?wait=true` is refused with 422 |
+//! | `use_sync_test_apis` | `?wait=true` on `POST /api/v1/workflows`, `PUT /api/v1/flags/{name}`, `POST /api/v1/workflows/{id}/cancel` and `GET /api/v1/workflows/{id}` answers once the effect is durable and visible (the workflow finished, the value read back), at most 60 s | `?wait=true` is refused with 422 |
 //! | `enforce_supervised_tasks` | a workflow step that the task supervisor refuses (it is restarting) fails and runs again when the workflow resumes | it runs as an unsupervised task, with a warning and `jido_system_unsupervised_work_total` |
 //! | `use_reliable_messaging` | application signals (`jido.workflow.signal`) are routed with acknowledgements, and deliveries feed the deployment monitor | fire-and-forget |
 //!
@@ -39,6 +40,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod demo;
 pub mod flags;
 pub mod http;
 pub mod metrics;

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve(args).await,
+            Command::Demo => jido_system::demo::run().await,
             command => jido_system::cli::run_client(command).await,
         }
     });
@@ -59,6 +60,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         .data_dir(&args.data_dir)
         .listen(args.listen)
         .allow_remote(args.allow_remote)
+        .inject_v2_start_faults(args.inject_v2_faults)
         .token(token);
     if let Some(path) = &args.plan {
         let text = std::fs::read_to_string(path)

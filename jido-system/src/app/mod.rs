@@ -24,7 +24,7 @@
 mod events;
 mod executor;
 mod parts;
-mod recorder;
+pub(crate) mod recorder;
 mod slot;
 pub(crate) mod spawn;
 
@@ -107,10 +107,31 @@ pub struct Shared {
     /// CoordinatorV1, for the status of its in-memory workflows (child
     /// `coordinators`).
     pub coordinator_v1: Slot<foundation_core::ActorRef<jido_workflow::coordinator::CoordinatorV1>>,
+    /// CoordinatorV2 (child `coordinators`).
+    pub coordinator_v2: Slot<foundation_core::ActorRef<jido_workflow::coordinator::CoordinatorV2>>,
     /// The deployment monitor (child `deploy`).
     pub monitor: Slot<DeployMonitor>,
     /// The address the HTTP server listens on (child `http`).
     pub address: watch::Sender<Option<SocketAddr>>,
+    /// Fault injection: the share (percent) of starts routed to
+    /// CoordinatorV2 that fail before reaching it (0: none).
+    pub v2_start_faults: u8,
+    /// Starts routed to CoordinatorV2 so far (for the fault injection).
+    pub v2_starts: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// Whether the next start routed to CoordinatorV2 fails by fault
+    /// injection: deterministically `v2_start_faults` of every 100.
+    pub fn inject_v2_fault(&self) -> bool {
+        if self.v2_start_faults == 0 {
+            return false;
+        }
+        let start = self
+            .v2_starts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        start % 100 < u64::from(self.v2_start_faults)
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -155,9 +176,19 @@ pub struct ApplicationBuilder {
     intensity: (u32, Duration),
     store_options: StoreOptions,
     monitor_tick: Option<Duration>,
+    v2_start_faults: u8,
 }
 
 impl ApplicationBuilder {
+    /// Fault injection, for the demo and tests: fails `percent` of the
+    /// starts routed to CoordinatorV2 with `service_unavailable` before they
+    /// reach it, each recorded as a failed V2 request (the canary's error
+    /// rate rises against its control). Off (0) by default; at most 100.
+    pub fn inject_v2_start_faults(&mut self, percent: u8) -> &mut Self {
+        self.v2_start_faults = percent.min(100);
+        self
+    }
+
     /// Keeps the store in `directory` (created if missing), as
     /// `directory/jido.redb`.
     pub fn data_dir(&mut self, directory: impl Into<PathBuf>) -> &mut Self {
@@ -298,8 +329,11 @@ impl ApplicationBuilder {
             engine: Slot::new("workflow engine"),
             coordinators: Slot::new("coordinators"),
             coordinator_v1: Slot::new("coordinator v1"),
+            coordinator_v2: Slot::new("coordinator v2"),
             monitor: Slot::new("deployment monitor"),
             address: watch::channel(None).0,
+            v2_start_faults: self.v2_start_faults,
+            v2_starts: std::sync::atomic::AtomicU64::new(0),
         });
         let mut tree = Supervisor::builder("jido_system");
         tree.strategy(Strategy::RestForOne)
@@ -378,6 +412,7 @@ impl Application {
             intensity: (3, Duration::from_secs(5)),
             store_options: StoreOptions::new(),
             monitor_tick: None,
+            v2_start_faults: 0,
         }
     }
 

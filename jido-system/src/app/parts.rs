@@ -238,6 +238,7 @@ impl Part {
             PartKind::Coordinators => {
                 shared.coordinators.clear();
                 shared.coordinator_v1.clear();
+                shared.coordinator_v2.clear();
             }
             PartKind::Deploy => drop(shared.monitor.clear()),
             PartKind::Http | PartKind::Store => {}
@@ -398,6 +399,7 @@ async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {
         recorder: Some(feed),
     });
     let v1_handle = v1.handle();
+    let v2_handle = v2.handle();
     let router = CoordinatorRouter::new(flags, v1.handle(), v2.handle())?;
     let mut tree = Supervisor::builder("jido_system_coordinators");
     tree.strategy(Strategy::OneForOne)
@@ -409,6 +411,7 @@ async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {
     let supervisor = tree.start().await?;
     shared.coordinators.set(router);
     shared.coordinator_v1.set(v1_handle);
+    shared.coordinator_v2.set(v2_handle);
     Ok(Owned::Supervisor(supervisor))
 }
 

@@ -496,6 +496,7 @@ pub(super) async fn start_workflow(
                 match keys.get(key).await? {
                     Some(stored) => (stored.id, stored.coordinator, true),
                     None => {
+                        injected_fault(&state, &router, key)?;
                         let routed = router
                             .start_workflow(key, definition.clone(), metadata.clone())
                             .await?;
@@ -510,6 +511,7 @@ pub(super) async fn start_workflow(
             }
             None => {
                 let coordinator_id = uuid::Uuid::new_v4().simple().to_string();
+                injected_fault(&state, &router, &coordinator_id)?;
                 let routed = router
                     .start_workflow(&coordinator_id, definition, metadata)
                     .await?;
@@ -554,17 +556,48 @@ pub(super) async fn start_workflow(
     outcome.map_err(|error| state.fail(error))
 }
 
+/// The fault injection of [`ApplicationBuilder::inject_v2_start_faults`]:
+/// fails a start routed to CoordinatorV2, recorded as a failed V2 request.
+///
+/// [`ApplicationBuilder::inject_v2_start_faults`]: crate::ApplicationBuilder::inject_v2_start_faults
+fn injected_fault(
+    state: &ApiState,
+    router: &jido_workflow::coordinator::CoordinatorRouter,
+    coordinator_id: &str,
+) -> Result<(), Error> {
+    if router.route(coordinator_id) != CoordinatorVersion::V2 || !state.shared.inject_v2_fault() {
+        return Ok(());
+    }
+    use jido_workflow::coordinator::CoordinatorRecorder;
+    crate::app::recorder::MonitorFeed::new(std::sync::Arc::clone(&state.shared)).record_request(
+        "v2",
+        false,
+        Duration::ZERO,
+    );
+    Err(Error::new(
+        ErrorCode::SERVICE_UNAVAILABLE,
+        "injected fault: this start routed to CoordinatorV2 failed (fault injection is on)",
+    )
+    .with_context("coordinator", "v2"))
+}
+
 /// One workflow: status, each step's status and result.
 #[utoipa::path(get, path = "/api/v1/workflows/{id}", tag = "workflows",
-    params(("id" = String, Path, description = "the workflow")),
+    params(("id" = String, Path, description = "the workflow"), WaitQuery),
     responses((status = 200, body = WorkflowView), (status = 404, description = "no such workflow")))]
 pub(super) async fn workflow(
     State(state): State<ApiState>,
     _reader: Reader,
     Path(id): Path<String>,
+    Query(wait): Query<WaitQuery>,
 ) -> ApiResult<Json<WorkflowView>> {
     let outcome = async {
+        let wait = state.check_wait(&wait)?;
         let engine = state.shared.engine.get()?;
+        if wait {
+            let info = engine.wait(&id, state.shared.http.max_wait).await?;
+            return Ok(WorkflowView::from(&info));
+        }
         match state.attempt(|| engine.status(&id)).await {
             Ok(info) => return Ok(WorkflowView::from(&info)),
             Err(error) if error.code() == ErrorCode::DATA_NOT_FOUND => {}

@@ -1,1 +1,11 @@
-mod x {}
+//! jido-system's integration tests: the HTTP API on a real server on
+//! 127.0.0.1 (port 0), the application tree, and the binary as real OS
+//! processes (SIGKILL, a second server on the same data directory, token
+//! files).
+
+mod api;
+mod load;
+mod openapi;
+mod process;
+mod support;
+mod tree;
