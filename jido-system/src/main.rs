@@ -54,6 +54,9 @@ fn init_logs(format: LogFormat) {
 
 async fn serve(args: ServeArgs) -> Result<(), CliError> {
     init_logs(args.log_format);
+    // Installed before anything is announced, so a SIGTERM right after
+    // "listening" stops the server in order instead of killing it.
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
     let (token, source) = server_token(&args.data_dir)?;
     let mut builder = Application::builder();
     builder
@@ -87,7 +90,7 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         println!("jido-system listening on http://{address} ({token_note})");
     }
     tracing::info!(%address, "ready");
-    wait_for_stop().await;
+    wait_for_stop(terminate).await;
     tracing::info!("stopping: HTTP first, then the workflows (in-flight steps are journaled), then the store");
     application.shutdown(SHUTDOWN_BOUND).await?;
     tracing::info!("stopped");
@@ -95,9 +98,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
 }
 
 /// Waits for Ctrl-C or SIGTERM.
-async fn wait_for_stop() {
+async fn wait_for_stop(terminate: std::io::Result<tokio::signal::unix::Signal>) {
     let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        match terminate {
             Ok(mut signal) => {
                 signal.recv().await;
             }
