@@ -144,8 +144,7 @@ fn plan_workflow() -> Value {
                 {"task": {"id": "task3", "work": "transform_data", "params": {"rows": 1000}}}
             ]},
             {"sequential": [
-                {"task": {"id": "task4", "work": "aggregate_results", "params": {"fail_times": 1},
-                          "retry": {"attempts": 3, "backoff_ms": 100}}},
+                {"task": {"id": "task4", "work": "aggregate_results", "params": {"delay_ms": 100}}},
                 {"task": {"id": "task5", "work": "save_results", "params": {"delay_ms": 200}}}
             ]}
         ]

@@ -122,7 +122,8 @@ pub struct Shared {
 
 impl Shared {
     /// Whether the next start routed to CoordinatorV2 fails by fault
-    /// injection: deterministically `v2_start_faults` of every 100.
+    /// injection: deterministically `v2_start_faults` of every 100, spread
+    /// evenly (start n fails when `n * p / 100` steps up).
     pub fn inject_v2_fault(&self) -> bool {
         if self.v2_start_faults == 0 {
             return false;
@@ -130,7 +131,8 @@ impl Shared {
         let start = self
             .v2_starts
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        start % 100 < u64::from(self.v2_start_faults)
+        let percent = u64::from(self.v2_start_faults);
+        (start + 1) * percent / 100 > start * percent / 100
     }
 }
 
