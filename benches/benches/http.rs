@@ -40,21 +40,32 @@ async fn bare(store: Store) -> String {
     let flags = json!({"flags": (0..6).map(|n| json!({"name": format!("flag_{n}"), "value": "off", "description": "a flag of the same shape"})).collect::<Vec<_>>(), "version": 0});
     let puts: StateStore<Started> = store.state("bench_starts").expect("keyspace");
     let router = axum::Router::new()
-        .route("/api/v1/flags", get(move || {
-            let flags = flags.clone();
-            async move { Json(flags) }
-        }))
-        .route("/api/v1/workflows", post(move |Json(_body): Json<Value>| {
-            let puts = puts.clone();
-            async move {
-                let id = uuid_like();
-                match puts.put(&id, &Started { id: id.clone() }).await {
-                    Ok(_) => (axum::http::StatusCode::CREATED, Json(json!({"id": id}))),
-                    Err(error) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"error": error.to_string()}))),
+        .route(
+            "/api/v1/flags",
+            get(move || {
+                let flags = flags.clone();
+                async move { Json(flags) }
+            }),
+        )
+        .route(
+            "/api/v1/workflows",
+            post(move |Json(_body): Json<Value>| {
+                let puts = puts.clone();
+                async move {
+                    let id = uuid_like();
+                    match puts.put(&id, &Started { id: id.clone() }).await {
+                        Ok(_) => (axum::http::StatusCode::CREATED, Json(json!({"id": id}))),
+                        Err(error) => (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            Json(json!({"error": error.to_string()})),
+                        ),
+                    }
                 }
-            }
-        }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, router).await });
     format!("http://{address}")
@@ -110,7 +121,11 @@ async fn percentiles(client: &reqwest::Client, base: &str, label: &str) {
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_connection {
                 let sent = Instant::now();
-                let response = client.get(format!("{base}/api/v1/flags")).send().await.expect("answer");
+                let response = client
+                    .get(format!("{base}/api/v1/flags"))
+                    .send()
+                    .await
+                    .expect("answer");
                 let _ = response.bytes().await;
                 sink.lock().expect("lock").push(sent.elapsed());
             }
@@ -134,7 +149,9 @@ fn http(c: &mut Criterion) {
     let runtime = runtime();
     let directory = tempfile::tempdir().expect("tempdir");
     let (app, base, bare_base) = runtime.block_on(async {
-        let store = jido_system::app::open_store(&directory.path().join("system"), &StoreOptions::new()).expect("store");
+        let store =
+            jido_system::app::open_store(&directory.path().join("system"), &StoreOptions::new())
+                .expect("store");
         let mut builder = Application::builder();
         builder
             .store(store)
@@ -142,13 +159,21 @@ fn http(c: &mut Criterion) {
             .token(TOKEN)
             .write_limit(100_000_000, Duration::from_secs(1));
         let app = builder.start().await.expect("the application starts");
-        let address = app.listening(Duration::from_secs(30)).await.expect("listens");
+        let address = app
+            .listening(Duration::from_secs(30))
+            .await
+            .expect("listens");
         let flags = app.shared().flags.get().expect("flags");
         flags
-            .set("use_v2_coordinator", foundation_flags::FlagValue::On, foundation_flags::Attribution::new("bench", "durable starts"))
+            .set(
+                "use_v2_coordinator",
+                foundation_flags::FlagValue::On,
+                foundation_flags::Attribution::new("bench", "durable starts"),
+            )
             .await
             .expect("flag");
-        let bare_store = Store::open(directory.path().join("bare.redb"), &StoreOptions::new()).expect("bare store");
+        let bare_store = Store::open(directory.path().join("bare.redb"), &StoreOptions::new())
+            .expect("bare store");
         let bare_base = bare(bare_store).await;
         (app, format!("http://{address}"), bare_base)
     });

@@ -245,8 +245,9 @@ impl From<Error> for CliError {
             code if code == ErrorCode::PERMISSION_DENIED || code == ErrorCode::DATA_CORRUPTION => 4,
             _ => 1,
         };
-        let hint = (error.code() == ErrorCode::STORE_IN_USE)
-            .then(|| "stop the server first (backup and restore need the store to themselves)".to_owned());
+        let hint = (error.code() == ErrorCode::STORE_IN_USE).then(|| {
+            "stop the server first (backup and restore need the store to themselves)".to_owned()
+        });
         CliError::new(error, hint, exit_code)
     }
 }
@@ -316,7 +317,12 @@ impl ApiClient {
     /// # Cancel safety
     ///
     /// A dropped request may have reached the server.
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, CliError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CliError> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -330,7 +336,10 @@ impl ApiClient {
                     ErrorCode::NETWORK_ERROR,
                     format!("cannot reach {}: {error}", self.base),
                 ),
-                Some("is the server running? start it with `jido-system serve` (or pass --url)".into()),
+                Some(
+                    "is the server running? start it with `jido-system serve` (or pass --url)"
+                        .into(),
+                ),
                 3,
             )
         })?;
@@ -360,11 +369,29 @@ fn answer_error(status: StatusCode, body: &Value, retry_after: Option<String>) -
         ),
     };
     let (exit_code, hint) = match status.as_u16() {
-        401 => (4, Some("check the token: the data directory's `token` file (--data-dir) or JIDO_TOKEN".to_owned())),
-        404 => (5, Some("list what exists with `flags list`, `workflow list` or `alerts`".to_owned())),
+        401 => (
+            4,
+            Some(
+                "check the token: the data directory's `token` file (--data-dir) or JIDO_TOKEN"
+                    .to_owned(),
+            ),
+        ),
+        404 => (
+            5,
+            Some("list what exists with `flags list`, `workflow list` or `alerts`".to_owned()),
+        ),
         400 | 409 | 413 | 422 => (6, None),
-        429 => (7, Some(format!("rate limited; retry after {} s", retry_after.unwrap_or_else(|| "1".into())))),
-        503 => (7, Some("the component is restarting or unavailable; retry shortly".to_owned())),
+        429 => (
+            7,
+            Some(format!(
+                "rate limited; retry after {} s",
+                retry_after.unwrap_or_else(|| "1".into())
+            )),
+        ),
+        503 => (
+            7,
+            Some("the component is restarting or unavailable; retry shortly".to_owned()),
+        ),
         _ => (1, None),
     };
     CliError::new(error, hint, exit_code)
@@ -373,7 +400,10 @@ fn answer_error(status: StatusCode, body: &Value, retry_after: Option<String>) -
 fn print(value: &Value) {
     #[allow(clippy::print_stdout)]
     {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).unwrap_or_default()
+        );
     }
 }
 
@@ -388,7 +418,9 @@ pub async fn run_client(command: Command) -> Result<(), CliError> {
             let client = ApiClient::new(&args)?;
             let health = match client.send(Method::GET, "/health", None).await {
                 Ok(health) => health,
-                Err(error) if error.exit_code == 7 => json!({"ready": false, "error": error.error.message()}),
+                Err(error) if error.exit_code == 7 => {
+                    json!({"ready": false, "error": error.error.message()})
+                }
                 Err(error) => return Err(error),
             };
             let rollout = client.send(Method::GET, "/api/v1/rollout", None).await?;
@@ -403,7 +435,11 @@ pub async fn run_client(command: Command) -> Result<(), CliError> {
             let client = ApiClient::new(&client)?;
             let answer = match command {
                 FlagsCommand::List => client.send(Method::GET, "/api/v1/flags", None).await?,
-                FlagsCommand::Set { name, value, reason } => {
+                FlagsCommand::Set {
+                    name,
+                    value,
+                    reason,
+                } => {
                     client
                         .send(
                             Method::PUT,
@@ -430,7 +466,11 @@ pub async fn run_client(command: Command) -> Result<(), CliError> {
                 }
                 RolloutCommand::Rollback { reason } => {
                     client
-                        .send(Method::POST, "/api/v1/rollout/rollback", Some(json!({"reason": reason})))
+                        .send(
+                            Method::POST,
+                            "/api/v1/rollout/rollback",
+                            Some(json!({"reason": reason})),
+                        )
                         .await?
                 }
                 RolloutCommand::EmergencyRollback { reason } => {
@@ -448,9 +488,14 @@ pub async fn run_client(command: Command) -> Result<(), CliError> {
         Command::Workflow { client, command } => {
             let client = ApiClient::new(&client)?;
             let answer = match command {
-                WorkflowCommand::Start { file, idempotency_key } => {
+                WorkflowCommand::Start {
+                    file,
+                    idempotency_key,
+                } => {
                     let body = start_body(&file, idempotency_key)?;
-                    client.send(Method::POST, "/api/v1/workflows", Some(body)).await?
+                    client
+                        .send(Method::POST, "/api/v1/workflows", Some(body))
+                        .await?
                 }
                 WorkflowCommand::Status { id } => {
                     client
@@ -527,7 +572,10 @@ fn open_offline(data_dir: &Path) -> Result<foundation_persist::Store, CliError> 
             5,
         ));
     }
-    Ok(crate::app::open_store(data_dir, &foundation_persist::StoreOptions::new())?)
+    Ok(crate::app::open_store(
+        data_dir,
+        &foundation_persist::StoreOptions::new(),
+    )?)
 }
 
 /// Progress of a long copy on stderr, once a second, until `work` ends.

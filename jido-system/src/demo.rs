@@ -68,7 +68,11 @@ impl Timeline {
         let at = self.started.elapsed();
         #[allow(clippy::print_stdout)]
         {
-            println!("[{:>6.1}s] {} {what}", at.as_secs_f64(), if ok { "ok  " } else { "FAIL" });
+            println!(
+                "[{:>6.1}s] {} {what}",
+                at.as_secs_f64(),
+                if ok { "ok  " } else { "FAIL" }
+            );
         }
         self.steps.push((at, ok, what));
     }
@@ -90,7 +94,11 @@ fn failure(message: impl Into<std::borrow::Cow<'static, str>>) -> CliError {
     CliError::from(Error::new(ErrorCode::INTERNAL_ERROR, message))
 }
 
-async fn start_server(data_dir: &Path, plan: &Path, log: &Path) -> Result<(Child, String), CliError> {
+async fn start_server(
+    data_dir: &Path,
+    plan: &Path,
+    log: &Path,
+) -> Result<(Child, String), CliError> {
     let executable = std::env::current_exe().map_err(Error::from)?;
     let log_file = std::fs::OpenOptions::new()
         .create(true)
@@ -125,7 +133,12 @@ async fn start_server(data_dir: &Path, plan: &Path, log: &Path) -> Result<(Child
     })
     .await
     .map_err(|_| failure("the server did not start listening within 60 s"))?
-    .ok_or_else(|| failure(format!("the server ended before listening; see {}", log.display())))?;
+    .ok_or_else(|| {
+        failure(format!(
+            "the server ended before listening; see {}",
+            log.display()
+        ))
+    })?;
     let address = line
         .split("http://")
         .nth(1)
@@ -155,7 +168,10 @@ fn plan_workflow() -> Value {
 async fn poll_until_ended(client: &ApiClient, id: &str, bound: Duration) -> Option<String> {
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
-        if let Ok(view) = client.send(Method::GET, &format!("/api/v1/workflows/{id}"), None).await {
+        if let Ok(view) = client
+            .send(Method::GET, &format!("/api/v1/workflows/{id}"), None)
+            .await
+        {
             let status = view["status"].as_str().unwrap_or_default().to_owned();
             if ["completed", "failed", "cancelled"].contains(&status.as_str()) {
                 return Some(status);
@@ -167,11 +183,11 @@ async fn poll_until_ended(client: &ApiClient, id: &str, bound: Duration) -> Opti
 }
 
 async fn phase(client: &ApiClient) -> Result<u64, CliError> {
-    Ok(client
-        .send(Method::GET, "/api/v1/rollout", None)
-        .await?["phase"]
-        .as_u64()
-        .unwrap_or(u64::MAX))
+    Ok(
+        client.send(Method::GET, "/api/v1/rollout", None).await?["phase"]
+            .as_u64()
+            .unwrap_or(u64::MAX),
+    )
 }
 
 /// Runs the demo.
@@ -196,7 +212,10 @@ pub async fn run() -> Result<(), CliError> {
     let failed = timeline.failed();
     #[allow(clippy::print_stdout)]
     {
-        println!("\ntimeline: {} steps, {failed} failed", timeline.steps.len());
+        println!(
+            "\ntimeline: {} steps, {failed} failed",
+            timeline.steps.len()
+        );
     }
     if failed > 0 {
         let tail = std::fs::read_to_string(&log).unwrap_or_default();
@@ -208,7 +227,9 @@ pub async fn run() -> Result<(), CliError> {
                 eprintln!("  {line}");
             }
         }
-        return Err(failure(format!("{failed} step(s) of the demo did not happen")));
+        return Err(failure(format!(
+            "{failed} step(s) of the demo did not happen"
+        )));
     }
     Ok(())
 }
@@ -222,12 +243,22 @@ async fn script(
     let (mut server, base) = start_server(data_dir, plan, log).await?;
     let token = crate::token::client_token(data_dir)?;
     let client = ApiClient::with_token(&base, Some(token.clone()))?;
-    timeline.record(true, format!("server started on {base} (temporary store {})", data_dir.display()));
+    timeline.record(
+        true,
+        format!(
+            "server started on {base} (temporary store {})",
+            data_dir.display()
+        ),
+    );
 
     // Phases 1 to 3.
     for expected in 1..=3u64 {
         client
-            .send(Method::POST, "/api/v1/rollout/advance", Some(json!({"reason": "demo", "force": true})))
+            .send(
+                Method::POST,
+                "/api/v1/rollout/advance",
+                Some(json!({"reason": "demo", "force": true})),
+            )
             .await?;
         let now = phase(&client).await?;
         timeline.record(now == expected, format!("advanced to phase {now}"));
@@ -235,21 +266,36 @@ async fn script(
 
     // The plan's workflow on the legacy coordinator (use_v2_coordinator is off in phase 3).
     let started = client
-        .send(Method::POST, "/api/v1/workflows", Some(json!({"definition": plan_workflow()})))
+        .send(
+            Method::POST,
+            "/api/v1/workflows",
+            Some(json!({"definition": plan_workflow()})),
+        )
         .await?;
     let id = started["id"].as_str().unwrap_or_default().to_owned();
     let ended = poll_until_ended(&client, &id, Duration::from_secs(30)).await;
     timeline.record(
         ended.as_deref() == Some("completed"),
-        format!("workflow {id} on {} ended {}", started["coordinator"], ended.unwrap_or_else(|| "not in time".into())),
+        format!(
+            "workflow {id} on {} ended {}",
+            started["coordinator"],
+            ended.unwrap_or_else(|| "not in time".into())
+        ),
     );
 
     // Phase 4: the canary.
     client
-        .send(Method::POST, "/api/v1/rollout/advance", Some(json!({"reason": "demo: canary", "force": true})))
+        .send(
+            Method::POST,
+            "/api/v1/rollout/advance",
+            Some(json!({"reason": "demo: canary", "force": true})),
+        )
         .await?;
     let now = phase(&client).await?;
-    timeline.record(now == 4, format!("advanced to phase {now}: use_v2_coordinator at 10%"));
+    timeline.record(
+        now == 4,
+        format!("advanced to phase {now}: use_v2_coordinator at 10%"),
+    );
 
     // Traffic until the monitor rolls the canary back.
     let deadline = Instant::now() + ROLLBACK_BOUND;
@@ -265,12 +311,17 @@ async fn script(
                     {"task": {"id": "only", "work": "process_data", "params": {"rows": 10, "delay_ms": 2000}}}]},
                 "idempotency_key": format!("demo-{sent}")
             });
-            match client.send(Method::POST, "/api/v1/workflows", Some(body)).await {
+            match client
+                .send(Method::POST, "/api/v1/workflows", Some(body))
+                .await
+            {
                 Ok(answer) if answer["coordinator"] == "v2" && durable.is_none() => {
                     durable = answer["id"].as_str().map(str::to_owned);
                 }
                 Ok(_) => {}
-                Err(error) if error.error.code() == ErrorCode::SERVICE_UNAVAILABLE => v2_failed += 1,
+                Err(error) if error.error.code() == ErrorCode::SERVICE_UNAVAILABLE => {
+                    v2_failed += 1
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -300,7 +351,10 @@ async fn script(
                         .map(|check| {
                             format!(
                                 "{} = {} against threshold {} ({} samples)",
-                                check["check"], check["value"], check["threshold"], check["samples"]
+                                check["check"],
+                                check["value"],
+                                check["threshold"],
+                                check["samples"]
                             )
                         })
                         .collect()
@@ -308,7 +362,13 @@ async fn script(
                 .unwrap_or_default();
             timeline.record(
                 !failing.is_empty(),
-                format!("rollback {} -> {} by {}: {}", record["from"], record["to"], record["who"], failing.join("; ")),
+                format!(
+                    "rollback {} -> {} by {}: {}",
+                    record["from"],
+                    record["to"],
+                    record["who"],
+                    failing.join("; ")
+                ),
             );
         }
         None => timeline.record(false, "no automatic rollback in the history"),
@@ -318,7 +378,10 @@ async fn script(
     let flags_before = client.send(Method::GET, "/api/v1/flags", None).await?["flags"].clone();
     server.start_kill().map_err(Error::from)?;
     let status = server.wait().await.map_err(Error::from)?;
-    timeline.record(!status.success(), format!("server killed with SIGKILL ({status})"));
+    timeline.record(
+        !status.success(),
+        format!("server killed with SIGKILL ({status})"),
+    );
     let (mut server, base) = start_server(data_dir, plan, log).await?;
     let client = ApiClient::with_token(&base, Some(token))?;
     timeline.record(true, format!("server restarted on {base}"));
@@ -329,11 +392,18 @@ async fn script(
     match durable {
         Some(id) => {
             let view = client
-                .send(Method::GET, &format!("/api/v1/workflows/{id}?wait=true"), None)
+                .send(
+                    Method::GET,
+                    &format!("/api/v1/workflows/{id}?wait=true"),
+                    None,
+                )
                 .await?;
             timeline.record(
                 view["status"] == "completed",
-                format!("durable workflow {id} (started on V2 before the kill) is {}", view["status"]),
+                format!(
+                    "durable workflow {id} (started on V2 before the kill) is {}",
+                    view["status"]
+                ),
             );
         }
         None => timeline.record(false, "no workflow reached V2 during the canary"),

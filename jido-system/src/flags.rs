@@ -135,9 +135,9 @@ impl FlagStore for PersistFlagStore {
             let stored = self.state.get(STATE_KEY).await?.unwrap_or_default();
             let mut flags = StoredFlags::default();
             for (flag, value) in stored.values {
-                let value = value.parse::<FlagValue>().map_err(|error: Error| {
-                    error.with_context("flag", flag.clone())
-                })?;
+                let value = value
+                    .parse::<FlagValue>()
+                    .map_err(|error: Error| error.with_context("flag", flag.clone()))?;
                 flags.values.insert(flag, value);
             }
             flags.ramps = stored.ramps;

@@ -15,7 +15,10 @@ const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return report(&CliError::from(Error::from(error))),
     };
@@ -71,9 +74,14 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
         builder.plan(deploy_monitor::RolloutPlan::from_toml(&text)?);
     }
     let application = builder.start().await.map_err(|error| {
-        let code = if error.code() == ErrorCode::STORE_IN_USE { 8 } else { 1 };
+        let code = if error.code() == ErrorCode::STORE_IN_USE {
+            8
+        } else {
+            1
+        };
         CliError {
-            hint: (code == 8).then(|| "another `jido-system serve` holds this data directory".to_owned()),
+            hint: (code == 8)
+                .then(|| "another `jido-system serve` holds this data directory".to_owned()),
             error,
             exit_code: code,
         }
@@ -82,7 +90,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     let token_note = match source {
         TokenSource::Environment => "the API token is JIDO_TOKEN".to_owned(),
         TokenSource::File(path) => format!("the API token is in {}", path.display()),
-        TokenSource::Created(path) => format!("created the API token in {} (mode 0600)", path.display()),
+        TokenSource::Created(path) => {
+            format!("created the API token in {} (mode 0600)", path.display())
+        }
         _ => String::new(),
     };
     #[allow(clippy::print_stdout)]
@@ -91,7 +101,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     }
     tracing::info!(%address, "ready");
     wait_for_stop(terminate).await;
-    tracing::info!("stopping: HTTP first, then the workflows (in-flight steps are journaled), then the store");
+    tracing::info!(
+        "stopping: HTTP first, then the workflows (in-flight steps are journaled), then the store"
+    );
     application.shutdown(SHUTDOWN_BOUND).await?;
     tracing::info!("stopped");
     Ok(())

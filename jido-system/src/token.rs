@@ -99,7 +99,8 @@ pub fn read_file(path: &Path) -> Result<String> {
         )
         .with_context("path", path.display()));
     }
-    let bytes = std::fs::read(path).map_err(|error| Error::from(error).with_context("path", path.display()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|error| Error::from(error).with_context("path", path.display()))?;
     let origin = path.display().to_string();
     let text = String::from_utf8(bytes).map_err(|_| {
         Error::new(

@@ -355,10 +355,8 @@ impl ApplicationBuilder {
 /// `store_in_use` (with a hint) when another process holds it; the I/O and
 /// store errors otherwise.
 pub fn open_store(directory: &Path, options: &StoreOptions) -> Result<Store> {
-    std::fs::create_dir_all(directory).map_err(|error| {
-        Error::from(error)
-            .with_context("data_dir", directory.display())
-    })?;
+    std::fs::create_dir_all(directory)
+        .map_err(|error| Error::from(error).with_context("data_dir", directory.display()))?;
     let path = directory.join(STORE_FILE);
     Store::open(&path, options).map_err(|error| {
         if error.code() == ErrorCode::STORE_IN_USE {
@@ -453,7 +451,10 @@ impl Application {
         let address = tokio::time::timeout(timeout, receiver.wait_for(Option::is_some))
             .await
             .map_err(|_| {
-                Error::new(ErrorCode::TIMEOUT, "the HTTP server did not start listening")
+                Error::new(
+                    ErrorCode::TIMEOUT,
+                    "the HTTP server did not start listening",
+                )
             })?
             .map_err(|_| Error::new(ErrorCode::SHUT_DOWN, "the application ended"))?;
         address.ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "no address"))

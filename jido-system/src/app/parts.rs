@@ -17,7 +17,9 @@ use foundation_core::{
 use foundation_error::{ErrorTracker, Result};
 use foundation_flags::Flags;
 use foundation_persist::StateStore;
-use jido_agents::monitor::{ErrorRateCheck, MonitorAgent, MonitorArgs, ProcessCheck, StoreLatencyCheck};
+use jido_agents::monitor::{
+    ErrorRateCheck, MonitorAgent, MonitorArgs, ProcessCheck, StoreLatencyCheck,
+};
 use jido_agents::task::{TaskAgentArgs, TaskHandler, TaskRun};
 use jido_agents::{AgentRef, AgentSpec};
 use jido_workflow::WorkflowEngine;
@@ -146,7 +148,8 @@ impl Actor for Part {
         let owned = match args.kind {
             PartKind::Store => {
                 // A read through the store: fails when it was closed.
-                let probe: StateStore<ExecutionCount> = crate::works::execution_counts(&shared.store)?;
+                let probe: StateStore<ExecutionCount> =
+                    crate::works::execution_counts(&shared.store)?;
                 probe.get("jido_system/probe").await?;
                 Owned::Nothing
             }
@@ -158,9 +161,12 @@ impl Actor for Part {
                 Owned::Nothing
             }
             PartKind::Registry => {
-                shared
-                    .registry
-                    .set(Registry::builder().index("capability").index("kind").build());
+                shared.registry.set(
+                    Registry::builder()
+                        .index("capability")
+                        .index("kind")
+                        .build(),
+                );
                 Owned::Nothing
             }
             PartKind::Signals => start_signals(&shared).await?,
@@ -202,7 +208,9 @@ impl Actor for Part {
             Owned::Engine(engine) => {
                 match tokio::time::timeout(INNER_SHUTDOWN, engine.shutdown()).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => tracing::warn!(%error, "the workflow engine stopped with an error"),
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "the workflow engine stopped with an error")
+                    }
                     Err(_) => {
                         tracing::warn!("the workflow engine did not stop in time; killing it");
                         engine.supervisor().process().kill();
@@ -270,9 +278,14 @@ impl Drop for Part {
 async fn stop_supervisor(supervisor: &SupervisorRef) {
     match tokio::time::timeout(INNER_SHUTDOWN, supervisor.shutdown()).await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, supervisor = supervisor.name(), "stopped with an error"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, supervisor = supervisor.name(), "stopped with an error")
+        }
         Err(_) => {
-            tracing::warn!(supervisor = supervisor.name(), "did not stop in time; killing it");
+            tracing::warn!(
+                supervisor = supervisor.name(),
+                "did not stop in time; killing it"
+            );
             supervisor.process().kill();
         }
     }
@@ -332,17 +345,17 @@ async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
     let handler = DemoTaskHandler {
         counts: crate::works::execution_counts(&shared.store)?,
     };
-    let mut task_spec = AgentSpec::<AppTaskAgent>::new(
-        "task_agent",
-        TaskAgentArgs::new(handler),
-        &shared.tasks,
-    );
+    let mut task_spec =
+        AgentSpec::<AppTaskAgent>::new("task_agent", TaskAgentArgs::new(handler), &shared.tasks);
     task_spec
         .registry(&registry)
         .clock(Arc::clone(&shared.clock));
     let mut monitor_args = MonitorArgs::new();
     monitor_args
-        .check(Arc::new(ProcessCheck::new("process", Arc::clone(&shared.clock))))
+        .check(Arc::new(ProcessCheck::new(
+            "process",
+            Arc::clone(&shared.clock),
+        )))
         .check(Arc::new(StoreLatencyCheck::new(
             "store",
             &shared.store,

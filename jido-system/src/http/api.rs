@@ -13,8 +13,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use foundation_core::signal::Signal;
-use foundation_error::{RetryPolicy, retry};
 use foundation_error::{Error, ErrorCode};
+use foundation_error::{RetryPolicy, retry};
 use foundation_flags::{Attribution, FlagValue};
 use jido_agents::monitor::{AcknowledgeAlert, HealthQuery};
 use jido_agents::task::TaskStatusQuery;
@@ -116,7 +116,10 @@ pub(super) async fn no_route(State(state): State<ApiState>) -> ApiError {
 
 /// A method the route does not serve.
 pub(super) async fn no_method(State(state): State<ApiState>) -> ApiError {
-    state.fail(Error::new(METHOD_NOT_ALLOWED, "this route does not serve that method"))
+    state.fail(Error::new(
+        METHOD_NOT_ALLOWED,
+        "this route does not serve that method",
+    ))
 }
 
 /// Liveness and readiness.
@@ -132,7 +135,10 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
         ("registry", shared.registry.is_set()),
         ("tasks", !shared.tasks.is_shut_down()),
         ("signals", shared.signals.is_set()),
-        ("agents", shared.task_agent.is_set() && shared.monitor_agent.is_set()),
+        (
+            "agents",
+            shared.task_agent.is_set() && shared.monitor_agent.is_set(),
+        ),
         ("workflows", shared.engine.is_set()),
         ("coordinators", shared.coordinators.is_set()),
         ("deploy", shared.monitor.is_set()),
@@ -164,11 +170,11 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub(super) async fn metrics(State(state): State<ApiState>) -> ApiResult<Response> {
-    let handle = state
-        .shared
-        .prometheus
-        .clone()
-        .ok_or_else(|| state.fail(unavailable("the Prometheus recorder (another recorder was installed)")))?;
+    let handle = state.shared.prometheus.clone().ok_or_else(|| {
+        state.fail(unavailable(
+            "the Prometheus recorder (another recorder was installed)",
+        ))
+    })?;
     if let Ok(monitor) = state.shared.monitor.get() {
         monitor.publish_metrics();
     }
@@ -197,7 +203,11 @@ pub(super) async fn list_flags(
     State(state): State<ApiState>,
     _reader: Reader,
 ) -> ApiResult<Json<FlagsResponse>> {
-    let flags = state.shared.flags.get().map_err(|error| state.fail(error))?;
+    let flags = state
+        .shared
+        .flags
+        .get()
+        .map_err(|error| state.fail(error))?;
     let snapshot = flags.snapshot();
     let views = flags
         .declarations()
@@ -315,7 +325,12 @@ async fn rollout_view(state: &ApiState) -> Result<RolloutResponse, Error> {
             phase: evaluation.phase,
             outcome: evaluation.judgement.outcome.as_str().to_owned(),
             counted: evaluation.counted,
-            checks: evaluation.judgement.checks.iter().map(CheckView::from).collect(),
+            checks: evaluation
+                .judgement
+                .checks
+                .iter()
+                .map(CheckView::from)
+                .collect(),
             requests: report.overall.requests,
             error_rate: report.overall.error_rate,
             treatment_error_rate: report.cohort(deploy_monitor::Cohort::Treatment).error_rate,
@@ -329,7 +344,7 @@ async fn rollout_view(state: &ApiState) -> Result<RolloutResponse, Error> {
         .iter()
         .map(TransitionView::from)
         .collect();
-    history.sort_by(|a, b| b.id.cmp(&a.id));
+    history.sort_by_key(|record| std::cmp::Reverse(record.id));
     Ok(RolloutResponse {
         phase: status.phase,
         phase_name: status.phase_name,
@@ -372,8 +387,9 @@ async fn act(
     let outcome = async {
         need_reason(&request.reason)?;
         if request.force && !matches!(action, RolloutAction::Advance) {
-            return Err(Error::validation("force applies to advance only")
-                .with_context("field", "force"));
+            return Err(
+                Error::validation("force applies to advance only").with_context("field", "force")
+            );
         }
         let monitor = state.shared.monitor.get()?;
         let who = client.who();
@@ -450,7 +466,11 @@ impl foundation_persist::Record for IdempotentStart {
 
 fn key_lock(key: &str) -> &'static tokio::sync::Mutex<()> {
     static STRIPES: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
-    let stripes = STRIPES.get_or_init(|| (0..KEY_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect());
+    let stripes = STRIPES.get_or_init(|| {
+        (0..KEY_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect()
+    });
     let hash = foundation_flags::murmur3_x86_32(key.as_bytes(), 0) as usize;
     &stripes[hash % KEY_STRIPES]
 }
@@ -603,16 +623,22 @@ pub(super) async fn workflow(
             Err(error) if error.code() == ErrorCode::DATA_NOT_FOUND => {}
             Err(error) => return Err(error),
         }
-        if let Ok(v1) = state.shared.coordinator_v1.get() {
-            if let V1Reply::Status(Some(status)) = v1
-                .call_timeout(V1Call::Status { workflow: id.clone() }, Duration::from_secs(5))
+        if let Ok(v1) = state.shared.coordinator_v1.get()
+            && let V1Reply::Status(Some(status)) = v1
+                .call_timeout(
+                    V1Call::Status {
+                        workflow: id.clone(),
+                    },
+                    Duration::from_secs(5),
+                )
                 .await?
-            {
-                return Ok(v1_view(&id, status));
-            }
+        {
+            return Ok(v1_view(&id, status));
         }
-        Err(Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id:?}"))
-            .with_context("workflow", id.clone()))
+        Err(
+            Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id:?}"))
+                .with_context("workflow", id.clone()),
+        )
     }
     .await;
     outcome.map(Json).map_err(|error| state.fail(error))
@@ -761,10 +787,21 @@ pub(super) async fn signal_workflow(
 async fn route_signal(state: &ApiState, signal_type: &str, data: Value) -> Result<usize, Error> {
     let router = state.shared.signals.get()?;
     let flags = state.shared.flags.get()?;
-    let signal = Signal::new_at(signal_type, "/jido-system/http", data, state.shared.clock.as_ref())?;
-    let recorder = state.shared.monitor.get().ok().map(|monitor| monitor.recorder());
+    let signal = Signal::new_at(
+        signal_type,
+        "/jido-system/http",
+        data,
+        state.shared.clock.as_ref(),
+    )?;
+    let recorder = state
+        .shared
+        .monitor
+        .get()
+        .ok()
+        .map(|monitor| monitor.recorder());
     if flags.is_enabled(USE_RELIABLE_MESSAGING) {
-        metrics::counter!(crate::metrics::SIGNALS_SENT_TOTAL, "mode" => "acknowledged").increment(1);
+        metrics::counter!(crate::metrics::SIGNALS_SENT_TOTAL, "mode" => "acknowledged")
+            .increment(1);
         let report = router.route_sync(signal).await;
         let acknowledged = report.acknowledged();
         if let Some(recorder) = recorder {
@@ -775,7 +812,8 @@ async fn route_signal(state: &ApiState, signal_type: &str, data: Value) -> Resul
         }
         Ok(acknowledged)
     } else {
-        metrics::counter!(crate::metrics::SIGNALS_SENT_TOTAL, "mode" => "fire_and_forget").increment(1);
+        metrics::counter!(crate::metrics::SIGNALS_SENT_TOTAL, "mode" => "fire_and_forget")
+            .increment(1);
         let report = router.route(signal);
         Ok(report.delivered)
     }
@@ -874,7 +912,9 @@ pub(super) async fn ack_alert(
 ) -> ApiResult<Json<Value>> {
     let outcome = async {
         let monitor_agent = state.shared.monitor_agent.get()?;
-        let alert = monitor_agent.run(AcknowledgeAlert { id: id.clone() }).await?;
+        let alert = monitor_agent
+            .run(AcknowledgeAlert { id: id.clone() })
+            .await?;
         Ok(serde_json::to_value(alert).unwrap_or(Value::Null))
     }
     .await;

@@ -41,7 +41,8 @@ pub const METHOD_NOT_ALLOWED: ErrorCode = ErrorCode::application(
 );
 
 /// The application codes of this crate (for `PortableError::into_error`).
-pub const APPLICATION_CODES: [ErrorCode; 3] = [PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED];
+pub const APPLICATION_CODES: [ErrorCode; 3] =
+    [PAYLOAD_TOO_LARGE, ROUTE_NOT_FOUND, METHOD_NOT_ALLOWED];
 
 /// The HTTP status of an error code: the one mapping of the workspace.
 ///
@@ -73,7 +74,10 @@ pub fn status_for(code: ErrorCode) -> StatusCode {
         (ErrorCode::STORE_IN_USE, StatusCode::CONFLICT),
         (PAYLOAD_TOO_LARGE, StatusCode::PAYLOAD_TOO_LARGE),
         (ErrorCode::RATE_LIMITED, StatusCode::TOO_MANY_REQUESTS),
-        (ErrorCode::DEADLINE_EXCEEDED, StatusCode::SERVICE_UNAVAILABLE),
+        (
+            ErrorCode::DEADLINE_EXCEEDED,
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
     ];
     if let Some((_, status)) = BY_CODE
         .iter()
@@ -121,10 +125,10 @@ impl IntoResponse for ApiError {
         } else {
             (status, Json(json!({"error": self.error.message()}))).into_response()
         };
-        if let Some(seconds) = retry_after {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(seconds) = retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

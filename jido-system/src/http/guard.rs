@@ -140,26 +140,30 @@ impl<T: DeserializeOwned> FromRequest<ApiState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &ApiState) -> Result<JsonBody<T>, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                state.fail(
-                    Error::new(
-                        PAYLOAD_TOO_LARGE,
-                        format!(
-                            "the request body is larger than {} bytes",
-                            state.shared.http.max_body_bytes
-                        ),
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    state.fail(
+                        Error::new(
+                            PAYLOAD_TOO_LARGE,
+                            format!(
+                                "the request body is larger than {} bytes",
+                                state.shared.http.max_body_bytes
+                            ),
+                        )
+                        .with_context("limit_bytes", state.shared.http.max_body_bytes),
                     )
-                    .with_context("limit_bytes", state.shared.http.max_body_bytes),
-                )
-            } else {
-                state.fail(Error::new(
-                    ErrorCode::INVALID_INPUT,
-                    format!("the request body could not be read: {rejection}"),
-                ))
-            }
-        })?;
-        decode(&bytes).map(JsonBody).map_err(|error| state.fail(error))
+                } else {
+                    state.fail(Error::new(
+                        ErrorCode::INVALID_INPUT,
+                        format!("the request body could not be read: {rejection}"),
+                    ))
+                }
+            })?;
+        decode(&bytes)
+            .map(JsonBody)
+            .map_err(|error| state.fail(error))
     }
 }
 
@@ -171,10 +175,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let inner = error.into_inner();
         let message = inner.to_string();
         // serde names an unknown or missing field in backquotes.
-        let named = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"));
+        let named = message.split('`').nth(1).filter(|_| {
+            message.starts_with("unknown field") || message.starts_with("missing field")
+        });
         // The path names the field at fault (for an unknown field, the
         // field itself; for a missing one, its parent).
         let field = match (named, path.as_str()) {

@@ -127,17 +127,17 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
     .increment(1);
     metrics::histogram!(crate::metrics::HTTP_REQUEST_DURATION_SECONDS, "route" => route.clone())
         .record(elapsed.as_secs_f64());
-    if route.starts_with("/api/") {
-        if let Ok(monitor) = state.shared.monitor.get() {
-            let outcome = if status.is_server_error() {
-                RequestOutcome::Error
-            } else {
-                RequestOutcome::Success
-            };
-            monitor
-                .recorder()
-                .record_request(Cohort::Unassigned, elapsed, outcome);
-        }
+    if route.starts_with("/api/")
+        && let Ok(monitor) = state.shared.monitor.get()
+    {
+        let outcome = if status.is_server_error() {
+            RequestOutcome::Error
+        } else {
+            RequestOutcome::Success
+        };
+        monitor
+            .recorder()
+            .record_request(Cohort::Unassigned, elapsed, outcome);
     }
     response
 }
@@ -192,10 +192,10 @@ impl ServerHandle {
 /// `shut_down` when the task supervisor is stopped.
 pub async fn serve(shared: Arc<Shared>) -> Result<ServerHandle> {
     let mut listen = shared.http.listen;
-    if listen.port() == 0 {
-        if let Some(previous) = *shared.address.borrow() {
-            listen = previous;
-        }
+    if listen.port() == 0
+        && let Some(previous) = *shared.address.borrow()
+    {
+        listen = previous;
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -24,7 +24,11 @@ async fn reads_are_open_on_loopback_and_writes_need_the_token() {
 
     let write = json!({"value": "on", "reason": "no token"});
     let anonymous = server
-        .anonymous(Method::PUT, "/api/v1/flags/use_sync_test_apis", Some(write.clone()))
+        .anonymous(
+            Method::PUT,
+            "/api/v1/flags/use_sync_test_apis",
+            Some(write.clone()),
+        )
         .await;
     assert_eq!(anonymous.status(), 401);
     assert_eq!(body(anonymous).await["name"], "authentication_failed");
@@ -42,7 +46,11 @@ async fn reads_are_open_on_loopback_and_writes_need_the_token() {
     let flags = body(server.anonymous(Method::GET, "/api/v1/flags", None).await).await;
     let sync = flags["flags"]
         .as_array()
-        .and_then(|flags| flags.iter().find(|flag| flag["name"] == "use_sync_test_apis"))
+        .and_then(|flags| {
+            flags
+                .iter()
+                .find(|flag| flag["name"] == "use_sync_test_apis")
+        })
         .cloned()
         .unwrap_or_default();
     assert_eq!(sync["value"], "off", "a refused write changed nothing");
@@ -73,18 +81,28 @@ async fn malformed_bodies_and_unknown_fields_are_400_naming_the_field() {
     let path = "/api/v1/flags/use_sync_test_apis";
 
     let unknown = server
-        .send(Method::PUT, path, Some(json!({"value": "on", "reasn": "typo"})))
+        .send(
+            Method::PUT,
+            path,
+            Some(json!({"value": "on", "reasn": "typo"})),
+        )
         .await;
     assert_eq!(unknown.status(), 400);
     let unknown = body(unknown).await;
     assert_eq!(context(&unknown, "field"), Some("reasn"), "{unknown}");
 
-    let missing = server.send(Method::PUT, path, Some(json!({"value": "on"}))).await;
+    let missing = server
+        .send(Method::PUT, path, Some(json!({"value": "on"})))
+        .await;
     assert_eq!(missing.status(), 400);
     assert_eq!(context(&body(missing).await, "field"), Some("reason"));
 
     let bad_value = server
-        .send(Method::PUT, path, Some(json!({"value": "maybe", "reason": "r"})))
+        .send(
+            Method::PUT,
+            path,
+            Some(json!({"value": "maybe", "reason": "r"})),
+        )
         .await;
     assert_eq!(bad_value.status(), 400);
     assert_eq!(context(&body(bad_value).await, "field"), Some("value"));
@@ -132,7 +150,11 @@ async fn unknown_flags_routes_and_phases_are_refused() {
 
     // Phase 0 is the baseline: there is nothing to roll back to.
     let rollback = server
-        .send(Method::POST, "/api/v1/rollout/rollback", Some(json!({"reason": "r"})))
+        .send(
+            Method::POST,
+            "/api/v1/rollout/rollback",
+            Some(json!({"reason": "r"})),
+        )
         .await;
     assert!(rollback.status().is_client_error(), "{}", rollback.status());
     assert_ne!(rollback.status(), 404);
@@ -196,19 +218,32 @@ async fn writes_over_the_limit_get_429_with_retry_after() {
         .expect("a Retry-After header in seconds");
     assert!((1..=600).contains(&retry_after), "{retry_after}");
     // Reads are not limited.
-    assert_eq!(server.anonymous(Method::GET, "/api/v1/flags", None).await.status(), 200);
+    assert_eq!(
+        server
+            .anonymous(Method::GET, "/api/v1/flags", None)
+            .await
+            .status(),
+        200
+    );
     server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_take_the_form_use_new_error_handling_selects() {
     let server = Server::start(|_| {}).await;
-    let legacy = body(server.anonymous(Method::GET, "/api/v1/workflows/none", None).await).await;
+    let legacy = body(
+        server
+            .anonymous(Method::GET, "/api/v1/workflows/none", None)
+            .await,
+    )
+    .await;
     assert!(legacy["error"].is_string(), "{legacy}");
     assert!(legacy.get("code").is_none());
 
     server.set_flag("use_new_error_handling", json!("on")).await;
-    let portable = server.anonymous(Method::GET, "/api/v1/workflows/none", None).await;
+    let portable = server
+        .anonymous(Method::GET, "/api/v1/workflows/none", None)
+        .await;
     assert_eq!(portable.status(), 404);
     let portable = body(portable).await;
     assert_eq!(portable["name"], "data_not_found");
@@ -224,7 +259,11 @@ async fn the_same_idempotency_key_returns_the_same_id_and_wait_needs_its_flag() 
     let request = json!({"definition": plan_workflow(0), "metadata": {"by": "test"}, "idempotency_key": "order-42"});
 
     let refused = server
-        .send(Method::POST, "/api/v1/workflows?wait=true", Some(request.clone()))
+        .send(
+            Method::POST,
+            "/api/v1/workflows?wait=true",
+            Some(request.clone()),
+        )
         .await;
     assert_eq!(refused.status(), 422, "wait without use_sync_test_apis");
 
@@ -245,12 +284,19 @@ async fn the_same_idempotency_key_returns_the_same_id_and_wait_needs_its_flag() 
     server.set_flag("use_sync_test_apis", json!("on")).await;
     let id = first["id"].as_str().expect("an id");
     let done = server
-        .anonymous(Method::GET, &format!("/api/v1/workflows/{id}?wait=true"), None)
+        .anonymous(
+            Method::GET,
+            &format!("/api/v1/workflows/{id}?wait=true"),
+            None,
+        )
         .await;
     assert_eq!(done.status(), 200);
     let done = body(done).await;
     assert_eq!(done["status"], "completed");
-    assert_eq!(done["results"].as_object().map(|results| results.len()), Some(5));
+    assert_eq!(
+        done["results"].as_object().map(|results| results.len()),
+        Some(5)
+    );
     // task4 failed once (fail_times 1) and was retried.
     assert_eq!(done["results"]["task4"]["executions"], 2);
     let listed = body(

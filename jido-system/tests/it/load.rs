@@ -16,7 +16,8 @@ const CLIENTS: usize = 64;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_starts_from_64_clients_all_complete() {
     let directory = tempfile::tempdir().expect("tempdir");
-    let store = jido_system::app::open_store(directory.path(), &StoreOptions::new()).expect("store");
+    let store =
+        jido_system::app::open_store(directory.path(), &StoreOptions::new()).expect("store");
     let server = Server::start_on(store, |builder| {
         builder.write_limit(1_000_000, Duration::from_secs(1));
     })

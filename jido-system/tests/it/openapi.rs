@@ -34,7 +34,12 @@ const ENDPOINTS: [(&str, &str); 17] = [
 async fn the_openapi_document_matches_the_routes() {
     let server = Server::start(|_| {}).await;
     server.set_flag("use_new_error_handling", json!("on")).await;
-    let document = body(server.anonymous(Method::GET, "/api/v1/openapi.json", None).await).await;
+    let document = body(
+        server
+            .anonymous(Method::GET, "/api/v1/openapi.json", None)
+            .await,
+    )
+    .await;
     let paths = document["paths"].as_object().expect("paths");
     let mut documented = BTreeSet::new();
     for (path, operations) in paths {
@@ -53,7 +58,9 @@ async fn the_openapi_document_matches_the_routes() {
             .replace("{name}", "use_sync_test_apis")
             .replace("{id}", "x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
-        let response = server.send(method.clone(), &concrete, Some(json!({}))).await;
+        let response = server
+            .send(method.clone(), &concrete, Some(json!({})))
+            .await;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let name = serde_json::from_str::<serde_json::Value>(&text)
@@ -66,8 +73,16 @@ async fn the_openapi_document_matches_the_routes() {
         );
     }
     // Every documented response body names a schema that exists.
-    let schemas = document["components"]["schemas"].as_object().expect("schemas");
-    for name in ["FlagsResponse", "RolloutResponse", "WorkflowView", "StartedResponse", "AlertsResponse"] {
+    let schemas = document["components"]["schemas"]
+        .as_object()
+        .expect("schemas");
+    for name in [
+        "FlagsResponse",
+        "RolloutResponse",
+        "WorkflowView",
+        "StartedResponse",
+        "AlertsResponse",
+    ] {
         assert!(schemas.contains_key(name), "schema {name}");
     }
     server.stop().await;

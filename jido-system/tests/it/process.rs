@@ -25,10 +25,16 @@ async fn a_sigkilled_server_resumes_the_plan_workflow_with_five_results() {
     let log = directory.path().join("server.log");
     let mut first = spawn_server(&data, &log).await;
     let token = token(&data);
-    let mode = std::fs::metadata(data.join("token")).expect("token").permissions().mode();
+    let mode = std::fs::metadata(data.join("token"))
+        .expect("token")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "the token file is private");
     let http = client();
-    for (flag, value) in [("use_v2_coordinator", json!(100)), ("use_sync_test_apis", json!("on"))] {
+    for (flag, value) in [
+        ("use_v2_coordinator", json!(100)),
+        ("use_sync_test_apis", json!("on")),
+    ] {
         let response = send(
             &http,
             &first.base,
@@ -52,7 +58,15 @@ async fn a_sigkilled_server_resumes_the_plan_workflow_with_five_results() {
     assert_eq!(started.status(), 201);
     let id = body(started).await["id"].as_str().expect("id").to_owned();
     let running = body(
-        send(&http, &first.base, Method::GET, &format!("/api/v1/workflows/{id}"), None, None).await,
+        send(
+            &http,
+            &first.base,
+            Method::GET,
+            &format!("/api/v1/workflows/{id}"),
+            None,
+            None,
+        )
+        .await,
     )
     .await;
     assert_eq!(running["status"], "running", "killed mid-run: {running}");
@@ -87,8 +101,22 @@ async fn a_sigkilled_server_resumes_the_plan_workflow_with_five_results() {
     )
     .await;
     assert_eq!(body(again).await["id"], id.as_str());
-    let flags = body(send(&http, &second.base, Method::GET, "/api/v1/flags", None, None).await).await;
-    assert!(flags.to_string().contains("100%"), "the flags survived: {flags}");
+    let flags = body(
+        send(
+            &http,
+            &second.base,
+            Method::GET,
+            "/api/v1/flags",
+            None,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        flags.to_string().contains("100%"),
+        "the flags survived: {flags}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

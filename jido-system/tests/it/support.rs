@@ -48,7 +48,10 @@ impl Server {
     }
 
     /// As [`start`](Server::start), on `store`.
-    pub(crate) async fn start_on(store: Store, configure: impl FnOnce(&mut ApplicationBuilder)) -> Server {
+    pub(crate) async fn start_on(
+        store: Store,
+        configure: impl FnOnce(&mut ApplicationBuilder),
+    ) -> Server {
         let mut builder = Application::builder();
         builder
             .store(store)
@@ -73,7 +76,12 @@ impl Server {
     }
 
     /// A request without a token.
-    pub(crate) async fn anonymous(&self, method: Method, path: &str, body: Option<Value>) -> Response {
+    pub(crate) async fn anonymous(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Response {
         send(&self.http, &self.base, method, path, body, None).await
     }
 

@@ -29,10 +29,21 @@ async fn killing_an_early_child_restarts_everything_after_it_and_state_survives(
     .await;
     assert_eq!(started["workflow"]["status"], "completed", "{started}");
     let shared = server.app.shared().clone();
-    let old_engine = shared.engine.get().expect("engine").supervisor().process().id();
+    let old_engine = shared
+        .engine
+        .get()
+        .expect("engine")
+        .supervisor()
+        .process()
+        .id();
 
     let mut events = EventCollector::new(&shared.events);
-    let children = server.app.supervisor().which_children().await.expect("children");
+    let children = server
+        .app
+        .supervisor()
+        .which_children()
+        .await
+        .expect("children");
     let flags = children
         .iter()
         .find(|child| child.id == "flags")
@@ -60,23 +71,55 @@ async fn killing_an_early_child_restarts_everything_after_it_and_state_survives(
         })
         .map(|event| event.child.to_string())
         .collect();
-    for child in ["flags", "errors", "registry", "tasks", "signals", "agents", "workflows", "coordinators", "deploy", "http"] {
-        assert!(restarted.iter().any(|name| name == child), "{child} restarted: {restarted:?}");
+    for child in [
+        "flags",
+        "errors",
+        "registry",
+        "tasks",
+        "signals",
+        "agents",
+        "workflows",
+        "coordinators",
+        "deploy",
+        "http",
+    ] {
+        assert!(
+            restarted.iter().any(|name| name == child),
+            "{child} restarted: {restarted:?}"
+        );
     }
-    assert!(!restarted.iter().any(|name| name == "store"), "the store is before the flags");
-    let new_engine = shared.engine.get().expect("engine").supervisor().process().id();
+    assert!(
+        !restarted.iter().any(|name| name == "store"),
+        "the store is before the flags"
+    );
+    let new_engine = shared
+        .engine
+        .get()
+        .expect("engine")
+        .supervisor()
+        .process()
+        .id();
     assert_ne!(old_engine, new_engine, "a new engine");
 
     // The state survived: the flags, the finished workflow; and the new tree works.
     let flags = body(server.anonymous(Method::GET, "/api/v1/flags", None).await).await;
     let v2 = flags["flags"]
         .as_array()
-        .and_then(|flags| flags.iter().find(|flag| flag["name"] == "use_v2_coordinator"))
+        .and_then(|flags| {
+            flags
+                .iter()
+                .find(|flag| flag["name"] == "use_v2_coordinator")
+        })
         .cloned()
         .unwrap_or_default();
     assert_eq!(v2["value"], "100%");
     let id = started["id"].as_str().expect("id");
-    let old = body(server.anonymous(Method::GET, &format!("/api/v1/workflows/{id}"), None).await).await;
+    let old = body(
+        server
+            .anonymous(Method::GET, &format!("/api/v1/workflows/{id}"), None)
+            .await,
+    )
+    .await;
     assert_eq!(old["status"], "completed");
     let again = body(
         server
@@ -118,12 +161,19 @@ async fn the_plan_workflow_completes_after_its_agent_process_and_coordinator_are
     assert!(shared.coordinator_v2.get().expect("coordinator").kill());
 
     let done = server
-        .anonymous(Method::GET, &format!("/api/v1/workflows/{id}?wait=true"), None)
+        .anonymous(
+            Method::GET,
+            &format!("/api/v1/workflows/{id}?wait=true"),
+            None,
+        )
         .await;
     assert_eq!(done.status(), 200);
     let done = body(done).await;
     assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(done["results"].as_object().map(|results| results.len()), Some(5));
+    assert_eq!(
+        done["results"].as_object().map(|results| results.len()),
+        Some(5)
+    );
     let agents = body(server.anonymous(Method::GET, "/api/v1/agents", None).await).await;
     assert_eq!(agents["agents"][0]["alive"], true, "{agents}");
     server.stop().await;

@@ -164,7 +164,8 @@ impl CoordinatorV2 {
         let id = format!("coordinator_v2_{}", args.id);
         let mut options = ActorOptions::new();
         options.unbounded_mailbox();
-        let spec = ChildSpec::<CoordinatorV2>::from_fn_with_options(id, move || args.clone(), options);
+        let spec =
+            ChildSpec::<CoordinatorV2>::from_fn_with_options(id, move || args.clone(), options);
         listen(&engine, spec.handle());
         spec
     }
