@@ -412,6 +412,12 @@ fn print(value: &Value) {
 /// # Errors
 ///
 /// The command's [`CliError`].
+///
+/// # Cancel safety
+///
+/// A dropped write may have reached the server; a dropped `backup` removes
+/// its partial file; a dropped `restore` runs to its end in the store's
+/// writer (see foundation-persist's `StoreFile::restore`).
 pub async fn run_client(command: Command) -> Result<(), CliError> {
     match command {
         Command::Status(args) => {

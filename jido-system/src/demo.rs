@@ -195,6 +195,11 @@ async fn phase(client: &ApiClient) -> Result<u64, CliError> {
 /// # Errors
 ///
 /// A [`CliError`] (exit code 1) when a step did not happen.
+///
+/// # Cancel safety
+///
+/// Dropping it kills the server process (`kill_on_drop`) and removes the
+/// temporary store.
 pub async fn run() -> Result<(), CliError> {
     let directory = tempfile::tempdir().map_err(Error::from)?;
     let data_dir: PathBuf = directory.path().join("data");

@@ -91,6 +91,10 @@ pub fn execution_counts(store: &Store) -> Result<StateStore<ExecutionCount>> {
 /// # Errors
 ///
 /// The store's errors.
+///
+/// # Cancel safety
+///
+/// Safe: a read.
 pub async fn executions(store: &Store, key: &str) -> Result<u64> {
     let counts: StateStore<ExecutionCount> = store.state(EXECUTIONS_KEYSPACE)?;
     Ok(counts.get(key).await?.map_or(0, |count| count.count))
@@ -104,6 +108,11 @@ pub async fn executions(store: &Store, key: &str) -> Result<u64> {
 /// `validation_failed`/`range_error` for bad parameters, `invalid_input`
 /// for an unknown work, `service_unavailable` for an injected failure, the
 /// store's errors counting the run.
+///
+/// # Cancel safety
+///
+/// The run is counted before the work waits; dropping the future after
+/// that leaves the count raised (a run that started), as a crash would.
 pub(crate) async fn run(
     name: &str,
     counts: &StateStore<ExecutionCount>,

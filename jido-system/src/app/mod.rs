@@ -267,6 +267,12 @@ impl ApplicationBuilder {
     /// without `allow_remote`, or neither store nor data directory;
     /// `store_in_use` when another process holds the data directory; the
     /// store's and the children's start errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping it part-way may leave the data directory's
+    /// store open in this process and the children started so far running
+    /// until the supervisor handle is dropped.
     pub async fn start(&self) -> Result<Application> {
         let token = self
             .token
@@ -389,6 +395,27 @@ fn prometheus() -> Option<PrometheusHandle> {
 }
 
 /// A running application: the tree and its shared state.
+///
+/// ```
+/// use std::time::Duration;
+/// use foundation_persist::{Store, StoreOptions};
+/// use jido_system::Application;
+///
+/// # #[tokio::main]
+/// # async fn main() -> foundation_error::Result<()> {
+/// let mut builder = Application::builder();
+/// builder
+///     .store(Store::open_in_memory(&StoreOptions::new())?)
+///     .listen("127.0.0.1:0".parse().expect("an address"))
+///     .token("a-token-of-at-least-16-characters");
+/// let app = builder.start().await?;
+/// let address = app.listening(Duration::from_secs(10)).await?;
+/// assert!(address.ip().is_loopback());
+/// assert!(app.shared().engine.get().is_ok());
+/// app.shutdown(Duration::from_secs(10)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Application {
     shared: Arc<Shared>,

@@ -308,3 +308,73 @@ async fn the_same_idempotency_key_returns_the_same_id_and_wait_needs_its_flag() 
     assert_eq!(listed["workflows"].as_array().map(Vec::len), Some(1));
     server.stop().await;
 }
+
+/// The Prometheus counter of application signals sent in `mode`.
+async fn signals_sent(server: &Server, mode: &str) -> f64 {
+    let text = server
+        .anonymous(Method::GET, "/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    text.lines()
+        .filter(|line| {
+            line.starts_with("jido_system_signals_sent_total")
+                && line.contains(&format!("mode=\"{mode}\""))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_reach_the_workflow_acknowledged_under_use_reliable_messaging() {
+    let server = Server::start(|_| {}).await;
+    server.set_flag("use_v2_coordinator", json!(100)).await;
+    server.set_flag("use_sync_test_apis", json!("on")).await;
+    let definition = json!({"name": "approval", "steps": [
+        {"task": {"id": "first", "work": "await_signal", "params": {"signal": "go"}}},
+        {"task": {"id": "second", "work": "await_signal", "params": {"signal": "again"}}}
+    ]});
+    let started = body(
+        server
+            .send(Method::POST, "/api/v1/workflows", Some(json!({"definition": definition})))
+            .await,
+    )
+    .await;
+    let id = started["id"].as_str().expect("id").to_owned();
+
+    let before = signals_sent(&server, "fire_and_forget").await;
+    let fire = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/workflows/{id}/signals/go"),
+            Some(json!({"approved_by": "test"})),
+        )
+        .await;
+    assert_eq!(fire.status(), 200);
+    assert_eq!(signals_sent(&server, "fire_and_forget").await, before + 1.0);
+
+    server.set_flag("use_reliable_messaging", json!("on")).await;
+    let acknowledged_before = signals_sent(&server, "acknowledged").await;
+    let reliable = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/workflows/{id}/signals/again"),
+            Some(json!({"approved_by": "test"})),
+        )
+        .await;
+    assert_eq!(reliable.status(), 200);
+    let reliable = body(reliable).await;
+    assert_eq!(reliable["delivered"], 1, "the event log acknowledged: {reliable}");
+    assert_eq!(signals_sent(&server, "acknowledged").await, acknowledged_before + 1.0);
+
+    let done = body(
+        server
+            .anonymous(Method::GET, &format!("/api/v1/workflows/{id}?wait=true"), None)
+            .await,
+    )
+    .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["results"]["first"]["approved_by"], "test");
+    server.stop().await;
+}
