@@ -128,10 +128,15 @@ pub struct ServeArgs {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The server's base URL.
-    #[arg(long, env = "JIDO_URL", default_value = "http://127.0.0.1:4000")]
+    #[arg(
+        long,
+        global = true,
+        env = "JIDO_URL",
+        default_value = "http://127.0.0.1:4000"
+    )]
     pub url: String,
     /// The data directory holding the token (unless JIDO_TOKEN is set).
-    #[arg(long, default_value = "./jido-data")]
+    #[arg(long, global = true, default_value = "./jido-data")]
     pub data_dir: PathBuf,
 }
 

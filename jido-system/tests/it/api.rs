@@ -337,7 +337,11 @@ async fn signals_reach_the_workflow_acknowledged_under_use_reliable_messaging() 
     ]});
     let started = body(
         server
-            .send(Method::POST, "/api/v1/workflows", Some(json!({"definition": definition})))
+            .send(
+                Method::POST,
+                "/api/v1/workflows",
+                Some(json!({"definition": definition})),
+            )
             .await,
     )
     .await;
@@ -365,12 +369,22 @@ async fn signals_reach_the_workflow_acknowledged_under_use_reliable_messaging() 
         .await;
     assert_eq!(reliable.status(), 200);
     let reliable = body(reliable).await;
-    assert_eq!(reliable["delivered"], 1, "the event log acknowledged: {reliable}");
-    assert_eq!(signals_sent(&server, "acknowledged").await, acknowledged_before + 1.0);
+    assert_eq!(
+        reliable["delivered"], 1,
+        "the event log acknowledged: {reliable}"
+    );
+    assert_eq!(
+        signals_sent(&server, "acknowledged").await,
+        acknowledged_before + 1.0
+    );
 
     let done = body(
         server
-            .anonymous(Method::GET, &format!("/api/v1/workflows/{id}?wait=true"), None)
+            .anonymous(
+                Method::GET,
+                &format!("/api/v1/workflows/{id}?wait=true"),
+                None,
+            )
             .await,
     )
     .await;

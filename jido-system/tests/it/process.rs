@@ -186,6 +186,126 @@ async fn sigterm_stops_the_server_in_order() {
     assert!(status.success(), "{status}");
     let text = std::fs::read_to_string(&log).expect("log");
     assert!(text.contains("stopped"), "{text}");
-    // The store was closed cleanly: a new server opens it.
+    // Offline maintenance on the stopped store.
+    let backup = directory.path().join("backup.redb");
+    let offline = |args: Vec<std::ffi::OsString>| async move {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_jido-system"))
+                .args(args)
+                .output(),
+        )
+        .await
+        .expect("no hang")
+        .expect("it runs")
+    };
+    let copied = offline(vec![
+        "backup".into(),
+        backup.clone().into(),
+        "--data-dir".into(),
+        data.clone().into(),
+    ])
+    .await;
+    assert_eq!(
+        copied.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert!(backup.exists());
+    // The store was closed cleanly: a new server opens it; offline
+    // commands then refuse the store in use.
     let _again = spawn_server(&data, &log).await;
+    let refused = offline(vec![
+        "restore".into(),
+        backup.into(),
+        "--data-dir".into(),
+        data.into(),
+    ])
+    .await;
+    assert_eq!(
+        refused.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_answers_with_exit_codes_scripts_can_use() {
+    let server = crate::support::Server::start(|_| {}).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let run = |args: Vec<&str>, token: Option<&str>, url: &str| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_jido-system"));
+        command
+            .args(&args)
+            .arg("--url")
+            .arg(url)
+            .arg("--data-dir")
+            .arg(directory.path())
+            .env_remove("JIDO_TOKEN")
+            .env_remove("JIDO_URL");
+        if let Some(token) = token {
+            command.env("JIDO_TOKEN", token);
+        }
+        async move {
+            tokio::time::timeout(Duration::from_secs(60), command.output())
+                .await
+                .expect("the CLI answers")
+                .expect("it runs")
+        }
+    };
+    let base = server.base.clone();
+    let listed = run(vec!["flags", "list"], None, &base).await;
+    assert_eq!(listed.status.code(), Some(0));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    assert_eq!(listed["flags"].as_array().map(Vec::len), Some(6));
+
+    let set = run(
+        vec![
+            "flags",
+            "set",
+            "use_sync_test_apis",
+            "on",
+            "--reason",
+            "cli",
+        ],
+        Some(crate::support::TOKEN),
+        &base,
+    )
+    .await;
+    assert_eq!(
+        set.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+
+    let no_token = run(
+        vec![
+            "flags",
+            "set",
+            "use_sync_test_apis",
+            "off",
+            "--reason",
+            "cli",
+        ],
+        None,
+        &base,
+    )
+    .await;
+    assert_eq!(no_token.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("hint:"));
+
+    let unknown = run(
+        vec!["flags", "set", "no_such_flag", "on", "--reason", "cli"],
+        Some(crate::support::TOKEN),
+        &base,
+    )
+    .await;
+    assert_eq!(unknown.status.code(), Some(5));
+
+    let unreachable = run(vec!["status"], None, "http://127.0.0.1:9").await;
+    assert_eq!(unreachable.status.code(), Some(3));
+    server.stop().await;
 }
