@@ -4,6 +4,7 @@
 //! files).
 
 mod api;
+mod flag_store;
 mod load;
 mod openapi;
 mod process;
