@@ -18,7 +18,7 @@ use foundation_error::{ErrorTracker, Result};
 use foundation_flags::Flags;
 use foundation_persist::StateStore;
 use jido_agents::monitor::{
-    ErrorRateCheck, MonitorAgent, MonitorArgs, ProcessCheck, StoreLatencyCheck,
+    ErrorRateCheck, MonitorAgent, MonitorArgs, ProcessCheck, RestartRateCheck, StoreLatencyCheck,
 };
 use jido_agents::task::{TaskAgentArgs, TaskHandler, TaskRun};
 use jido_agents::{AgentRef, AgentSpec};
@@ -365,6 +365,12 @@ async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
             "errors",
             errors,
             Duration::from_secs(60),
+        )))
+        .check(Arc::new(RestartRateCheck::new(
+            "supervision",
+            shared.events.subscribe(),
+            Duration::from_secs(60),
+            Arc::clone(&shared.clock),
         )))
         .interval(Duration::from_secs(30));
     let mut monitor_spec =
