@@ -100,6 +100,7 @@ async fn load(client: &reqwest::Client, base: &str, iterations: u64, start: bool
                 };
                 let response = response.expect("an answer");
                 assert!(response.status().is_success(), "{}", response.status());
+                // The body is read to complete the exchange; its content is not measured.
                 let _ = response.bytes().await;
             }
         }));
@@ -126,6 +127,7 @@ async fn percentiles(client: &reqwest::Client, base: &str, label: &str) {
                     .send()
                     .await
                     .expect("answer");
+                // The body is read to complete the exchange; its content is not measured.
                 let _ = response.bytes().await;
                 sink.lock().expect("lock").push(sent.elapsed());
             }
@@ -204,6 +206,7 @@ fn http(c: &mut Criterion) {
     });
     group.finish();
     runtime.block_on(async {
+        // The benchmark is over; a slow stop changes no figure.
         let _ = app.shutdown(Duration::from_secs(30)).await;
     });
 }

@@ -257,6 +257,16 @@ impl From<Error> for CliError {
     }
 }
 
+impl From<CliError> for Error {
+    /// The error, with the hint as context.
+    fn from(error: CliError) -> Error {
+        match error.hint {
+            Some(hint) => error.error.with_context("hint", hint),
+            None => error.error,
+        }
+    }
+}
+
 impl std::fmt::Display for CliError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "error: {}", self.error)?;
@@ -284,6 +294,7 @@ impl ApiClient {
     ///
     /// `internal_error` when the HTTP client cannot be built.
     pub fn new(args: &ClientArgs) -> Result<ApiClient, CliError> {
+        // No token is fine for reads on loopback; writes then get 401 with a hint.
         let token = crate::token::client_token(&args.data_dir).ok();
         ApiClient::with_token(&args.url, token)
     }

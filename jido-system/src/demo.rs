@@ -413,7 +413,10 @@ async fn script(
         }
         None => timeline.record(false, "no workflow reached V2 during the canary"),
     }
+    // The demo is over: the server (and its temporary store) goes; a
+    // failure to kill it is moot, `kill_on_drop` covers it.
     let _ = server.start_kill();
+    // Reaps the killed child; its exit status is not part of the demo.
     let _ = server.wait().await;
     Ok(())
 }

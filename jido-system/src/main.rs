@@ -49,6 +49,7 @@ fn init_logs(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Fails only when a subscriber is already installed (then it logs).
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         _ => builder.try_init(),

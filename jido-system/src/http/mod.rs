@@ -171,6 +171,7 @@ impl ServerHandle {
     /// The stop is requested before the first wait; dropping the future
     /// only stops waiting (the server still stops).
     pub async fn stop(self, timeout: Duration) {
+        // Fails only when the server task has already ended: nothing to stop.
         let _ = self.stop.send(true);
         if self.task.join_timeout(timeout).await.is_err() {
             tracing::warn!(address = %self.address, "the HTTP server did not stop in time; aborted");
@@ -206,6 +207,7 @@ pub async fn serve(shared: Arc<Shared>) -> Result<ServerHandle> {
     let server = async move {
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = async move {
+            // An error means the handle was dropped: stop as well.
             let _ = stopped.wait_for(|stop| *stop).await;
         };
         if let Err(error) = axum::serve(listener, service)
