@@ -315,12 +315,18 @@ impl Drop for TestCluster {
     }
 }
 
-/// Prints that the PostgreSQL tests were skipped, and why.
+/// Prints that the PostgreSQL tests were skipped, and why: once per
+/// process, straight to the stderr handle, so that the test runner's output
+/// capture does not swallow it.
 fn skipped_loudly(reason: &str) {
-    eprintln!(
-        "\n**********\n** SKIPPED: foundation-persist-postgres tests did not run: {reason}.\n\
-         ** Install Debian's postgresql package, or set {REQUIRE_POSTGRES_VAR}=1 to make this a failure.\n**********\n"
-    );
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n**********\n** SKIPPED: the foundation-persist-postgres tests did not run: {reason}.\n\
+             ** Install Debian's postgresql package, or set {REQUIRE_POSTGRES_VAR}=1 to make this a failure.\n**********\n"
+        );
+    });
 }
 
 /// The directory holding `initdb` and `pg_ctl`.
