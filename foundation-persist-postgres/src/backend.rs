@@ -53,6 +53,14 @@ pub async fn open_postgres(url: &str, options: &PostgresOptions) -> Result<Store
 
 /// The PostgreSQL backend. Usually reached through [`open_postgres`];
 /// [`Store::with_backend`] takes it too.
+///
+/// # Cancel safety
+///
+/// Dropping a write's future after it was queued does not withdraw it: it
+/// is applied if its batch began before the drop was seen, skipped
+/// otherwise, never half applied. Dropping a read changes nothing.
+/// Dropping `close`'s future leaves the store closed to new work; the
+/// writer still answers what was queued and ends on its own.
 pub struct PostgresBackend {
     name: Arc<str>,
     pool: Pool,
