@@ -129,7 +129,9 @@ fn durable_puts(c: &mut Criterion) {
         }
     }
     group.finish();
-    runtime.block_on(redb.close()).expect("the redb store closes");
+    runtime
+        .block_on(redb.close())
+        .expect("the redb store closes");
     if let Some(postgres) = postgres {
         runtime
             .block_on(postgres.close())

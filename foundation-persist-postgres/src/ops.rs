@@ -49,6 +49,70 @@ fn is_conditional(op: &Op) -> bool {
     }
 }
 
+/// The statements of the pipelinable operations, prepared before a
+/// pipelined run ([`prepare_pipelined`]).
+const UPDATE_IF_VERSION: &str = "UPDATE foundation_persist_state \
+                     SET version = nextval('foundation_persist_versions'), envelope = $3 \
+                     WHERE keyspace = $1 AND key = $2 AND version = $4 RETURNING version";
+const INSERT_IF_ABSENT: &str = "INSERT INTO foundation_persist_state (keyspace, key, version, envelope) \
+                     VALUES ($1, $2, nextval('foundation_persist_versions'), $3) \
+                     ON CONFLICT (keyspace, key) DO NOTHING RETURNING version";
+const UPSERT: &str = "INSERT INTO foundation_persist_state (keyspace, key, version, envelope) \
+                     VALUES ($1, $2, nextval('foundation_persist_versions'), $3) \
+                     ON CONFLICT (keyspace, key) DO UPDATE \
+                     SET version = EXCLUDED.version, envelope = EXCLUDED.envelope \
+                     RETURNING version";
+const DELETE_IF_VERSION: &str = "DELETE FROM foundation_persist_state \
+                     WHERE keyspace = $1 AND key = $2 AND version = $3";
+const DELETE_ANY: &str = "DELETE FROM foundation_persist_state WHERE keyspace = $1 AND key = $2";
+const APPEND: &str = "WITH head AS ( \
+               INSERT INTO foundation_persist_heads AS h \
+                 (journal, stream, next_sequence, truncated_through) VALUES ($1, $2, 2, 0) \
+               ON CONFLICT (journal, stream) DO UPDATE SET next_sequence = h.next_sequence + 1 \
+               RETURNING h.next_sequence - 1 AS sequence) \
+             INSERT INTO foundation_persist_journal (journal, stream, sequence, record) \
+             SELECT $1, $2, sequence, $3 FROM head RETURNING sequence";
+const CURRENT_VERSION: &str =
+    "SELECT version FROM foundation_persist_state WHERE keyspace = $1 AND key = $2";
+
+/// Whether a request is one statement whose failed precondition changes
+/// nothing (a put, a delete that is unconditional or expects a version, an
+/// append that expects no sequence number): such requests can be sent to
+/// the server back to back without waiting for each answer (pipelined);
+/// the server runs them in the order sent.
+pub(crate) fn is_pipelinable(ops: &[Op]) -> bool {
+    match ops {
+        [Op::Put { .. }] => true,
+        [Op::Delete { expect, .. }] => *expect != Expect::Absent,
+        [
+            Op::Append {
+                expect_sequence, ..
+            },
+        ] => expect_sequence.is_none(),
+        _ => false,
+    }
+}
+
+/// Prepares (or finds in the connection's cache) every statement a
+/// pipelinable request uses, so that applying one sends its statement
+/// within its first poll, in order.
+pub(crate) async fn prepare_pipelined(
+    transaction: &Transaction<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    for sql in [
+        UPDATE_IF_VERSION,
+        INSERT_IF_ABSENT,
+        UPSERT,
+        DELETE_IF_VERSION,
+        DELETE_ANY,
+        APPEND,
+        CURRENT_VERSION,
+    ] {
+        transaction.prepare_cached(sql).await?;
+    }
+    Ok(())
+}
+
 /// Applies the operations of one request in order.
 pub(crate) async fn apply_request(
     transaction: &Transaction<'_>,
@@ -103,39 +167,19 @@ async fn put(
     let row = match expect {
         Expect::Version(version) => {
             let expected = as_i64(version.get());
-            let statement = transaction
-                .prepare_cached(
-                    "UPDATE foundation_persist_state \
-                     SET version = nextval('foundation_persist_versions'), envelope = $3 \
-                     WHERE keyspace = $1 AND key = $2 AND version = $4 RETURNING version",
-                )
-                .await?;
+            let statement = transaction.prepare_cached(UPDATE_IF_VERSION).await?;
             transaction
                 .query_opt(&statement, &[&space, &key, &value, &expected])
                 .await?
         }
         Expect::Absent => {
-            let statement = transaction
-                .prepare_cached(
-                    "INSERT INTO foundation_persist_state (keyspace, key, version, envelope) \
-                     VALUES ($1, $2, nextval('foundation_persist_versions'), $3) \
-                     ON CONFLICT (keyspace, key) DO NOTHING RETURNING version",
-                )
-                .await?;
+            let statement = transaction.prepare_cached(INSERT_IF_ABSENT).await?;
             transaction
                 .query_opt(&statement, &[&space, &key, &value])
                 .await?
         }
         _ => {
-            let statement = transaction
-                .prepare_cached(
-                    "INSERT INTO foundation_persist_state (keyspace, key, version, envelope) \
-                     VALUES ($1, $2, nextval('foundation_persist_versions'), $3) \
-                     ON CONFLICT (keyspace, key) DO UPDATE \
-                     SET version = EXCLUDED.version, envelope = EXCLUDED.envelope \
-                     RETURNING version",
-                )
-                .await?;
+            let statement = transaction.prepare_cached(UPSERT).await?;
             transaction
                 .query_opt(&statement, &[&space, &key, &value])
                 .await?
@@ -176,12 +220,7 @@ async fn delete(
         }
         Expect::Version(version) => {
             let expected = as_i64(version.get());
-            let statement = transaction
-                .prepare_cached(
-                    "DELETE FROM foundation_persist_state \
-                     WHERE keyspace = $1 AND key = $2 AND version = $3",
-                )
-                .await?;
+            let statement = transaction.prepare_cached(DELETE_IF_VERSION).await?;
             let deleted = transaction
                 .execute(&statement, &[&space, &key, &expected])
                 .await?;
@@ -194,11 +233,7 @@ async fn delete(
             Ok(Outcome::Deleted { existed: true })
         }
         _ => {
-            let statement = transaction
-                .prepare_cached(
-                    "DELETE FROM foundation_persist_state WHERE keyspace = $1 AND key = $2",
-                )
-                .await?;
+            let statement = transaction.prepare_cached(DELETE_ANY).await?;
             let deleted = transaction.execute(&statement, &[&space, &key]).await?;
             Ok(Outcome::Deleted {
                 existed: deleted != 0,
@@ -223,17 +258,7 @@ async fn append(
             )));
         }
     }
-    let statement = transaction
-        .prepare_cached(
-            "WITH head AS ( \
-               INSERT INTO foundation_persist_heads AS h \
-                 (journal, stream, next_sequence, truncated_through) VALUES ($1, $2, 2, 0) \
-               ON CONFLICT (journal, stream) DO UPDATE SET next_sequence = h.next_sequence + 1 \
-               RETURNING h.next_sequence - 1 AS sequence) \
-             INSERT INTO foundation_persist_journal (journal, stream, sequence, record) \
-             SELECT $1, $2, sequence, $3 FROM head RETURNING sequence",
-        )
-        .await?;
+    let statement = transaction.prepare_cached(APPEND).await?;
     let row = transaction
         .query_one(&statement, &[&space, &stream, &record])
         .await?;
@@ -309,11 +334,7 @@ async fn current_version(
     space: &str,
     key: &str,
 ) -> Result<u64, tokio_postgres::Error> {
-    let statement = transaction
-        .prepare_cached(
-            "SELECT version FROM foundation_persist_state WHERE keyspace = $1 AND key = $2",
-        )
-        .await?;
+    let statement = transaction.prepare_cached(CURRENT_VERSION).await?;
     match transaction.query_opt(&statement, &[&space, &key]).await? {
         Some(row) => Ok(as_u64(row.try_get::<_, i64>(0)?)),
         None => Ok(0),

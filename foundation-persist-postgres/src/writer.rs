@@ -31,7 +31,9 @@
 //!
 //! This module is not for the statements (`ops.rs`).
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -43,7 +45,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
-use crate::ops::{Refusal, apply_request, needs_savepoint};
+use crate::ops::{Refusal, apply_request, is_pipelinable, needs_savepoint, prepare_pipelined};
 
 /// How many times a batch is tried when PostgreSQL rolled it back
 /// (serialization failure, deadlock, a connection lost before commit).
@@ -162,7 +164,39 @@ impl Writer {
             let mut transaction = client.transaction().await.map_err(Attempt::Before)?;
             let mut answers = Vec::with_capacity(batch.len());
             let mut operations = 0;
-            for request in batch {
+            let mut index = 0;
+            while index < batch.len() {
+                let run = batch[index..]
+                    .iter()
+                    .take_while(|request| is_pipelinable(&request.ops))
+                    .count();
+                if run > 1 {
+                    // Sent back to back, answered in order.
+                    let requests = &batch[index..index + run];
+                    prepare_pipelined(&transaction)
+                        .await
+                        .map_err(Attempt::Before)?;
+                    let results = join_in_order(
+                        requests
+                            .iter()
+                            .map(|request| apply_request(&transaction, &request.ops)),
+                    )
+                    .await;
+                    for (request, result) in requests.iter().zip(results) {
+                        match result {
+                            Ok(outcomes) => {
+                                operations += request.ops.len();
+                                answers.push(Ok(outcomes));
+                            }
+                            Err(Refusal::Conflict(error)) => answers.push(Err(error)),
+                            Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
+                        }
+                    }
+                    index += run;
+                    continue;
+                }
+                let request = &batch[index];
+                index += 1;
                 let answer = if needs_savepoint(&request.ops) {
                     let savepoint = transaction
                         .savepoint("request")
@@ -294,4 +328,26 @@ enum Failed {
     Retryable(Error),
     /// Answer every request with this error.
     Final(Error),
+}
+
+/// Awaits every future concurrently, polling them in order, so that the
+/// first poll of each (where a pipelined request sends its statement)
+/// happens in the order given.
+async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut done = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }

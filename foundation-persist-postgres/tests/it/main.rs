@@ -7,4 +7,5 @@
 mod cluster;
 mod conformance;
 mod faults;
+mod group_commit;
 mod schema;
