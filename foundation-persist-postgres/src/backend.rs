@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
 use foundation_persist::backend::{
     Backend, BackendFuture, JournalKeyspace, Op, StateKeyspace, StoredEntry, StoredValue,
@@ -21,7 +22,6 @@ use foundation_persist::backend::{
 use foundation_persist::{Outcome, Store, StreamHead, Version};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
 use crate::ops::{as_i64, as_u64};
@@ -69,6 +69,7 @@ pub struct PostgresBackend {
     closed: AtomicBool,
     write_timeout: std::time::Duration,
     commit_timeout: std::time::Duration,
+    clock: SharedClock,
 }
 
 impl fmt::Debug for PostgresBackend {
@@ -146,6 +147,7 @@ impl PostgresBackend {
             closed: AtomicBool::new(false),
             write_timeout: options.write_timeout,
             commit_timeout: options.commit_timeout,
+            clock: Arc::clone(&options.clock),
         })
     }
 }
@@ -214,7 +216,7 @@ impl Backend for PostgresBackend {
             let (reply, answer) = oneshot::channel();
             let request = Request {
                 ops,
-                deadline: Instant::now() + self.write_timeout,
+                deadline: self.clock.elapsed() + self.write_timeout,
                 reply,
             };
             sender.try_send(request).map_err(|error| match error {

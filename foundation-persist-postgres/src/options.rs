@@ -96,7 +96,7 @@ impl PostgresOptions {
         self
     }
 
-    /// The clock commit durations are measured on.
+    /// The clock that write deadlines and commit durations are measured on.
     pub fn clock(&mut self, clock: SharedClock) -> &mut PostgresOptions {
         self.clock = clock;
         self

@@ -42,7 +42,6 @@ use foundation_error::{Error, ErrorCode};
 use foundation_persist::Outcome;
 use foundation_persist::backend::Op;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
 use crate::ops::{Refusal, apply_request, is_pipelinable, needs_savepoint, prepare_pipelined};
@@ -57,7 +56,9 @@ const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 /// One write request and where its answer goes.
 pub(crate) struct Request {
     pub(crate) ops: Vec<Op>,
-    pub(crate) deadline: Instant,
+    /// When the write stops waiting for its batch, on the store's clock
+    /// (its `elapsed()`).
+    pub(crate) deadline: Duration,
     pub(crate) reply: oneshot::Sender<Result<Vec<Outcome>, Error>>,
 }
 
@@ -84,7 +85,7 @@ impl Writer {
             };
             let mut batch = Vec::new();
             let mut operations = 0;
-            let now = Instant::now();
+            let now = self.clock.elapsed();
             if let Some(request) = admit(first, now) {
                 operations += request.ops.len();
                 batch.push(request);
@@ -300,7 +301,7 @@ impl Writer {
 /// The request, unless its caller stopped waiting (dropped, not applied)
 /// or its deadline passed while it was queued (answered `timeout`, not
 /// applied).
-fn admit(request: Request, now: Instant) -> Option<Request> {
+fn admit(request: Request, now: Duration) -> Option<Request> {
     if request.reply.is_closed() {
         return None;
     }

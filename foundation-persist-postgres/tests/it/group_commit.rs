@@ -111,3 +111,37 @@ async fn concurrent_compare_and_sets_have_one_winner() {
     );
     store.close().await.expect("close");
 }
+
+/// On a current-thread runtime the writer task cannot run while the test
+/// task queues, so a queue of 4 takes exactly 4 of 32 writes; the others
+/// are refused at once with `queue_full`, not applied.
+#[tokio::test(flavor = "current_thread")]
+async fn a_full_queue_refuses_writes_with_queue_full() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let store = foundation_persist_postgres::open_postgres(
+        &url,
+        foundation_persist_postgres::PostgresOptions::new().max_queued_writes(4),
+    )
+    .await
+    .expect("opens");
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    let writes = join_all((0..32u64).map(|id| {
+        let values = values.clone();
+        async move { values.put(&format!("key-{id:02}"), &record(id)).await }
+    }))
+    .await;
+    let accepted = writes.iter().filter(|write| write.is_ok()).count();
+    assert_eq!(accepted, 4, "{writes:?}");
+    for write in &writes {
+        if let Err(error) = write {
+            assert_eq!(error.code(), ErrorCode::QUEUE_FULL, "{error}");
+            assert!(error.is_retryable());
+        }
+    }
+    let stored = values.list("key-", None, 100).await.expect("list");
+    assert_eq!(stored.len(), 4, "refused writes were not applied");
+    store.close().await.expect("close");
+}
