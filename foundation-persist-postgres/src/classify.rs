@@ -70,7 +70,11 @@ pub(crate) fn database_error(
     store: &str,
     operation: &'static str,
 ) -> Error {
-    let message = error.to_string();
+    // A server error's own words (severity, message, detail), or the
+    // driver's description of a failed connection.
+    let message = error
+        .as_db_error()
+        .map_or_else(|| error.to_string(), ToString::to_string);
     let mapped = match error.code() {
         None => Error::new(
             ErrorCode::NETWORK_ERROR,

@@ -206,6 +206,11 @@ impl TestCluster {
         self.pg_ctl("restart")
     }
 
+    /// The server's log so far (empty when it cannot be read).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.directory.join("server.log")).unwrap_or_default()
+    }
+
     /// The cluster's data directory.
     fn data_directory(&self) -> PathBuf {
         self.directory.join("data")

@@ -258,3 +258,110 @@ async fn killed_connections_mid_write_lose_no_acknowledged_write() {
     load.stop_and_check(&store).await;
     store.close().await.expect("close");
 }
+
+/// Two stores on one database (two nodes) whose batches lock two keys in
+/// opposite orders: PostgreSQL detects the deadlock and aborts one
+/// transaction; the writer runs that batch again, so both batches commit
+/// and neither caller sees the deadlock.
+///
+/// Made certain with a gate: each batch writes its first key, then the
+/// gate key (held by the test until both batches wait on it, each holding
+/// its first key), then the other's first key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadlock_between_nodes_is_retried_inside_the_backend() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let first = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let second = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let values_first = first
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    let values_second = second
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    for key in ["a", "b", "gate"] {
+        values_first.put(key, &record(0)).await.expect("put");
+    }
+
+    // Hold the gate.
+    let mut holder = admin(&url).await;
+    let hold = holder.transaction().await.expect("begin");
+    hold.execute(
+        "SELECT 1 FROM foundation_persist_state WHERE key = 'gate' FOR UPDATE",
+        &[],
+    )
+    .await
+    .expect("lock");
+
+    let mut batch_first = first.batch();
+    batch_first
+        .put(&values_first, "a", &record(1))
+        .expect("op")
+        .put(&values_first, "gate", &record(1))
+        .expect("op")
+        .put(&values_first, "b", &record(1))
+        .expect("op");
+    let mut batch_second = second.batch();
+    batch_second
+        .put(&values_second, "b", &record(2))
+        .expect("op")
+        .put(&values_second, "gate", &record(2))
+        .expect("op")
+        .put(&values_second, "a", &record(2))
+        .expect("op");
+    let committing_first = tokio::spawn(async move { batch_first.commit().await });
+    let committing_second = tokio::spawn(async move { batch_second.commit().await });
+
+    // Both batches wait on the gate, each holding its first key (a bounded
+    // poll of the server's own view); then the gate opens and they collide.
+    let observer = admin(&url).await;
+    let waiting = async {
+        loop {
+            let row = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .expect("select");
+            if row.get::<_, i64>(0) >= 2 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, waiting)
+        .await
+        .expect("both batches wait on the gate");
+    hold.commit().await.expect("release");
+
+    let outcome_first = tokio::time::timeout(WAIT, committing_first)
+        .await
+        .expect("in time")
+        .expect("joins");
+    let outcome_second = tokio::time::timeout(WAIT, committing_second)
+        .await
+        .expect("in time")
+        .expect("joins");
+    assert!(outcome_first.is_ok(), "{outcome_first:?}");
+    assert!(outcome_second.is_ok(), "{outcome_second:?}");
+    let a = values_first.get("a").await.expect("get").expect("there");
+    let b = values_first.get("b").await.expect("get").expect("there");
+    assert_eq!(
+        a.id, b.id,
+        "each batch committed whole; the later one wins both keys"
+    );
+
+    // The server did detect a deadlock (and no other test makes one).
+    assert!(
+        cluster.server_log().contains("deadlock detected"),
+        "PostgreSQL detected the deadlock: {}",
+        cluster.server_log()
+    );
+    first.close().await.expect("close");
+    second.close().await.expect("close");
+}
