@@ -365,3 +365,62 @@ async fn a_deadlock_between_nodes_is_retried_inside_the_backend() {
     first.close().await.expect("close");
     second.close().await.expect("close");
 }
+
+/// A transaction that outlives the commit timeout is answered `timeout`
+/// with `commit_outcome=unknown`, never success; its connection is not
+/// reused, and the store serves the next writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_past_its_timeout_is_reported_as_unknown_never_as_success() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    values.put("gate", &record(0)).await.expect("put");
+
+    // A held row makes the next write wait past a short commit timeout.
+    let mut holder = admin(&url).await;
+    let hold = holder.transaction().await.expect("begin");
+    hold.execute(
+        "SELECT 1 FROM foundation_persist_state WHERE key = 'gate' FOR UPDATE",
+        &[],
+    )
+    .await
+    .expect("lock");
+    let mut options = PostgresOptions::new();
+    options.commit_timeout(Duration::from_millis(300));
+    let impatient = open_postgres(&url, &options).await.expect("opens");
+    let impatient_values = impatient
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    let error = impatient_values
+        .put("gate", &record(1))
+        .await
+        .expect_err("the row is held past the commit timeout");
+    assert_eq!(
+        error.code(),
+        foundation_error::ErrorCode::TIMEOUT,
+        "{error}"
+    );
+    assert_eq!(error.context_value("commit_outcome"), Some("unknown"));
+    hold.commit().await.expect("release");
+
+    // The impatient store goes on with fresh connections.
+    impatient_values
+        .put("other", &record(2))
+        .await
+        .expect("a later write commits");
+    assert_eq!(
+        values
+            .get("other")
+            .await
+            .expect("get")
+            .map(|value| value.id),
+        Some(2)
+    );
+    impatient.close().await.expect("close");
+    store.close().await.expect("close");
+}
