@@ -22,6 +22,7 @@ use foundation_persist::backend::{
 use foundation_persist::{Outcome, Store, StreamHead, Version};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
 use crate::ops::{as_i64, as_u64};
@@ -179,6 +180,53 @@ macro_rules! read {
     }};
 }
 
+/// A listing's statement: rows of `select` (which binds `$1`) whose
+/// `column` is after (or from) `$2`, starts with `$3`, at most `$4`, and,
+/// when the prefix has an end, is below it (`$5`). The bounds are a range
+/// of the primary key, so a listing reads only the rows it returns, also
+/// in a prepared statement's generic plan.
+fn range_query(
+    select: &str,
+    column: &str,
+    exclusive: bool,
+    prefix: &str,
+) -> (String, Option<String>) {
+    let from = if exclusive { ">" } else { ">=" };
+    let end = prefix_end(prefix);
+    let below = if end.is_some() {
+        format!(" AND {column} < $5")
+    } else {
+        String::new()
+    };
+    (
+        format!(
+            "{select} AND {column} {from} $2{below} AND starts_with({column}, $3) \
+             ORDER BY {column} LIMIT $4"
+        ),
+        end,
+    )
+}
+
+/// The least string above every string that starts with `prefix` (in
+/// byte order, which for UTF-8 is code point order): the prefix with its
+/// last character incremented, dropping trailing `char::MAX`es; `None`
+/// when there is no such string (an empty prefix, or only `char::MAX`es).
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            char::MAX => None,
+            other => char::from_u32(u32::from(other) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 /// The store's name: the address without credentials.
 fn display_name(config: &tokio_postgres::Config) -> String {
     let host = config
@@ -296,26 +344,20 @@ impl Backend for PostgresBackend {
         let exclusive = start != prefix || after == Some(prefix);
         Box::pin(async move {
             read!(self, "list", |client| {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT key, version, envelope FROM foundation_persist_state \
-                     WHERE keyspace = $1 AND (key > $2 OR (key = $2 AND NOT $3)) \
-                       AND starts_with(key, $4) \
-                     ORDER BY key LIMIT $5",
-                    )
-                    .await?;
-                let rows = client
-                    .query(
-                        &statement,
-                        &[
-                            &keyspace.storage_name(),
-                            &start,
-                            &exclusive,
-                            &prefix,
-                            &limit,
-                        ],
-                    )
-                    .await?;
+                let (sql, end) = range_query(
+                    "SELECT key, version, envelope FROM foundation_persist_state \
+                     WHERE keyspace = $1",
+                    "key",
+                    exclusive,
+                    prefix,
+                );
+                let statement = client.prepare_cached(&sql).await?;
+                let space = keyspace.storage_name();
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&space, &start, &prefix, &limit];
+                if let Some(end) = &end {
+                    params.push(end);
+                }
+                let rows = client.query(&statement, &params).await?;
                 rows.iter()
                     .map(|row| {
                         Ok(StoredEntry {
@@ -400,20 +442,19 @@ impl Backend for PostgresBackend {
         let exclusive = start != prefix || after == Some(prefix);
         Box::pin(async move {
             read!(self, "list_streams", |client| {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT stream FROM foundation_persist_heads \
-                     WHERE journal = $1 AND (stream > $2 OR (stream = $2 AND NOT $3)) \
-                       AND starts_with(stream, $4) \
-                     ORDER BY stream LIMIT $5",
-                    )
-                    .await?;
-                let rows = client
-                    .query(
-                        &statement,
-                        &[&journal.storage_name(), &start, &exclusive, &prefix, &limit],
-                    )
-                    .await?;
+                let (sql, end) = range_query(
+                    "SELECT stream FROM foundation_persist_heads WHERE journal = $1",
+                    "stream",
+                    exclusive,
+                    prefix,
+                );
+                let statement = client.prepare_cached(&sql).await?;
+                let space = journal.storage_name();
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&space, &start, &prefix, &limit];
+                if let Some(end) = &end {
+                    params.push(end);
+                }
+                let rows = client.query(&statement, &params).await?;
                 rows.iter().map(|row| row.try_get(0)).collect()
             })
         })
@@ -473,5 +514,22 @@ impl Drop for PostgresBackend {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn a_prefix_ends_at_its_last_character_incremented() {
+        assert_eq!(prefix_end("item-").as_deref(), Some("item."));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("ab\u{10FFFF}").as_deref(), Some("ac"));
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        for key in ["item-", "item-1", "item-\u{10FFFF}", "item-zzz"] {
+            assert!(key < "item.", "{key}");
+        }
     }
 }

@@ -8,4 +8,5 @@ mod cluster;
 mod conformance;
 mod faults;
 mod group_commit;
+mod listing;
 mod schema;
