@@ -34,7 +34,7 @@ impl From<tokio_postgres::Error> for Refusal {
 }
 
 /// Whether a request needs a savepoint: more than one operation, one of
-/// which can fail its precondition after an earlier one wrote.
+/// which can be refused after an earlier one wrote.
 pub(crate) fn needs_savepoint(ops: &[Op]) -> bool {
     ops.len() > 1 && ops.iter().any(is_conditional)
 }
@@ -45,7 +45,10 @@ fn is_conditional(op: &Op) -> bool {
         Op::Append {
             expect_sequence, ..
         } => expect_sequence.is_some(),
-        _ => false,
+        Op::Truncate { .. } => false,
+        // An operation this crate does not know is refused (`apply`), after
+        // the request's earlier operations: a savepoint undoes them.
+        _ => true,
     }
 }
 
