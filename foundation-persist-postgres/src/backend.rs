@@ -70,6 +70,7 @@ pub struct PostgresBackend {
     closed: AtomicBool,
     write_timeout: std::time::Duration,
     commit_timeout: std::time::Duration,
+    read_timeout: std::time::Duration,
     clock: SharedClock,
 }
 
@@ -129,7 +130,19 @@ impl PostgresBackend {
                 .with_context("cause", error.to_string())
             })?;
         let mut client = pool.get().await.map_err(|error| pool_error(error, &name))?;
-        crate::schema::migrate(&mut client, &name).await?;
+        tokio::time::timeout(
+            options.commit_timeout,
+            crate::schema::migrate(&mut client, &name),
+        )
+        .await
+        .map_err(|_| {
+            Error::new(
+                ErrorCode::TIMEOUT,
+                "creating or migrating the schema took longer than the commit timeout \
+                 (another process may hold the migration lock)",
+            )
+            .with_context("store", &*name)
+        })??;
         drop(client);
         let (sender, receiver) = mpsc::channel(options.max_queued_writes);
         let writer = Writer {
@@ -148,6 +161,7 @@ impl PostgresBackend {
             closed: AtomicBool::new(false),
             write_timeout: options.write_timeout,
             commit_timeout: options.commit_timeout,
+            read_timeout: options.read_timeout,
             clock: Arc::clone(&options.clock),
         })
     }
@@ -170,7 +184,25 @@ macro_rules! read {
                 Err(error) if attempt < 2 && pool_kind(&error) == Kind::Connection => continue,
                 Err(error) => break Err(pool_error(error, &backend.name)),
             };
-            let result: Result<_, tokio_postgres::Error> = async { $query }.await;
+            let read = async { $query };
+            let result: Result<_, tokio_postgres::Error> =
+                match tokio::time::timeout(backend.read_timeout, read).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // The connection's state is unknown: keep it out
+                        // of the pool.
+                        drop(deadpool_postgres::Object::take($client));
+                        break Err(Error::new(
+                            ErrorCode::TIMEOUT,
+                            format!(
+                                "a PostgreSQL read took longer than {:?}",
+                                backend.read_timeout
+                            ),
+                        )
+                        .with_context("store", &*backend.name)
+                        .with_context("operation", $operation));
+                    }
+                };
             match result {
                 Ok(value) => break Ok(value),
                 Err(error) if attempt < 2 && kind(&error) == Kind::Connection => continue,

@@ -11,7 +11,8 @@ use foundation_persist::StoreOptions;
 
 /// Options of [`open_postgres`](crate::open_postgres), with safe defaults:
 /// 16 connections, 5 s to connect, 5 s for a write to wait its turn, 30 s
-/// per transaction, batches of at most 1,024 operations, a queue of 4,096
+/// per transaction (and for opening's schema migration), 30 s per read,
+/// batches of at most 1,024 operations, a queue of 4,096
 /// writes.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -20,6 +21,7 @@ pub struct PostgresOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) write_timeout: Duration,
     pub(crate) commit_timeout: Duration,
+    pub(crate) read_timeout: Duration,
     pub(crate) max_batch_operations: usize,
     pub(crate) max_queued_writes: usize,
     pub(crate) clock: SharedClock,
@@ -40,6 +42,7 @@ impl PostgresOptions {
             connect_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(5),
             commit_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
             max_batch_operations: 1024,
             max_queued_writes: 4096,
             clock: clock::system(),
@@ -79,6 +82,13 @@ impl PostgresOptions {
     /// are answered `timeout` with `commit_outcome=unknown`.
     pub fn commit_timeout(&mut self, timeout: Duration) -> &mut PostgresOptions {
         self.commit_timeout = timeout;
+        self
+    }
+
+    /// How long one read may take; past it, the read fails with `timeout`
+    /// and its connection is closed.
+    pub fn read_timeout(&mut self, timeout: Duration) -> &mut PostgresOptions {
+        self.read_timeout = timeout;
         self
     }
 
@@ -124,6 +134,7 @@ impl PostgresOptions {
             ("connect_timeout", self.connect_timeout),
             ("write_timeout", self.write_timeout),
             ("commit_timeout", self.commit_timeout),
+            ("read_timeout", self.read_timeout),
         ] {
             if timeout.is_zero() {
                 return invalid(field, "must be longer than zero");

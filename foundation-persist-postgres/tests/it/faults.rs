@@ -424,3 +424,38 @@ async fn a_commit_past_its_timeout_is_reported_as_unknown_never_as_success() {
     impatient.close().await.expect("close");
     store.close().await.expect("close");
 }
+
+/// A read blocked past the read timeout (the table locked by someone
+/// else) fails with `timeout`; the store reads again once it is free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_past_its_timeout_fails_with_timeout() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let mut options = PostgresOptions::new();
+    options.read_timeout(Duration::from_millis(300));
+    let store = open_postgres(&url, &options).await.expect("opens");
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    values.put("k", &record(1)).await.expect("put");
+
+    let mut holder = admin(&url).await;
+    let hold = holder.transaction().await.expect("begin");
+    hold.batch_execute("LOCK TABLE foundation_persist_state IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    let error = values.get("k").await.expect_err("the table is locked");
+    assert_eq!(
+        error.code(),
+        foundation_error::ErrorCode::TIMEOUT,
+        "{error}"
+    );
+    assert_eq!(error.context_value("operation"), Some("get"));
+    hold.commit().await.expect("release");
+
+    assert_eq!(
+        values.get("k").await.expect("get").map(|value| value.id),
+        Some(1)
+    );
+    store.close().await.expect("close");
+}
