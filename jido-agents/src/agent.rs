@@ -255,31 +255,36 @@ impl<A: Agent> std::fmt::Debug for Directive<A> {
     }
 }
 
-/// What a running action can see and ask for besides the state.
-pub struct ActionContext<A: Agent> {
+/// What every action of one agent instance shares: built once per
+/// instance, so that an action's context costs one reference count.
+pub(crate) struct Shared<A: Agent> {
     pub(crate) env: AgentEnv,
     pub(crate) myself: AgentRef<A>,
+}
+
+/// What a running action can see and ask for besides the state.
+pub struct ActionContext<A: Agent> {
+    pub(crate) shared: Arc<Shared<A>>,
     pub(crate) directives: Vec<Directive<A>>,
 }
 
 impl<A: Agent> ActionContext<A> {
-    pub(crate) fn new(env: AgentEnv, myself: AgentRef<A>) -> ActionContext<A> {
+    pub(crate) fn new(shared: &Arc<Shared<A>>) -> ActionContext<A> {
         ActionContext {
-            env,
-            myself,
+            shared: Arc::clone(shared),
             directives: Vec::new(),
         }
     }
 
     /// The runtime environment (id, clock, task supervisor, registry).
     pub fn env(&self) -> &AgentEnv {
-        &self.env
+        &self.shared.env
     }
 
     /// A handle to this agent, valid across its restarts (for work that
     /// reports back).
     pub fn myself(&self) -> &AgentRef<A> {
-        &self.myself
+        &self.shared.myself
     }
 
     /// Leaves a directive for the runtime.

@@ -27,9 +27,28 @@ pub const HEALTH_SCORE: &str = "jido_agent_health_score";
 /// Alerts a MonitorAgent raised, by `agent` and `type`.
 pub const ALERTS_TOTAL: &str = "jido_agent_alerts_total";
 
-pub(crate) fn action(kind: &'static str, ok: bool) {
-    let outcome = if ok { "ok" } else { "error" };
-    metrics::counter!(ACTIONS_TOTAL, "kind" => kind, "outcome" => outcome).increment(1);
+/// The action counters of one agent instance, registered once at its
+/// start (so the recorder must be installed before agents start).
+pub(crate) struct ActionCounters {
+    ok: metrics::Counter,
+    error: metrics::Counter,
+}
+
+impl ActionCounters {
+    pub(crate) fn new(kind: &'static str) -> ActionCounters {
+        ActionCounters {
+            ok: metrics::counter!(ACTIONS_TOTAL, "kind" => kind, "outcome" => "ok"),
+            error: metrics::counter!(ACTIONS_TOTAL, "kind" => kind, "outcome" => "error"),
+        }
+    }
+
+    pub(crate) fn record(&self, ok: bool) {
+        if ok {
+            self.ok.increment(1);
+        } else {
+            self.error.increment(1);
+        }
+    }
 }
 
 pub(crate) fn saved(kind: &'static str) {
