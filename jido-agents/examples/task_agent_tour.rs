@@ -110,12 +110,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "submit",
             json!({"id": "bad", "type": "double", "timeout_ms": 10}),
         )
-        .await
-        .unwrap_err();
-    println!(
-        "rejected: {invalid} (parameter {:?})",
-        invalid.context_value("parameter")
-    );
+        .await;
+    match invalid {
+        Err(error) => println!(
+            "rejected: {error} (parameter {:?})",
+            error.context_value("parameter")
+        ),
+        Ok(accepted) => return Err(format!("a 10 ms timeout was accepted: {accepted}").into()),
+    }
 
     // 2. A crash with 5 tasks queued: the restarted agent has them all.
     let before = task_agent.run(TaskStatusQuery {}).await?;
