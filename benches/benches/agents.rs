@@ -293,7 +293,7 @@ fn recovery(c: &mut Criterion) {
 fn volatile_overhead(c: &mut Criterion) {
     let runtime = runtime();
     let tasks = TaskSupervisor::new("bench-work");
-    let bare = ChildSpec::<BareTally>::new("bare", || ());
+    let bare = ChildSpec::<BareTally>::new("bare", ());
     let bare_ref: ActorRef<BareTally> = bare.handle();
     let (tree, agents) = start_tallies(&runtime, 1, None, &tasks);
     let bare_tree = runtime.block_on(async {

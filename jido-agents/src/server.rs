@@ -218,11 +218,9 @@ where
     /// cannot name a keyspace.
     pub fn child_spec(&self) -> Result<ChildSpec<AgentServer<A>>, Error> {
         self.check()?;
-        let template = self.start_with(self.args.clone());
-        let factory = move || template.clone();
         Ok(ChildSpec::with_options(
             Arc::clone(&self.id),
-            factory,
+            self.start_with(self.args.clone()),
             self.options.clone(),
         ))
     }
