@@ -4,7 +4,7 @@
 //!
 //! Actions are synchronous state transitions: they run inside the agent's
 //! mailbox and must not wait on I/O. Work that waits (a task, a health
-//! check) is handed to the runtime with [`ActionContext::spawn`], runs under
+//! check) is handed to the runtime with [`ActionContext::start_work`], runs under
 //! the task supervisor, and reports back by sending the agent another
 //! action. That keeps every agent answering while its work runs.
 //!
@@ -239,7 +239,7 @@ pub enum Directive<A: Agent> {
     Enqueue(PendingAction<A>),
     /// Run this work under the task supervisor (after the save; dropped if
     /// the save fails).
-    Spawn(Work),
+    StartWork(Work),
     /// Stop the agent normally after the reply.
     Stop,
 }
@@ -249,7 +249,7 @@ impl<A: Agent> std::fmt::Debug for Directive<A> {
         match self {
             Directive::SetState(_) => f.write_str("SetState"),
             Directive::Enqueue(action) => f.debug_tuple("Enqueue").field(action).finish(),
-            Directive::Spawn(_) => f.write_str("Spawn"),
+            Directive::StartWork(_) => f.write_str("StartWork"),
             Directive::Stop => f.write_str("Stop"),
         }
     }
@@ -304,8 +304,8 @@ impl<A: Agent> ActionContext<A> {
 
     /// Runs `work` under the task supervisor once the action's state is
     /// saved.
-    pub fn spawn(&mut self, work: impl Future<Output = ()> + Send + 'static) {
-        self.directive(Directive::Spawn(Box::pin(work)));
+    pub fn start_work(&mut self, work: impl Future<Output = ()> + Send + 'static) {
+        self.directive(Directive::StartWork(Box::pin(work)));
     }
 
     /// Stops the agent normally after the reply.

@@ -387,7 +387,7 @@ impl<A: Agent> AgentServer<A> {
         for directive in after_save {
             match directive {
                 Directive::Enqueue(action) => self.followups.push_back(action),
-                Directive::Spawn(work) => self.launch(name, work),
+                Directive::StartWork(work) => self.launch(name, work),
                 Directive::Stop => ctx.stop(ExitReason::Normal),
                 Directive::SetState(_) => {}
             }

@@ -235,7 +235,7 @@ impl MonitorAgent {
         let checks = self.args.checks.clone();
         let timeout = self.args.check_timeout;
         let agent: AgentRef<MonitorAgent> = ctx.myself().clone();
-        ctx.spawn(async move {
+        ctx.start_work(async move {
             let mut results = Vec::with_capacity(checks.len());
             for check in checks {
                 let component = check.component().to_owned();

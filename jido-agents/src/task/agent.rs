@@ -2,7 +2,7 @@
 //! that runs each task under the task supervisor.
 //!
 //! A task moves queue -> in progress -> finished. Moving it into progress
-//! is saved before its work starts (the work is a `Spawn` directive, run
+//! is saved before its work starts (the work is a `StartWork` directive, run
 //! after the save), and its completion is an action saved like any other,
 //! so a kill at any point leaves it queued or in progress on disk, never
 //! lost, and counted only once: a run's completion counts only if that run
@@ -240,7 +240,7 @@ impl<H: TaskHandler> TaskAgent<H> {
             Arc::clone(&self.clock),
             ctx.myself().clone(),
         );
-        ctx.spawn(work);
+        ctx.start_work(work);
     }
 }
 
