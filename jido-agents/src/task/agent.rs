@@ -212,7 +212,6 @@ impl<H: TaskHandler> TaskAgent<H> {
                 TaskStatus::Processing
             };
         }
-        metrics::gauge_queue(&self.id, self.state.queue.len());
     }
 
     /// Leaves the work of one run for the runtime to start after the save.
@@ -562,7 +561,7 @@ impl<H: TaskHandler> Action<TaskAgent<H>> for TaskFinished {
         state.in_progress.remove(index);
         let succeeded = self.error.is_none();
         state.counters.record(succeeded, self.duration);
-        metrics::task_finished(&agent.id, succeeded, self.duration);
+        metrics::task_finished(<TaskAgent<H> as Agent>::KIND, succeeded, self.duration);
         match &self.error {
             None => state.consecutive_errors = 0,
             Some(error) => {
