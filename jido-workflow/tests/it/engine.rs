@@ -535,3 +535,53 @@ async fn wait_status(
         "workflow {id} did not reach {status}"
     )))
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_parallel_group_runs_within_the_bound() -> Result<(), Error> {
+    let clock = clock();
+    let running = Arc::new(Mutex::new((0u32, 0u32))); // (now, most)
+    let mut works = WorkRegistry::new();
+    let gauge = Arc::clone(&running);
+    works.register("slow", move |_input: StepInput| {
+        let gauge = Arc::clone(&gauge);
+        async move {
+            {
+                let mut counts = gauge.lock().expect("not poisoned");
+                counts.0 += 1;
+                counts.1 = counts.1.max(counts.0);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            gauge.lock().expect("not poisoned").0 -= 1;
+            Ok(Value::Null)
+        }
+    });
+    let mut builder = WorkflowEngine::builder(memory_store(), works);
+    builder.clock(Arc::clone(&clock)).max_parallel(2);
+    let engine = builder.start().await?;
+    let tasks: Vec<Value> = (0..5)
+        .map(|index| json!({"task": {"id": format!("t{index}"), "work": "slow"}}))
+        .collect();
+    let wide =
+        WorkflowDefinition::from_value(&json!({"name": "wide", "steps": [{"parallel": tasks}]}))?;
+    let started = clock.elapsed();
+    let id = engine.start_workflow(&wide, Value::Null).await?;
+    let info = engine.wait(&id, Duration::from_secs(10)).await?;
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    assert_eq!(
+        running.lock().expect("not poisoned").1,
+        2,
+        "at most 2 at once, and 2 did run together"
+    );
+    // Five 100 ms tasks two at a time: three rounds.
+    assert!(clock.elapsed() - started >= Duration::from_millis(300));
+    assert_eq!(
+        WorkflowEngine::builder(memory_store(), WorkRegistry::new())
+            .max_parallel(0)
+            .start()
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::INVALID_CONFIG_VALUE
+    );
+    engine.shutdown().await
+}
