@@ -17,7 +17,7 @@
 //! default) bounds that.
 //!
 //! The WorkflowRegistry is a `foundation_core::registry::Registry`: each
-//! process registers its workflow id (unique) and its definition's name.
+//! process registers its workflow id (unique keys).
 //!
 //! This module is not for how one workflow runs (see `process`).
 
@@ -264,7 +264,7 @@ impl WorkflowEngineBuilder {
             clock,
             works: self.works.clone(),
             executor,
-            registry: Registry::builder().index("name").build(),
+            registry: Registry::new(),
             leases,
             owner: self.owner.clone(),
             max_parallel: self.max_parallel,
@@ -402,7 +402,7 @@ impl WorkflowEngine {
             .map(|summary| summary.status()))
     }
 
-    /// The WorkflowRegistry: workflow id to process, indexed by `name`.
+    /// The WorkflowRegistry: workflow id to process (unique keys).
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }
@@ -578,7 +578,7 @@ impl WorkflowEngine {
             .start_child(ProcessArgs {
                 shared: Arc::clone(shared),
                 id: id.into(),
-                fresh: Some(Arc::new(Mutex::new(Some((summary, state))))),
+                fresh: Some(Arc::new(Mutex::new(Some(Box::new((summary, state)))))),
             })
             .await
             .map(drop)
