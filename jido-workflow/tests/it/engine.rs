@@ -585,3 +585,26 @@ async fn a_parallel_group_runs_within_the_bound() -> Result<(), Error> {
     );
     engine.shutdown().await
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_engine_runs_as_a_child_of_an_application_supervisor() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let mut builder = WorkflowEngine::builder(
+        store.clone(),
+        plan_works(&executions, Duration::from_millis(10)),
+    );
+    builder.clock(Arc::clone(&clock));
+    let (spec, engine) = builder.into_child_spec("workflows")?;
+    let mut app = foundation_core::Supervisor::builder("app");
+    app.child(spec);
+    let app = app.start().await?;
+    engine.resumed(Duration::from_secs(5)).await?;
+    let id = engine.start_workflow(&plan(), Value::Null).await?;
+    let info = engine.wait(&id, Duration::from_secs(10)).await?;
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    app.shutdown().await?;
+    assert!(!engine.supervisor().process().is_alive());
+    Ok(())
+}
