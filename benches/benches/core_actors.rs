@@ -6,8 +6,12 @@
 //!   request as a barrier (all handled). Mailboxes: ours bounded 1,024,
 //!   tokio bounded 1,024, ractor unbounded, kameo its default.
 //! - `actor_call`: one request-reply round trip from a task on the runtime
-//!   (actors calling actors); `actor_call_from_outside`: the same from the
-//!   bench thread, where each round trip also wakes parked OS threads.
+//!   (actors calling actors), by `call` and by `ask` (a typed reply port
+//!   riding the cast path); `actor_call_from_outside`: the same from the
+//!   bench thread through `block_on`, where each round trip also wakes
+//!   parked OS threads; `actor_call_blocking`: from a plain thread with
+//!   each library's blocking API (ours: `call_blocking`, `ask_blocking`),
+//!   against tokio's `blocking_send`/`blocking_recv`.
 //! - `actor_spawn`: starting 1,000 actors, each ready to answer: ours
 //!   under a dynamic supervisor and unsupervised, ractor's and kameo's
 //!   (unsupervised) spawns, and a tokio task with a channel.
@@ -144,6 +148,18 @@ fn call(c: &mut Criterion) {
             })
         })
     });
+    group.bench_function("foundation_ask", |b| {
+        b.iter_custom(|iterations| {
+            let ours = ours.clone();
+            inside(&rt, move || async move {
+                let began = Instant::now();
+                for _ in 0..iterations {
+                    ours.ask(CounterCast::Get).await.unwrap();
+                }
+                began.elapsed()
+            })
+        })
+    });
     group.bench_function("ractor", |b| {
         b.iter_custom(|iterations| {
             let ractor_ref = ractor_ref.clone();
@@ -191,6 +207,27 @@ fn call(c: &mut Criterion) {
     group.bench_function("kameo", |b| {
         b.to_async(&rt)
             .iter(|| async { kameo_ref.ask(KameoGet).await.unwrap() })
+    });
+    group.finish();
+
+    // The caller is a plain thread with no runtime (a CLI, FFI, a sync
+    // test): each side's blocking API, no `block_on`.
+    let mut group = c.benchmark_group("actor_call_blocking");
+    group.bench_function("tokio_mpsc_oneshot_baseline", |b| {
+        b.iter(|| {
+            let (reply, count) = oneshot::channel();
+            raw.blocking_send(RawMessage::Get(reply)).unwrap();
+            count.blocking_recv().unwrap()
+        })
+    });
+    group.bench_function("foundation_call", |b| {
+        b.iter(|| ours.call_blocking(()).unwrap())
+    });
+    group.bench_function("foundation_ask", |b| {
+        b.iter(|| ours.ask_blocking(CounterCast::Get).unwrap())
+    });
+    group.bench_function("kameo", |b| {
+        b.iter(|| kameo_ref.ask(KameoGet).blocking_send().unwrap())
     });
     group.finish();
 }
@@ -386,7 +423,7 @@ fn restart(c: &mut Criterion) {
 
     let mut builder = Supervisor::builder("bench");
     builder.intensity(u32::MAX, Duration::from_secs(1));
-    let spec = ChildSpec::<Counter>::new("counter", || ());
+    let spec = ChildSpec::<Counter>::new("counter", ());
     let ours = spec.handle();
     builder.child(spec);
     let _supervisor = rt.block_on(builder.start()).unwrap();

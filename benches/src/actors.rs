@@ -5,7 +5,7 @@
 //! Each counts the values it is told to add, answers a request for the
 //! count, and panics when told to (for restart measurements).
 
-use foundation_core::{Actor, Context};
+use foundation_core::{Actor, Context, ReplyPort};
 use foundation_error::Error;
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,6 +17,8 @@ pub enum CounterCast {
     Panic,
     /// Fail with an error: a crash without unwinding (restart benchmarks).
     Fail,
+    /// Reply with the count through a typed port (`ask` benchmarks).
+    Get(ReplyPort<u64>),
 }
 
 /// The counter on Foundation.
@@ -48,6 +50,9 @@ impl Actor for Counter {
             CounterCast::Add(amount) => self.count += amount,
             CounterCast::Panic => panic!("told to panic"),
             CounterCast::Fail => return Err(Error::system("told to fail")),
+            CounterCast::Get(reply) => {
+                reply.send(Ok(self.count));
+            }
         }
         Ok(())
     }

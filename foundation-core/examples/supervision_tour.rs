@@ -1,6 +1,8 @@
 //! A tour of the kernel: a supervision tree whose worker crashes and comes
-//! back under the same handle, a registry query, a monitor, supervised
-//! tasks, and a signal routed with acknowledgements.
+//! back under the same handle, typed replies (answered at once, after a
+//! checkpoint, or kept and answered later), a call from a plain thread, a
+//! registry query, a monitor, supervised tasks, and a signal routed with
+//! acknowledgements.
 //!
 //! Run with `cargo run -p foundation-core --example supervision_tour`.
 
@@ -11,18 +13,27 @@ use std::time::Duration;
 use foundation_core::registry::{Query, Registry};
 use foundation_core::signal::{Delivery, Signal, SignalRouter};
 use foundation_core::{
-    Actor, ChildSpec, Context, ExitReason, Strategy, Supervisor, SupervisorEventKind,
+    Actor, ChildSpec, Context, ExitReason, ReplyPort, Strategy, Supervisor, SupervisorEventKind,
     TaskSupervisor,
 };
 use foundation_error::Error;
 
 /// Counts the work it is given; panics when the work is "poison".
+/// "Checkpoints" its count after every message (`after_handle`).
 struct Worker {
     done: u64,
+    checkpoints: u64,
+    /// Callers waiting for the count to reach a target.
+    waiting: Vec<(u64, ReplyPort<u64>)>,
 }
 
 enum Work {
     Item(&'static str),
+    /// Answers the number of checkpoints, once the one after this message
+    /// is taken.
+    Checkpoints(ReplyPort<u64>),
+    /// Answers when the count reaches the target (the port is kept).
+    WhenDone(u64, ReplyPort<u64>),
 }
 
 impl Actor for Worker {
@@ -33,22 +44,34 @@ impl Actor for Worker {
     type Info = Delivery;
 
     async fn init(_: (), _ctx: &mut Context<Self>) -> Result<Self, Error> {
-        Ok(Worker { done: 0 })
+        Ok(Worker {
+            done: 0,
+            checkpoints: 0,
+            waiting: Vec::new(),
+        })
     }
 
     async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) -> Result<u64, Error> {
         Ok(self.done)
     }
 
-    async fn handle_cast(
-        &mut self,
-        Work::Item(item): Work,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), Error> {
-        if item == "poison" {
-            panic!("cannot digest {item}");
+    async fn handle_cast(&mut self, work: Work, ctx: &mut Context<Self>) -> Result<(), Error> {
+        match work {
+            Work::Item("poison") => panic!("cannot digest poison"),
+            Work::Item(_) => self.done += 1,
+            Work::Checkpoints(reply) => ctx.reply_after(reply, Ok(self.checkpoints + 1)),
+            Work::WhenDone(target, reply) => self.waiting.push((target, reply)),
         }
-        self.done += 1;
+        Ok(())
+    }
+
+    async fn after_handle(&mut self, _ctx: &mut Context<Self>) -> Result<(), Error> {
+        // A persistent actor would save its state here; replies wait for it.
+        self.checkpoints += 1;
+        let done = self.done;
+        for (_, reply) in self.waiting.extract_if(.., |(target, _)| *target <= done) {
+            reply.send(Ok(done));
+        }
         Ok(())
     }
 
@@ -73,7 +96,7 @@ async fn main() -> Result<(), Error> {
 
     // 1. A supervision tree: a task supervisor, then the worker.
     let tasks = TaskSupervisor::new("background");
-    let worker = ChildSpec::<Worker>::new("worker", || ());
+    let worker = ChildSpec::<Worker>::new("worker", ());
     let handle = worker.handle();
     let mut tree = Supervisor::builder("app");
     tree.strategy(Strategy::RestForOne)
@@ -104,7 +127,37 @@ async fn main() -> Result<(), Error> {
         handle.call(()).await?
     );
 
-    // 3. The registry, queried by capability.
+    // 3. Typed replies: one kept until the count reaches 4, one answered
+    //    after the checkpoint that follows it, and a call from a plain
+    //    thread with no runtime.
+    let waiter = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.ask(|reply| Work::WhenDone(4, reply)).await })
+    };
+    for item in ["plum", "fig", "kiwi"] {
+        handle.cast(Work::Item(item)).await?;
+    }
+    println!(
+        "count reached: {}",
+        waiter
+            .await
+            .map_err(|error| Error::system(error.to_string()))??
+    );
+    println!(
+        "checkpoints so far: {}",
+        handle.ask(Work::Checkpoints).await?
+    );
+    let from_thread = handle.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        std::thread::spawn(move || from_thread.call_blocking(()))
+            .join()
+            .map_err(|_| Error::system("the plain thread panicked"))?
+    })
+    .await
+    .map_err(|error| Error::system(error.to_string()))??;
+    println!("a plain thread's call_blocking: {done} items done");
+
+    // 4. The registry, queried by capability.
     let registry = Registry::builder().index("capability").build();
     registry.register(
         "digester",
@@ -114,7 +167,7 @@ async fn main() -> Result<(), Error> {
     let found = registry.query(&Query::new().eq("capability", "fruit"));
     println!("registry: {} match capability=fruit", found.len());
 
-    // 4. A signal routed with acknowledgements.
+    // 5. A signal routed with acknowledgements.
     let router = SignalRouter::new("main");
     router.subscribe("produce.*", &handle)?;
     let signal = Signal::new(
@@ -129,11 +182,11 @@ async fn main() -> Result<(), Error> {
         report.outcomes.len()
     );
 
-    // 5. A supervised task whose panic is an error, not a crash.
+    // 6. A supervised task whose panic is an error, not a crash.
     let task = tasks.spawn(async { "background work done" })?;
     println!("task: {}", task.await?);
 
-    // 6. Shut down: children stop in reverse order; the registry entry
+    // 7. Shut down: children stop in reverse order; the registry entry
     //    disappears with its process.
     let monitor = handle.monitor();
     app.shutdown().await?;

@@ -13,6 +13,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,9 +23,60 @@ use tokio::sync::oneshot;
 
 use crate::process::{Down, ExitReason, ProcessControl, ProcessId, ProcessRef};
 
-/// The gauge counting live monitors (and registry entries, which are
-/// monitors too) across the OS process.
-pub const MONITORS_LIVE: &str = "foundation_monitors_live";
+/// Live monitors (and registry entries, which are monitors too) across the
+/// OS process: the number behind [`live_monitors`] and the
+/// [`MONITORS_LIVE`](crate::metrics::MONITORS_LIVE) gauge.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of live monitors across this OS process: [`Monitor`]s,
+/// actors' monitors ([`Context::monitor`](crate::Context::monitor)),
+/// registry entries and signal subscriptions that watch a process, minus
+/// those that fired or were dropped. A leak test reads it before and after
+/// (with nothing else monitoring meanwhile).
+///
+/// ```standalone_crate
+/// use foundation_core::{Actor, Context, ExitReason, live_monitors, spawn};
+/// use foundation_error::Error;
+///
+/// struct Idle;
+/// impl Actor for Idle {
+///     type Args = ();
+///     type Call = ();
+///     type Reply = ();
+///     type Cast = ();
+///     type Info = ();
+///     async fn init(_: (), _ctx: &mut Context<Self>) -> Result<Self, Error> { Ok(Idle) }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let before = live_monitors();
+/// let idle = spawn::<Idle>(()).await?;
+/// let monitor = idle.monitor();
+/// assert_eq!(live_monitors(), before + 1);
+/// idle.stop(ExitReason::Normal);
+/// monitor.await;
+/// assert_eq!(live_monitors(), before);
+/// # Ok(())
+/// # }
+/// ```
+pub fn live_monitors() -> usize {
+    LIVE.load(Ordering::Acquire)
+}
+
+/// `count` monitors were registered.
+pub(crate) fn monitors_added(count: usize) {
+    LIVE.fetch_add(count, Ordering::AcqRel);
+    metrics::gauge!(crate::metrics::MONITORS_LIVE).increment(count as f64);
+}
+
+/// `count` monitors fired or were removed.
+pub(crate) fn monitors_removed(count: usize) {
+    if count > 0 {
+        LIVE.fetch_sub(count, Ordering::AcqRel);
+        metrics::gauge!(crate::metrics::MONITORS_LIVE).decrement(count as f64);
+    }
+}
 
 /// A one-shot notification of a process's end. Await it (or
 /// [`Monitor::wait_timeout`]); drop it to stop monitoring.

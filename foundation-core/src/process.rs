@@ -186,6 +186,11 @@ impl ProcessRef {
         self.inner.exit_hook_count()
     }
 
+    /// A one-shot notification of the end of this process.
+    pub fn monitor(&self) -> crate::Monitor {
+        crate::Monitor::new(self)
+    }
+
     /// Asks the running instance to stop with `reason` (graceful: its
     /// `terminate` runs). An abnormal reason counts as a crash for its
     /// supervisor. Returns false when no instance is running.

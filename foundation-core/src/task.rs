@@ -166,6 +166,11 @@ impl TaskSupervisor {
 
     /// Refuses new tasks, aborts the running ones, and waits (at most a
     /// second) until they are gone. Their awaiters get `cancelled`.
+    ///
+    /// # Cancel safety
+    ///
+    /// New tasks are refused and the running ones aborted before the first
+    /// wait, so dropping the future only stops waiting for them to be gone.
     pub async fn shutdown(&self) {
         let aborts: Vec<AbortHandle> = {
             let tasks = self.inner.tasks();
@@ -201,8 +206,7 @@ impl TaskSupervisor {
     ///
     /// [`Supervisor`]: crate::Supervisor
     pub fn child_spec(&self, id: impl Into<Arc<str>>) -> ChildSpec<TaskSupervisorActor> {
-        let tasks = self.clone();
-        ChildSpec::new(id, move || tasks.clone())
+        ChildSpec::new(id, self.clone())
     }
 }
 
@@ -256,6 +260,11 @@ impl<T> TaskHandle<T> {
     /// Waits at most `timeout` for the result; on timeout the task is
     /// aborted (nobody is left to receive its result) and the error is
     /// `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the handle, which detaches the task: it
+    /// runs on under its supervisor, and its result is lost.
     pub async fn join_timeout(mut self, timeout: Duration) -> Result<T, Error> {
         match tokio::time::timeout(timeout, &mut self.join).await {
             Ok(result) => result.map_err(task_failure),

@@ -4,15 +4,18 @@
 //! Both helpers degrade only on [`Category::Infrastructure`] errors. A
 //! validation, business or system error is a real answer (or a bug) and is
 //! passed through: hiding it behind a fallback would hide a defect.
+//!
+//! Ages are measured on the cache's [`Clock`] (by default the system's,
+//! which follows paused tokio time). This module is not for retrying; see
+//! [`retry`](crate::retry()).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use crate::clock::{self, Clock, SharedClock};
 use crate::code::Category;
 use crate::error::Error;
 
@@ -39,6 +42,11 @@ use crate::error::Error;
 /// assert!(refused.is_err());
 /// # }
 /// ```
+///
+/// # Cancel safety
+///
+/// Dropping the future drops whichever of `operation` and `fallback` is
+/// running; their own cancel safety applies.
 pub async fn with_fallback<T, Op, Fallback, FallbackFuture>(
     operation: Op,
     fallback: Fallback,
@@ -107,19 +115,31 @@ pub struct StaleCache<K, V> {
     ttl: Duration,
     max_stale: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<K, (V, Instant)>>,
+    clock: SharedClock,
+    /// Each value with the clock's reading when it was loaded.
+    entries: Mutex<HashMap<K, (V, Duration)>>,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> StaleCache<K, V> {
     /// A cache with this time to live, stale values served for up to an
-    /// hour, and room for 10,000 keys.
+    /// hour, room for 10,000 keys, and the system clock.
     pub fn new(ttl: Duration) -> StaleCache<K, V> {
         StaleCache {
             ttl,
             max_stale: Duration::from_secs(3600),
             capacity: 10_000,
+            clock: clock::system(),
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets the clock ages are measured on (default: [`clock::system`]).
+    /// Set it before the first value is loaded: ages of values loaded on
+    /// another clock are meaningless.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> StaleCache<K, V> {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Sets how long past its load a value may still be served stale.
@@ -139,15 +159,20 @@ impl<K: Eq + Hash + Clone, V: Clone> StaleCache<K, V> {
     /// The cached value of `key`, loading it with `load` when missing or
     /// expired, and serving the old value when the load fails with an
     /// infrastructure error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while `load` runs drops the load; the cache is
+    /// unchanged (a value is stored only after a load succeeds).
     pub async fn get_or_load<F, Fut>(&self, key: K, load: F) -> Result<Cached<V>, Error>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, Error>>,
     {
-        let now = Instant::now();
+        let now = self.clock.elapsed();
         let previous = self.lock().get(&key).cloned();
         if let Some((value, loaded_at)) = &previous
-            && now.duration_since(*loaded_at) < self.ttl
+            && now.saturating_sub(*loaded_at) < self.ttl
         {
             return Ok(Cached {
                 value: value.clone(),
@@ -156,18 +181,18 @@ impl<K: Eq + Hash + Clone, V: Clone> StaleCache<K, V> {
         }
         match load().await {
             Ok(value) => {
-                self.insert(key, value.clone(), Instant::now());
+                self.insert(key, value.clone(), self.clock.elapsed());
                 Ok(Cached {
                     value,
                     freshness: Freshness::Fresh,
                 })
             }
             Err(error) if error.category() == Category::Infrastructure => match previous {
-                Some((value, loaded_at)) if now.duration_since(loaded_at) <= self.max_stale => {
+                Some((value, loaded_at)) if now.saturating_sub(loaded_at) <= self.max_stale => {
                     Ok(Cached {
                         value,
                         freshness: Freshness::Stale {
-                            age: now.duration_since(loaded_at),
+                            age: now.saturating_sub(loaded_at),
                         },
                     })
                 }
@@ -192,7 +217,7 @@ impl<K: Eq + Hash + Clone, V: Clone> StaleCache<K, V> {
         self.len() == 0
     }
 
-    fn insert(&self, key: K, value: V, loaded_at: Instant) {
+    fn insert(&self, key: K, value: V, loaded_at: Duration) {
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
             let oldest = entries
@@ -209,7 +234,7 @@ impl<K: Eq + Hash + Clone, V: Clone> StaleCache<K, V> {
     /// The entries; a panic in another holder (only a user's `Hash`, `Eq`
     /// or `Clone` can panic here) leaves the map consistent, so the poison
     /// is cleared rather than propagated.
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, (V, Instant)>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, (V, Duration)>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

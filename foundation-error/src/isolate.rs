@@ -27,6 +27,13 @@ pub const DEFAULT_ISOLATION_TIMEOUT: Duration = Duration::from_secs(5);
 ///
 /// The caller's error scope, if any, is carried into the task.
 ///
+/// # Cancel safety
+///
+/// Dropping the returned future aborts the task at its next await point:
+/// whatever `future` did up to there stays done, the rest never runs.
+/// Whether it took effect is unknown to the caller, as for any dropped
+/// future; make the operation idempotent or checkable if that matters.
+///
 /// ```
 /// use std::time::Duration;
 /// use foundation_error::{isolate, Error, ErrorCode};
@@ -73,6 +80,10 @@ where
 }
 
 /// [`isolate`] with [`DEFAULT_ISOLATION_TIMEOUT`].
+///
+/// # Cancel safety
+///
+/// As [`isolate`]'s: dropping the future aborts the task.
 pub async fn isolate_default<T, F>(future: F) -> Result<T, Error>
 where
     F: Future<Output = Result<T, Error>> + Send + 'static,

@@ -16,8 +16,7 @@
 //!   hang becomes a classified error;
 //! - graceful degradation with [`with_fallback`] and [`StaleCache`];
 //! - the [`ErrorTracker`], which counts errors in sliding windows and raises
-//!   [`ErrorAlert`]s.
-//!
+//!   [`ErrorAlert`]s ([`metrics`] names what it reports);
 //! - the one injectable [`clock`] (monotonic and wall time) every crate
 //!   reads time through.
 //!
@@ -42,6 +41,7 @@ mod code;
 mod degrade;
 mod error;
 mod isolate;
+pub mod metrics;
 mod normalize;
 mod portable;
 mod retry;
@@ -56,9 +56,7 @@ pub use normalize::{ResultExt, io_error_code, panic_message};
 pub use portable::PortableError;
 pub use retry::{Jitter, RetryPolicy, retry};
 pub use scope::{ErrorContext, MAX_BREADCRUMBS, breadcrumb, current as current_scope, scope};
-pub use tracker::{
-    AlertRule, ERRORS_TOTAL, ErrorAlert, ErrorTracker, ErrorTrackerBuilder, MAX_ALERT_THRESHOLD,
-};
+pub use tracker::{AlertRule, ErrorAlert, ErrorTracker, ErrorTrackerBuilder, MAX_ALERT_THRESHOLD};
 
 /// `Result` with the one error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,9 +3,16 @@
 //!
 //! [`PortableError`] holds plain data (the code as number and name, category,
 //! severity, message, context, ids, breadcrumbs, timestamp and the cause
-//! chain as text), so it round-trips through any serde format. Turning it
-//! back into an [`Error`] resolves the code number against the built-in
-//! codes and the application codes the caller passes.
+//! chain as text), so it round-trips through any serde format, postcard (the
+//! workspace's storage format) included: every field is always written
+//! (absent ids are `null` in JSON, empty lists `[]`), because a field
+//! skipped on writing cannot be read back by a format that does not name
+//! its fields. Turning it back into an [`Error`] resolves the code number
+//! against the built-in codes and the application codes the caller passes.
+//!
+//! JSON readers stay lenient: a document without the optional fields (ids,
+//! breadcrumbs, causes, context) is accepted. This module is not for the
+//! HTTP mapping of errors (status codes); that belongs to the HTTP edge.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -17,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::code::{Category, ErrorCode, Severity};
 use crate::error::{Cause, Error};
 
-/// The serialisable form of an [`Error`].
+/// The serialisable form of an [`Error`], meant to be stored (postcard) and
+/// sent (JSON).
 ///
 /// ```
 /// use foundation_error::{Error, ErrorCode, PortableError};
@@ -45,18 +53,18 @@ pub struct PortableError {
     #[serde(with = "ordered_map", default)]
     pub context: Vec<(String, String)>,
     /// The correlation id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub correlation_id: Option<String>,
     /// The operation id of the error's scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub operation_id: Option<String>,
     /// The breadcrumbs of the error's scope.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub breadcrumbs: Vec<String>,
     /// Creation time, in microseconds since the Unix epoch.
     pub timestamp_unix_micros: u64,
     /// The cause chain as text, outermost first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub causes: Vec<String>,
 }
 

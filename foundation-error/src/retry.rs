@@ -2,16 +2,18 @@
 //!
 //! Only retryable errors are retried: infrastructure errors whose code's
 //! [`RetryStrategy`] is not `Never` (see [`ErrorCode::is_retryable`]).
-//! Business and validation errors return at once. Delays use tokio's clock,
-//! so retries work under paused time in tests.
+//! Business and validation errors return at once. Delays sleep on tokio's
+//! timer and the deadline is measured on the policy's
+//! [`Clock`](crate::clock::Clock) (by default the system's, which follows
+//! paused tokio time), so retries work under paused time in tests.
 //!
 //! [`ErrorCode::is_retryable`]: crate::ErrorCode::is_retryable
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
+use crate::clock::{self, Clock, SharedClock};
 use crate::code::{ErrorCode, RetryStrategy};
 use crate::error::Error;
 
@@ -33,7 +35,8 @@ pub enum Jitter {
 /// How [`retry`] retries.
 ///
 /// The defaults are the plan's: 3 attempts, a base delay of 100 ms doubling
-/// each time, capped at 5 s, no jitter, no overall deadline.
+/// each time, capped at 5 s, no jitter, no overall deadline, the system
+/// clock.
 ///
 /// ```
 /// use std::time::Duration;
@@ -44,14 +47,36 @@ pub enum Jitter {
 /// assert_eq!(policy.backoff_delay(2), Duration::from_millis(200));
 /// assert_eq!(policy.backoff_delay(10), Duration::from_secs(5));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RetryPolicy {
     max_attempts: u32,
     base_delay: Duration,
     max_delay: Duration,
     jitter: Jitter,
     deadline: Option<Duration>,
+    /// `None` reads the system clock when a retry starts.
+    clock: Option<SharedClock>,
 }
+
+/// Two policies are equal when they retry alike: same settings and the same
+/// clock (the same shared instance, or both the system's).
+impl PartialEq for RetryPolicy {
+    fn eq(&self, other: &RetryPolicy) -> bool {
+        let same_clock = match (&self.clock, &other.clock) {
+            (None, None) => true,
+            (Some(mine), Some(theirs)) => Arc::ptr_eq(mine, theirs),
+            _ => false,
+        };
+        self.max_attempts == other.max_attempts
+            && self.base_delay == other.base_delay
+            && self.max_delay == other.max_delay
+            && self.jitter == other.jitter
+            && self.deadline == other.deadline
+            && same_clock
+    }
+}
+
+impl Eq for RetryPolicy {}
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -61,6 +86,7 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(5),
             jitter: Jitter::None,
             deadline: None,
+            clock: None,
         }
     }
 }
@@ -108,6 +134,15 @@ impl RetryPolicy {
         self
     }
 
+    /// Sets the clock the deadline is measured on (default: the system
+    /// clock, [`clock::system`]). Delays and the deadline's wake-up still
+    /// sleep on tokio's timer.
+    #[must_use]
+    pub fn clock(mut self, clock: impl Clock) -> RetryPolicy {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// The number of attempts.
     pub fn attempts(&self) -> u32 {
         self.max_attempts
@@ -146,6 +181,14 @@ impl RetryPolicy {
 /// The error returned after a failure records the number of attempts made
 /// ([`Error::attempts`]).
 ///
+/// # Cancel safety
+///
+/// Dropping the returned future drops the attempt in flight (its own
+/// cancel safety applies: it may or may not have taken effect) or the delay
+/// before the next one; no further attempt starts. Whether any attempt took
+/// effect is then unknown to the caller: retry only operations that are
+/// idempotent, or that can be checked afterwards.
+///
 /// ```
 /// use foundation_error::{retry, Error, RetryPolicy};
 ///
@@ -174,21 +217,27 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, Error>>,
 {
-    let deadline = policy.deadline.map(|limit| Instant::now() + limit);
+    let clock = policy.clock.clone().unwrap_or_else(clock::system);
+    let deadline = policy
+        .deadline
+        .map(|limit| clock.elapsed().saturating_add(limit));
     let mut attempt = 0;
     loop {
         attempt += 1;
         let outcome = match deadline {
-            Some(deadline) => match tokio::time::timeout_at(deadline, operation()).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    let error = Error::new(
-                        ErrorCode::DEADLINE_EXCEEDED,
-                        "the retry deadline passed during an attempt",
-                    );
-                    return Err(record_attempts(error, attempt));
+            Some(deadline) => {
+                let remaining = deadline.saturating_sub(clock.elapsed());
+                match tokio::time::timeout(remaining, operation()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        let error = Error::new(
+                            ErrorCode::DEADLINE_EXCEEDED,
+                            "the retry deadline passed during an attempt",
+                        );
+                        return Err(record_attempts(error, attempt));
+                    }
                 }
-            },
+            }
             None => operation().await,
         };
         let error = match outcome {
@@ -200,7 +249,7 @@ where
         }
         let delay = policy.delay_for(error.code(), attempt);
         if let Some(deadline) = deadline
-            && Instant::now() + delay >= deadline
+            && clock.elapsed().saturating_add(delay) >= deadline
         {
             let error = error.with_context("retry_stopped", "deadline");
             return Err(record_attempts(error, attempt));

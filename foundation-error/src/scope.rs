@@ -113,6 +113,10 @@ impl ErrorContext {
 ///
 /// Scopes nest: an inner scope inherits the ids it does not set and appends
 /// its breadcrumbs to the outer ones.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops `future`; the scope ends with it.
 pub async fn scope<F: Future>(context: ErrorContext, future: F) -> F::Output {
     let context = match current() {
         Some(outer) => context.nested_in(&outer),

@@ -12,8 +12,9 @@
 use std::time::{Duration, SystemTime};
 
 use foundation_error::Error;
+use foundation_error::clock::TokioClock;
 use foundation_flags::{
-    Attribution, AuditQuery, Clock, EvaluationContext, Flag, FlagValue, Flags, InMemoryFlagStore,
+    Attribution, AuditQuery, EvaluationContext, Flag, FlagValue, Flags, InMemoryFlagStore,
     RampPlan, declarations_from_toml,
 };
 
@@ -42,7 +43,7 @@ async fn main() -> Result<(), Error> {
         ))
         .store(store.clone())
         .environment([("FOUNDATION_FLAG_NEW_CHECKOUT", "5")])
-        .clock(Clock::following_tokio_time(SystemTime::now()));
+        .clock(TokioClock::following(SystemTime::now()));
     let flags = builder.open().await?;
     println!("declared:   {:?}", flags.snapshot());
 

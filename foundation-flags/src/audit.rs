@@ -132,7 +132,8 @@ pub struct AuditEntry {
     pub who: String,
     /// Why.
     pub reason: String,
-    /// When, by the flags' [`Clock`](crate::Clock).
+    /// When, by the wall time of the flags' clock
+    /// ([`FlagsBuilder::clock`](crate::FlagsBuilder::clock)).
     pub at: SystemTime,
 }
 

@@ -18,10 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use foundation_error::clock::{self, Clock, SharedClock};
 use foundation_error::{Error, ErrorCode, Result};
 use tokio::sync::{Mutex, Notify, broadcast};
 
-use crate::clock::Clock;
 use crate::declaration::Flag;
 use crate::environment::{parse_overrides, process_environment};
 use crate::metrics;
@@ -58,7 +58,7 @@ pub struct FlagsBuilder {
     store: Option<Arc<dyn FlagStore>>,
     environment: Vec<(String, String)>,
     environment_error: Option<Error>,
-    clock: Clock,
+    clock: SharedClock,
     timeout: Duration,
 }
 
@@ -71,7 +71,7 @@ impl Flags {
             store: None,
             environment: Vec::new(),
             environment_error: None,
-            clock: Clock::system(),
+            clock: clock::system(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -135,10 +135,16 @@ impl FlagsBuilder {
         self
     }
 
-    /// The wall clock for audit timestamps and ramp schedules (the system
-    /// clock unless set; tests use [`Clock::following_tokio_time`]).
-    pub fn clock(&mut self, clock: Clock) -> &mut Self {
-        self.clock = clock;
+    /// The clock whose wall time stamps audit entries and schedules ramps
+    /// (the system clock, [`clock::system`], unless set). Any
+    /// [`Clock`] will do, the one [`SharedClock`] of an application
+    /// included; tests use [`TokioClock::following`] so paused tokio time
+    /// moves the wall time, or a [`ManualClock`].
+    ///
+    /// [`TokioClock::following`]: foundation_error::clock::TokioClock::following
+    /// [`ManualClock`]: foundation_error::clock::ManualClock
+    pub fn clock(&mut self, clock: impl Clock) -> &mut Self {
+        self.clock = Arc::new(clock);
         self
     }
 
@@ -159,6 +165,13 @@ impl FlagsBuilder {
     /// ([`ErrorCode::CONSTRAINT_VIOLATION`]), an invalid override (see
     /// [`process_environment`](crate::process_environment)), a zero
     /// timeout, and store failures or timeouts.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the flags being opened. The only write is
+    /// the audit of environment overrides: dropped during its store commit,
+    /// those audit entries may or may not be stored (they are recorded
+    /// again at the next open while the variables are set).
     pub async fn open(&self) -> Result<Flags> {
         if self.timeout.is_zero() {
             return Err(Error::new(

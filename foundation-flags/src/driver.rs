@@ -27,14 +27,15 @@ pub const MAX_DRIVER_SLEEP: Duration = Duration::from_secs(60);
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use foundation_flags::{Attribution, Clock, Flag, FlagValue, Flags, RampPlan};
+/// use foundation_error::clock::TokioClock;
+/// use foundation_flags::{Attribution, Flag, FlagValue, Flags, RampPlan};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> foundation_error::Result<()> {
 /// let mut builder = Flags::builder();
 /// builder
 ///     .declare(Flag::new("beta", "Beta features", FlagValue::Off))
-///     .clock(Clock::following_tokio_time(SystemTime::UNIX_EPOCH));
+///     .clock(TokioClock::following(SystemTime::UNIX_EPOCH));
 /// let flags = builder.open().await?;
 ///
 /// // In an application: run it under a supervisor. Here: a plain task.
@@ -74,6 +75,13 @@ impl RampDriver {
     /// a step could not be stored (the step is then not applied; it runs
     /// when the driver runs again, so restarting the driver, as a supervisor
     /// does, retries it).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future (aborting the driver's task) between steps loses
+    /// nothing: due steps run when a driver runs again. Dropped during a
+    /// step's store commit, that step's outcome is settled by the next
+    /// write, as for any write (see [`Flags::advance_ramps`]).
     pub async fn run(self) -> Result<()> {
         loop {
             let wakeup = self.wakeup.notified();
@@ -88,7 +96,7 @@ impl RampDriver {
             let flags = Flags { shared };
             flags.advance_ramps().await?;
             let sleep = flags.snapshot().next_ramp_step_at().map(|due| {
-                due.duration_since(flags.clock().now())
+                due.duration_since(flags.clock().wall())
                     .unwrap_or(Duration::ZERO)
                     .min(MAX_DRIVER_SLEEP)
             });

@@ -111,12 +111,11 @@
 mod audit;
 mod bucket;
 mod builder;
-mod clock;
 mod declaration;
 mod driver;
 mod environment;
 mod evaluation;
-mod metrics;
+pub mod metrics;
 #[cfg(feature = "openfeature")]
 mod openfeature;
 mod ramp;
@@ -131,12 +130,10 @@ pub use audit::{
 };
 pub use bucket::{murmur3_x86_32, normalized_bucket};
 pub use builder::{DEFAULT_TIMEOUT, FlagsBuilder};
-pub use clock::Clock;
 pub use declaration::{ENVIRONMENT_PREFIX, Flag, MAX_GROUP_ID_LEN, MAX_NAME_LEN};
 pub use driver::{MAX_DRIVER_SLEEP, RampDriver};
 pub use environment::process_environment;
 pub use evaluation::{EvaluationContext, EvaluationDetails, EvaluationErrorCode, Reason};
-pub use metrics::{FLAG_CHANGES_TOTAL, FLAG_ROLLOUT_PERCENTAGE};
 #[cfg(feature = "openfeature")]
 pub use openfeature::{FlagsProvider, PROVIDER_NAME};
 pub use ramp::{MAX_RAMP_INTERVAL, MIN_RAMP_INTERVAL, RampPlan, RampState};

@@ -1,5 +1,8 @@
 //! The metrics foundation-flags reports, through the `metrics` facade.
 //!
+//! Names follow the workspace convention (Prometheus naming,
+//! `foundation_<crate>_...`, counters end in `_total`, base units):
+//!
 //! - `foundation_flag_changes_total{flag}`: a counter of value changes
 //!   (audit entries whose new value differs from the old).
 //! - `foundation_flag_rollout_percentage{flag}`: a gauge of each flag's

@@ -27,12 +27,12 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode, Result};
 use tokio::sync::{Mutex, Notify, broadcast};
 
 use crate::audit::FlagChange;
 use crate::bucket::BucketPrefix;
-use crate::clock::Clock;
 use crate::declaration::Flag;
 use crate::evaluation::{EvaluationContext, EvaluationDetails, resolve};
 use crate::ramp::RampState;
@@ -82,7 +82,7 @@ pub(crate) struct Shared {
     pub(crate) store: Arc<dyn FlagStore>,
     pub(crate) changes: broadcast::Sender<FlagChange>,
     pub(crate) ramp_wakeup: Arc<Notify>,
-    pub(crate) clock: Clock,
+    pub(crate) clock: SharedClock,
     pub(crate) timeout: Duration,
 }
 
@@ -328,8 +328,8 @@ impl Flags {
         self.shared.changes.subscribe()
     }
 
-    /// The wall clock that stamps audit entries and schedules ramps.
-    pub fn clock(&self) -> &Clock {
+    /// The clock whose wall time stamps audit entries and schedules ramps.
+    pub fn clock(&self) -> &SharedClock {
         &self.shared.clock
     }
 }

@@ -48,9 +48,18 @@ pub fn declarations_from_toml_file(path: impl AsRef<Path>) -> Result<Vec<Flag>> 
 /// errors (usually the file path).
 ///
 /// Errors, each naming `source` and, where there is one, the flag:
-/// [`ErrorCode::INVALID_CONFIG_STRUCTURE`] (invalid TOML, unknown keys,
-/// wrong shapes), [`ErrorCode::MISSING_REQUIRED_FIELD`],
-/// [`ErrorCode::INVALID_CONFIG_VALUE`], [`ErrorCode::RANGE_ERROR`].
+/// - [`ErrorCode::INVALID_CONFIG_STRUCTURE`] (1101): invalid TOML, unknown
+///   keys, wrong shapes;
+/// - [`ErrorCode::MISSING_REQUIRED_FIELD`] (1102): no `flags` table, no
+///   `description` or `default`;
+/// - [`ErrorCode::INVALID_CONFIG_VALUE`] (1201): a `default` that is not
+///   on, off or a percentage (`"sometimes"`, `1.5`), a non-string
+///   `description` or `group_id`, an invalid flag name;
+/// - [`ErrorCode::RANGE_ERROR`] (1203): a percentage default outside
+///   0..=100 (`101`, `-1`, `"130%"`).
+///
+/// No other code is returned: a bad default is never the generic
+/// `format_error` (3202) that parsing a [`FlagValue`] from a string gives.
 ///
 /// ```
 /// use foundation_flags::{declarations_from_toml, FlagValue};
@@ -176,9 +185,17 @@ fn parse_value(value: &toml::Value) -> std::result::Result<FlagValue, (ErrorCode
                     format!("default {number} is out of range 0..=100"),
                 )
             }),
+        // A string that is no flag value is a bad configuration value here
+        // (1201, as for every other bad key), not the parser's generic
+        // `format_error`: the file's reader acts on the config category.
         toml::Value::String(text) => text.parse::<FlagValue>().map_err(|error| {
+            let code = if error.code() == ErrorCode::RANGE_ERROR {
+                ErrorCode::RANGE_ERROR
+            } else {
+                ErrorCode::INVALID_CONFIG_VALUE
+            };
             (
-                error.code(),
+                code,
                 format!("default `{text}`: expected on, off or a percentage 0..=100"),
             )
         }),

@@ -16,6 +16,19 @@
 //! Publishing only after the store has the change means a reader never
 //! sees a value that a restart would lose. This module is not for reads
 //! (`registry.rs`).
+//!
+//! # Cancel safety of every write
+//!
+//! Dropping a write's future (set, apply, reset, the ramp controls,
+//! `advance_ramps`) before it reaches the store changes nothing. Dropped
+//! while the store commit is in flight, the change's outcome is unknown,
+//! exactly as after a store timeout: it is not visible now, and the next
+//! write settles it first (published if the store has it, forgotten if
+//! not). To find out, read the stored
+//! [`audit_log`](crate::Flags::audit_log), or call
+//! [`advance_ramps`](crate::Flags::advance_ramps), which settles an
+//! unknown outcome before its own work. No write is ever half applied: a
+//! snapshot shows all of a change or none.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -219,6 +232,12 @@ impl Flags {
     /// reason, [`ErrorCode::TIMEOUT`] or the store's error when the change
     /// could not be stored. (An out-of-range percentage cannot reach here:
     /// [`FlagValue::percentage`] refuses it.)
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn set(&self, name: &str, value: FlagValue, by: Attribution) -> Result<FlagChange> {
         self.apply_with_action([(name, value)], by, AuditAction::Set)
             .await
@@ -230,6 +249,12 @@ impl Flags {
     ///
     /// Errors as [`set`](Self::set), plus [`ErrorCode::INVALID_INPUT`] when
     /// a flag appears twice; any error changes nothing.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn apply<I, N>(&self, changes: I, by: Attribution) -> Result<FlagChange>
     where
         I: IntoIterator<Item = (N, FlagValue)>,
@@ -275,6 +300,12 @@ impl Flags {
 
     /// Resets a flag to its declared default and forgets its stored value
     /// (so a new default in a later release applies); cancels its ramp.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn reset(&self, name: &str, by: Attribution) -> Result<FlagChange> {
         by.validate()?;
         let registry = &self.shared.registry;
@@ -293,6 +324,12 @@ impl Flags {
     ///
     /// Errors: [`ErrorCode::FLAG_NOT_FOUND`], [`ErrorCode::ALREADY_EXISTS`]
     /// when the flag already has a ramp, and the errors of [`set`](Self::set).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn start_ramp(&self, plan: RampPlan, by: Attribution) -> Result<FlagChange> {
         by.validate()?;
         let position = self.shared.registry.position_or_error(plan.flag())?;
@@ -327,6 +364,12 @@ impl Flags {
     /// Pauses a flag's ramp; pausing a paused ramp changes nothing.
     ///
     /// Errors: [`ErrorCode::DATA_NOT_FOUND`] when the flag has no ramp.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn pause_ramp(&self, name: &str, by: Attribution) -> Result<FlagChange> {
         self.control_ramp(name, by, AuditAction::RampPaused).await
     }
@@ -335,6 +378,12 @@ impl Flags {
     /// now. Resuming a running ramp changes nothing.
     ///
     /// Errors: [`ErrorCode::DATA_NOT_FOUND`] when the flag has no ramp.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn resume_ramp(&self, name: &str, by: Attribution) -> Result<FlagChange> {
         self.control_ramp(name, by, AuditAction::RampResumed).await
     }
@@ -342,6 +391,12 @@ impl Flags {
     /// Cancels a flag's ramp; the flag keeps its current value.
     ///
     /// Errors: [`ErrorCode::DATA_NOT_FOUND`] when the flag has no ramp.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn cancel_ramp(&self, name: &str, by: Attribution) -> Result<FlagChange> {
         self.control_ramp(name, by, AuditAction::RampCancelled)
             .await
@@ -395,6 +450,12 @@ impl Flags {
     ///
     /// A [`RampDriver`](crate::RampDriver) calls this when steps fall due;
     /// call it yourself to drive ramps from your own timer.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before its store commit, nothing changed; dropped during it,
+    /// the outcome is unknown until the next write settles it (see the
+    /// writer's module docs). Never half applied.
     pub async fn advance_ramps(&self) -> Result<FlagChange> {
         self.write(|draft| {
             let now = draft.now;
@@ -440,7 +501,11 @@ impl Flags {
     }
 
     /// Reads the audit log from the store: the most recent entries matching
-    /// `query`, oldest first.
+    /// `query`, oldest first. Waits at most the flags' timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// A read: dropping the future changes nothing.
     pub async fn audit_log(&self, query: AuditQuery) -> Result<Vec<AuditEntry>> {
         let shared = &self.shared;
         tokio::time::timeout(shared.timeout, shared.store.audit_log(&query))
@@ -467,7 +532,7 @@ impl Flags {
             })?;
         self.settle_pending(&mut writer).await?;
 
-        let mut draft = Draft::new(&shared.registry, &writer, shared.clock.now());
+        let mut draft = Draft::new(&shared.registry, &writer, shared.clock.wall());
         edit(&mut draft)?;
         if draft.entries.is_empty() {
             return Ok(FlagChange::new(writer.version, Arc::from([])));

@@ -130,7 +130,11 @@ async fn main() -> Result<(), Error> {
     }
 
     // 6. A backup of the live store is itself a store.
-    let report = store.backup(directory.join("backup.redb")).await?;
+    let report = store
+        .file()
+        .expect("a redb store")
+        .backup(directory.join("backup.redb"))
+        .await?;
     println!(
         "backup:            {} entries at revision {} in {}",
         report.entries,

@@ -19,9 +19,10 @@ use std::time::Instant;
 use foundation_error::{Error, ErrorCode};
 use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
 
+use crate::backend::{Expect, Op};
 use crate::classify::storage_error;
 use crate::layout::{self, REVISION_KEY, SYSTEM};
-use crate::ops::{Expect, Op, Outcome, Version, WriteReply};
+use crate::ops::{Outcome, Version, WriteReply};
 
 /// Applies `requests` in one write transaction and commits it, durably or
 /// not; returns one reply per request and whether anything was committed.
@@ -32,6 +33,7 @@ use crate::ops::{Expect, Op, Outcome, Version, WriteReply};
 /// commit.
 pub(crate) fn commit_requests<'a>(
     database: &Database,
+    versions: &mut Option<VersionBlock>,
     requests: impl ExactSizeIterator<Item = &'a [Op]>,
     durable: bool,
 ) -> Result<(Vec<WriteReply>, bool), Error> {
@@ -49,10 +51,19 @@ pub(crate) fn commit_requests<'a>(
         .map_err(|error| storage_error(error, "set_durability"))?;
     let mut replies = Vec::with_capacity(requests.len());
     let mut operations = 0;
-    {
+    let block = match versions {
+        Some(block) => block,
+        None => {
+            let reserved = read_revision(&transaction)?;
+            versions.insert(VersionBlock {
+                issued: reserved,
+                reserved,
+            })
+        }
+    };
+    let mut revision = block.issued;
+    let applied = (|| {
         let mut tables = Tables::new(&transaction);
-        let start = read_revision(&transaction)?;
-        let mut revision = start;
         for ops in requests {
             let reply = apply_request(&mut tables, &mut revision, ops)?;
             if reply.is_ok() {
@@ -60,10 +71,17 @@ pub(crate) fn commit_requests<'a>(
             }
             replies.push(reply);
         }
-        drop(tables);
-        if revision != start {
-            write_revision(&transaction, revision)?;
-        }
+        Ok::<(), Error>(())
+    })();
+    // Versions handed out are never handed out again, even when the
+    // commit fails: a failed commit may still have reached the disk.
+    block.issued = block.issued.max(revision);
+    applied?;
+    let mut reserved = None;
+    if revision > block.reserved {
+        let new_reserved = revision.saturating_add(VERSION_BLOCK);
+        write_revision(&transaction, new_reserved)?;
+        reserved = Some(new_reserved);
     }
     if operations == 0 {
         transaction
@@ -74,8 +92,30 @@ pub(crate) fn commit_requests<'a>(
     transaction
         .commit()
         .map_err(|error| storage_error(error, "commit"))?;
+    if let Some(reserved) = reserved {
+        block.reserved = reserved;
+    }
     crate::metrics::record_commit(operations, started.elapsed());
     Ok((replies, true))
+}
+
+/// How many versions one reservation in the system table covers: the
+/// system row is written once per this many versions (and once after each
+/// open), never by every commit.
+pub(crate) const VERSION_BLOCK: u64 = 1 << 16;
+
+/// The versions a store hands out: drawn one by one from a block reserved
+/// in the system table (`revision` there is the reservation's upper end).
+/// A reservation is committed in the same transaction as the first version
+/// drawn from it, so after a crash the next open starts above every
+/// version that reached the disk. Loaded at the first commit after an open
+/// or a restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VersionBlock {
+    /// The last version handed out.
+    pub(crate) issued: u64,
+    /// The reservation's upper end, as committed.
+    pub(crate) reserved: u64,
 }
 
 type StateTableHandle<'txn> = Table<'txn, &'static str, (u64, &'static [u8])>;
@@ -156,7 +196,7 @@ where
     }
 }
 
-/// Reads the store revision (0 in a new store).
+/// Reads the upper end of the version reservation (0 in a new store).
 pub(crate) fn read_revision(transaction: &WriteTransaction) -> Result<u64, Error> {
     let table = transaction
         .open_table(SYSTEM)
@@ -191,8 +231,12 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
     for op in ops {
         match op {
             Op::Put {
-                table, key, expect, ..
+                keyspace,
+                key,
+                expect,
+                ..
             } => {
+                let table = &keyspace.storage;
                 // An unconditional put needs no read: its version is the
                 // next revision whatever the key held.
                 if *expect != Expect::Any {
@@ -210,7 +254,12 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                     version: Version(next_revision),
                 });
             }
-            Op::Delete { table, key, expect } => {
+            Op::Delete {
+                keyspace,
+                key,
+                expect,
+            } => {
+                let table = &keyspace.storage;
                 let current = match versions.get(&(&**table, key.as_str())) {
                     Some(&version) => version,
                     None => tables.current_version(table, key)?,
@@ -236,16 +285,12 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                 if let Some(expected) = *expect_sequence
                     && expected != next
                 {
-                    return Ok(Err(Error::new(
-                        ErrorCode::VERSION_CONFLICT,
-                        format!(
-                            "the append expected sequence number {expected}, but the stream's next is {next}"
-                        ),
-                    )
-                    .with_context("keyspace", layout::keyspace_of(&journal.records))
-                    .with_context("stream", stream)
-                    .with_context("expected_sequence", expected)
-                    .with_context("next_sequence", next)));
+                    return Ok(Err(sequence_conflict(
+                        &journal.records,
+                        stream,
+                        expected,
+                        next,
+                    )));
                 }
                 sequences.insert((&*journal.heads, stream.as_str()), next + 1);
                 outcomes.push(Outcome::Appended { sequence: next });
@@ -258,18 +303,21 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
         match (op, outcome) {
             (
                 Op::Put {
-                    table, key, value, ..
+                    keyspace,
+                    key,
+                    value,
+                    ..
                 },
                 Outcome::Written { version },
             ) => {
                 tables
-                    .state(table)?
+                    .state(&keyspace.storage)?
                     .insert(key.as_str(), (version.0, value.as_slice()))
                     .map_err(|error| storage_error(error, "write"))?;
             }
-            (Op::Delete { table, key, .. }, Outcome::Deleted { existed: true }) => {
+            (Op::Delete { keyspace, key, .. }, Outcome::Deleted { existed: true }) => {
                 tables
-                    .state(table)?
+                    .state(&keyspace.storage)?
                     .remove(key.as_str())
                     .map_err(|error| storage_error(error, "write"))?;
             }
@@ -328,11 +376,26 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
     Ok(Ok(outcomes))
 }
 
-fn check(expect: Expect, current: u64, table: &str, key: &str) -> Result<(), Error> {
+/// The `version_conflict` of an append that expected another sequence
+/// number.
+pub(crate) fn sequence_conflict(records: &str, stream: &str, expected: u64, next: u64) -> Error {
+    Error::new(
+        ErrorCode::VERSION_CONFLICT,
+        format!("the append expected sequence number {expected}, but the stream's next is {next}"),
+    )
+    .with_context("keyspace", layout::keyspace_of(records))
+    .with_context("stream", stream)
+    .with_context("expected_sequence", expected)
+    .with_context("next_sequence", next)
+}
+
+/// Checks a state write's precondition against the key's current version
+/// (0: absent).
+pub(crate) fn check(expect: Expect, current: u64, table: &str, key: &str) -> Result<(), Error> {
     let holds = match expect {
         Expect::Any => true,
         Expect::Absent => current == 0,
-        Expect::Version(version) => current == version,
+        Expect::Version(version) => current == version.get(),
     };
     if holds {
         return Ok(());
@@ -346,7 +409,7 @@ fn check(expect: Expect, current: u64, table: &str, key: &str) -> Result<(), Err
     };
     let expected = match expect {
         Expect::Any | Expect::Absent => 0,
-        Expect::Version(version) => version,
+        Expect::Version(version) => version.get(),
     };
     Err(Error::new(
         ErrorCode::VERSION_CONFLICT,

@@ -11,9 +11,10 @@ use std::fmt;
 
 use foundation_error::{Error, ErrorCode};
 
+use crate::backend::{Expect, Op};
 use crate::codec::Record;
 use crate::journal::Journal;
-use crate::ops::{Expect, Op, Outcome, Version};
+use crate::ops::{Outcome, Version};
 use crate::state::{StateStore, expect};
 use crate::store::Store;
 
@@ -179,7 +180,16 @@ impl WriteBatch {
     /// # Errors
     ///
     /// `version_conflict` when a precondition fails (nothing is applied);
-    /// otherwise as for [`StateStore::put`](crate::StateStore::put).
+    /// otherwise as for [`StateStore::put`](crate::StateStore::put),
+    /// including the refusal of writes after a storage failure until the
+    /// store is reopened.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown, but all-or-nothing:
+    /// either every write of the batch was applied or none. Read one of
+    /// its writes (a journal append is easiest: the stream's head) to find
+    /// out which.
     pub async fn commit(self) -> Result<Vec<Outcome>, Error> {
         self.store.submit(self.ops).await
     }

@@ -16,7 +16,7 @@ use foundation_error::{Error, ErrorCode};
 pub(crate) fn storage_error(error: impl Into<redb::Error>, operation: &'static str) -> Error {
     let error: redb::Error = error.into();
     let mapped = match error {
-        redb::Error::Io(io) => Error::from(io),
+        redb::Error::Io(io) => io_error(io),
         redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => Error::new(
             ErrorCode::STORE_IN_USE,
             "the store file is open in another process (or another handle of this one); close it there first",
@@ -35,7 +35,7 @@ pub(crate) fn storage_error(error: impl Into<redb::Error>, operation: &'static s
             format!("a value of {bytes} bytes is larger than the storage engine accepts"),
         ),
         redb::Error::PreviousIo => Error::new(
-            ErrorCode::SERVICE_UNAVAILABLE,
+            ErrorCode::STORAGE_FAILURE,
             "an earlier I/O error left the store unable to write; close and reopen it to recover",
         ),
         redb::Error::DatabaseClosed => closed(),
@@ -57,6 +57,33 @@ pub(crate) fn storage_error(error: impl Into<redb::Error>, operation: &'static s
         ),
     };
     mapped.with_context("operation", operation)
+}
+
+/// An I/O error of the store's file. The kinds the error model knows keep
+/// their codes (a full disk is `resource_exhausted`, a read-only file
+/// system `permission_denied`); any other failure of the disk (EIO on a
+/// write, a read or an fsync) is an infrastructure storage failure,
+/// `storage_failure`, not a bug of ours. After a failed write or fsync
+/// redb refuses further writes (`PreviousIo`, also `storage_failure`)
+/// until the store is reopened: the OS may have dropped the dirty pages,
+/// so nothing written since the last good fsync can be trusted.
+fn io_error(io: std::io::Error) -> Error {
+    let raw_os_error = io.raw_os_error();
+    let error = Error::from(io);
+    if error.code() != ErrorCode::INTERNAL_ERROR {
+        return error;
+    }
+    let mut storage_failure = Error::new(
+        ErrorCode::STORAGE_FAILURE,
+        "the disk failed an I/O operation on the store file; the store refuses writes until it \
+         is reopened, and the disk should be checked",
+    )
+    .with_context("storage_failure", "io")
+    .with_cause(error);
+    if let Some(raw) = raw_os_error {
+        storage_failure = storage_failure.with_context("os_error", raw);
+    }
+    storage_failure
 }
 
 /// The error every operation on a closed store returns.
@@ -87,6 +114,27 @@ mod tests {
         }
     }
 
+    /// Issue 9, defect 6: EIO was `internal_error` ("a bug").
+    #[test]
+    fn disk_failures_are_infrastructure_storage_failures() {
+        const EIO: i32 = 5;
+        for error in [
+            redb::Error::Io(io::Error::from_raw_os_error(EIO)),
+            redb::Error::from(redb::CommitError::Storage(redb::StorageError::Io(
+                io::Error::from_raw_os_error(EIO),
+            ))),
+            redb::Error::Io(io::Error::other("injected storage fault")),
+        ] {
+            let mapped = storage_error(error, "commit");
+            assert_eq!(mapped.code(), ErrorCode::STORAGE_FAILURE, "{mapped}");
+            assert_eq!(mapped.category(), Category::Infrastructure);
+            assert!(!mapped.is_retryable(), "a failed disk is not retried");
+            assert_eq!(mapped.context_value("storage_failure"), Some("io"));
+        }
+        let eio = storage_error(redb::Error::Io(io::Error::from_raw_os_error(EIO)), "sync");
+        assert_eq!(eio.context_value("os_error"), Some("5"));
+    }
+
     #[test]
     fn lock_conflicts_are_store_in_use() {
         let mapped = storage_error(redb::DatabaseError::DatabaseAlreadyOpen, "open");
@@ -98,7 +146,7 @@ mod tests {
         let corrupt = storage_error(redb::StorageError::Corrupted("bad page".into()), "read");
         assert_eq!(corrupt.code(), ErrorCode::DATA_CORRUPTION);
         let previous = storage_error(redb::StorageError::PreviousIo, "begin_write");
-        assert_eq!(previous.code(), ErrorCode::SERVICE_UNAVAILABLE);
+        assert_eq!(previous.code(), ErrorCode::STORAGE_FAILURE);
         assert_eq!(previous.category(), Category::Infrastructure);
         let closed = storage_error(redb::StorageError::DatabaseClosed, "read");
         assert_eq!(closed.code(), ErrorCode::SERVICE_UNAVAILABLE);

@@ -41,10 +41,31 @@ const HEADER_BYTES: usize = 5;
 /// A type that can be stored: serde-serialisable, with a stable type tag and
 /// a schema version.
 ///
-/// Persisted structs evolve by adding fields with defaults or by bumping
+/// # Everything stored round-trips
+///
+/// Values are encoded with postcard, which is compact but not
+/// self-describing: it writes fields by position and cannot ask the bytes
+/// what comes next. A type that serialises but does not read back would
+/// fail every read (as `data_corruption`, never a misread). So a stored
+/// type, and every type inside it, must:
+///
+/// - never use `#[serde(skip_serializing_if = ...)]` (the field is missing
+///   from the bytes, but the reader expects it; `#[serde(default)]` alone is
+///   fine), nor `#[serde(flatten)]`;
+/// - never hold `serde_json::Value`, `#[serde(untagged)]` enums, or any type
+///   whose `Deserialize` calls `deserialize_any` (postcard cannot decode
+///   them). Store free-form JSON as a [`JsonValue`](crate::JsonValue) (JSON
+///   text inside postcard), or as a `String` of JSON;
+/// - have a postcard round-trip test (encode, decode, compare), as this
+///   crate has for [`Version`](crate::Version) and
+///   [`JsonValue`](crate::JsonValue).
+///
+/// Persisted structs evolve by bumping
 /// [`SCHEMA_VERSION`](Record::SCHEMA_VERSION) and registering a migration
-/// from the previous version. Never reorder or remove fields without a
-/// version bump: postcard encodes fields by position.
+/// from the previous version. Never add, reorder or remove fields without a
+/// version bump: postcard encodes fields by position, so even a field
+/// added at the end with `#[serde(default)]` makes older values fail to
+/// decode.
 ///
 /// ```
 /// use foundation_persist::{Codec, Migrations, Record};

@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use foundation_error::{Error, ErrorCode};
 
+use crate::backend::Op;
 use crate::codec::{Codec, Record};
 use crate::layout::{self, JournalTables, check_key};
-use crate::ops::{Op, Outcome};
-use crate::read;
+use crate::ops::Outcome;
 use crate::state::{check_limit, unexpected};
 use crate::store::Store;
 
@@ -120,7 +120,16 @@ impl<T: Record> Journal<T> {
     ///
     /// # Errors
     ///
-    /// As for [`StateStore::put`](crate::StateStore::put).
+    /// As for [`StateStore::put`](crate::StateStore::put), including the
+    /// refusal of writes after a storage failure until the store is
+    /// reopened.
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown (appended or not, never
+    /// half): read the stream's [`head`](Journal::head) or its last records
+    /// to find out. Use [`append_expecting`](Journal::append_expecting) to
+    /// retry without appending twice.
     pub async fn append(&self, stream: &str, record: &T) -> Result<u64, Error> {
         let op = self.append_op(stream, record, None)?;
         appended(self.store.submit_one(op).await?)
@@ -132,6 +141,13 @@ impl<T: Record> Journal<T> {
     ///
     /// `version_conflict` when the stream's next number is another;
     /// otherwise as for [`append`](Journal::append).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown, but retrying is safe:
+    /// the same append expecting the same number either succeeds (it was
+    /// not applied) or fails with `version_conflict` (it was, or another
+    /// writer took the number; read the record to tell).
     pub async fn append_expecting(
         &self,
         stream: &str,
@@ -151,6 +167,10 @@ impl<T: Record> Journal<T> {
     /// or a bad stream id; `data_corruption` (naming the keyspace, stream
     /// and sequence) for a record that does not decode;
     /// `unsupported_version`, `type_mismatch` as for state values.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe, as for every read: dropping it abandons only the answer.
     pub async fn read(
         &self,
         stream: &str,
@@ -159,25 +179,24 @@ impl<T: Record> Journal<T> {
     ) -> Result<Vec<JournalEntry<T>>, Error> {
         check_key(stream, "stream id").map_err(|error| self.locate(error, stream))?;
         check_limit(limit)?;
-        self.store
-            .shared()
-            .read(|database| {
-                read::read_journal(
-                    database,
-                    &self.tables.records,
-                    stream,
-                    from,
-                    limit,
-                    |sequence, bytes| {
-                        let record = self.codec.decode(bytes).map_err(|error| {
-                            self.locate(error, stream)
-                                .with_context("sequence", sequence)
-                        })?;
-                        Ok(JournalEntry { sequence, record })
-                    },
-                )
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        let stored = self
+            .store
+            .backend()
+            .read_journal(&self.tables, stream, from, limit)
+            .await?;
+        stored
+            .into_iter()
+            .map(|(sequence, envelope)| {
+                let record = self.codec.decode(&envelope).map_err(|error| {
+                    self.locate(error, stream)
+                        .with_context("sequence", sequence)
+                })?;
+                Ok(JournalEntry { sequence, record })
             })
-            .await
+            .collect()
     }
 
     /// Removes the records of `stream` up to and including `through`;
@@ -186,6 +205,12 @@ impl<T: Record> Journal<T> {
     /// # Errors
     ///
     /// As for [`append`](Journal::append).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown (truncated or not, never
+    /// partly): [`head`](Journal::head)'s `truncated_through` tells.
+    /// Truncating again is harmless.
     pub async fn truncate(&self, stream: &str, through: u64) -> Result<u64, Error> {
         let op = self.truncate_op(stream, through)?;
         match self.store.submit_one(op).await? {
@@ -202,15 +227,13 @@ impl<T: Record> Journal<T> {
     /// `invalid_input` for a bad stream id; storage errors.
     pub async fn head(&self, stream: &str) -> Result<StreamHead, Error> {
         check_key(stream, "stream id").map_err(|error| self.locate(error, stream))?;
-        let (next_sequence, truncated_through) = self
-            .store
-            .shared()
-            .read(|database| read::journal_head(database, &self.tables.heads, stream))
-            .await?;
-        Ok(StreamHead {
-            next_sequence,
-            truncated_through,
-        })
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        self.store
+            .backend()
+            .journal_head(&self.tables, stream)
+            .await
     }
 
     /// Up to `limit` stream ids starting with `prefix`, in order, after
@@ -226,9 +249,12 @@ impl<T: Record> Journal<T> {
         limit: usize,
     ) -> Result<Vec<String>, Error> {
         check_limit(limit)?;
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
         self.store
-            .shared()
-            .read(|database| read::list_streams(database, &self.tables.heads, prefix, after, limit))
+            .backend()
+            .list_streams(&self.tables, prefix, after, limit)
             .await
     }
 
@@ -243,7 +269,7 @@ impl<T: Record> Journal<T> {
             .codec
             .encode(record)
             .map_err(|error| self.locate(error, stream))?;
-        let limit = self.store.shared().options.max_value_bytes;
+        let limit = self.store.options().max_value_bytes;
         if bytes.len() > limit {
             return Err(self.locate(
                 Error::new(
@@ -275,6 +301,11 @@ impl<T: Record> Journal<T> {
 
     fn locate(&self, error: Error, stream: &str) -> Error {
         let shown: String = stream.chars().take(128).collect();
+        let error = if error.context_value("store").is_some() {
+            error
+        } else {
+            error.with_context("store", self.store.name())
+        };
         error
             .with_context("keyspace", &*self.name)
             .with_context("stream", shown)

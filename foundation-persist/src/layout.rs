@@ -9,8 +9,10 @@
 //! | `journal/{keyspace}` | (stream, sequence) | envelope |
 //! | `journal_head/{keyspace}` | stream | (next sequence, truncated through) |
 //!
-//! Versions are store revisions: a store-wide counter that every write
-//! advances, so a key deleted and written again never repeats a version.
+//! Versions come from a store-wide sequence reserved in blocks: `revision`
+//! in the system table is the upper end of the current reservation,
+//! rewritten once per block of versions (and after each open), not by
+//! every commit. A key deleted and written again never repeats a version.
 //!
 //! This module is not for reading or writing those tables; see `read.rs`
 //! and `apply.rs`.
@@ -18,6 +20,7 @@
 use foundation_error::{Error, ErrorCode};
 use redb::TableDefinition;
 
+use crate::backend::{JournalKeyspace, StateKeyspace};
 use crate::options::MAX_KEY_BYTES;
 
 /// The store file format this code writes; a newer one is refused.
@@ -65,20 +68,31 @@ pub(crate) fn table_kind(name: &str) -> Option<TableKind> {
 }
 
 /// The table names of one journal keyspace.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct JournalTables {
-    pub(crate) records: std::sync::Arc<str>,
-    pub(crate) heads: std::sync::Arc<str>,
-}
+pub(crate) type JournalTables = JournalKeyspace;
 
 pub(crate) fn state_table(keyspace: &str) -> Result<std::sync::Arc<str>, Error> {
     check_keyspace_name(keyspace)?;
     Ok(format!("{STATE_PREFIX}{keyspace}").into())
 }
 
+pub(crate) fn state_keyspace(keyspace: &str) -> Result<StateKeyspace, Error> {
+    Ok(StateKeyspace {
+        storage: state_table(keyspace)?,
+        name: keyspace.into(),
+    })
+}
+
+pub(crate) fn metadata_keyspace() -> StateKeyspace {
+    StateKeyspace {
+        name: METADATA_TABLE.into(),
+        storage: METADATA_TABLE.into(),
+    }
+}
+
 pub(crate) fn journal_tables(keyspace: &str) -> Result<JournalTables, Error> {
     check_keyspace_name(keyspace)?;
-    Ok(JournalTables {
+    Ok(JournalKeyspace {
+        name: keyspace.into(),
         records: format!("{JOURNAL_PREFIX}{keyspace}").into(),
         heads: format!("{HEAD_PREFIX}{keyspace}").into(),
     })

@@ -12,9 +12,10 @@ use std::fmt;
 
 use foundation_error::Error;
 
+use crate::backend::Expect;
 use crate::codec::{Codec, Record};
-use crate::layout::METADATA_TABLE;
-use crate::ops::{Expect, Version};
+use crate::layout::metadata_keyspace;
+use crate::ops::Version;
 use crate::state::{Keyspace, Versioned, deleted, expect, written};
 use crate::store::Store;
 
@@ -55,8 +56,7 @@ impl Metadata {
         Metadata {
             keyspace: Keyspace {
                 store,
-                name: METADATA_TABLE.into(),
-                table: METADATA_TABLE.into(),
+                id: metadata_keyspace(),
             },
         }
     }
@@ -83,7 +83,7 @@ impl Metadata {
         self.keyspace
             .get(name, |version, bytes| {
                 Ok(Versioned {
-                    version: Version(version),
+                    version,
                     value: codec.decode(bytes)?,
                 })
             })
@@ -95,6 +95,11 @@ impl Metadata {
     /// # Errors
     ///
     /// As for [`StateStore::put`](crate::StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown; read the name back to find out.
     pub async fn put<T: Record>(&self, name: &str, value: &T) -> Result<Version, Error> {
         self.write(name, value, Expect::Any).await
     }
@@ -105,6 +110,11 @@ impl Metadata {
     /// # Errors
     ///
     /// As for [`StateStore::compare_and_set`](crate::StateStore::compare_and_set).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown: `expected` still there
+    /// means it was not applied.
     pub async fn compare_and_set<T: Record>(
         &self,
         name: &str,
@@ -119,6 +129,11 @@ impl Metadata {
     /// # Errors
     ///
     /// As for [`StateStore::delete`](crate::StateStore::delete).
+    ///
+    /// # Cancel safety
+    ///
+    /// A dropped future leaves the outcome unknown; read the name to find
+    /// out.
     pub async fn delete(&self, name: &str) -> Result<bool, Error> {
         let op = self.keyspace.delete_op(name, Expect::Any)?;
         deleted(self.keyspace.write(op).await?)

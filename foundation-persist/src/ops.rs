@@ -8,19 +8,21 @@
 //! not for encoding values (`codec.rs`) or for applying operations.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 use foundation_error::Error;
 use tokio::sync::oneshot;
 
-use crate::layout::JournalTables;
+use crate::backend::Op;
 
-/// A store revision: the version of a state value, unique across the
-/// store's history, growing with every write.
-///
-/// A key that is deleted and written again gets a new, larger version, so a
+/// The version of a state value: every write to a key gives it a new
+/// version, larger than any the key had before, also across a delete (a
+/// key deleted and written again never repeats a version), so a
 /// compare-and-set against an old version can never succeed by accident.
+///
+/// Versions are per key: compare them only with versions of the same key.
+/// (The redb backend draws them from one store-wide sequence reserved in
+/// blocks; other backends may number differently.)
 ///
 /// It serialises as its number, so a record may remember the version it was
 /// derived from.
@@ -31,13 +33,13 @@ use crate::layout::JournalTables;
 pub struct Version(pub(crate) u64);
 
 impl Version {
-    /// The version with this revision number, for example one read back
+    /// The version with this number, for example one read back
     /// from a record that remembered it.
     pub const fn new(revision: u64) -> Version {
         Version(revision)
     }
 
-    /// The revision number.
+    /// The version number.
     pub const fn get(self) -> u64 {
         self.0
     }
@@ -46,56 +48,6 @@ impl Version {
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "v{}", self.0)
-    }
-}
-
-/// What a state write requires of the current value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Expect {
-    /// Nothing: write unconditionally.
-    Any,
-    /// The key must be absent.
-    Absent,
-    /// The key must hold exactly this version.
-    Version(u64),
-}
-
-/// One encoded write.
-#[derive(Debug)]
-pub(crate) enum Op {
-    Put {
-        table: Arc<str>,
-        key: String,
-        value: Vec<u8>,
-        expect: Expect,
-    },
-    Delete {
-        table: Arc<str>,
-        key: String,
-        expect: Expect,
-    },
-    Append {
-        journal: JournalTables,
-        stream: String,
-        record: Vec<u8>,
-        expect_sequence: Option<u64>,
-    },
-    Truncate {
-        journal: JournalTables,
-        stream: String,
-        through: u64,
-    },
-}
-
-impl Op {
-    /// The bytes this operation adds to a batch, for the batch size bound.
-    pub(crate) fn encoded_bytes(&self) -> usize {
-        match self {
-            Op::Put { key, value, .. } => key.len() + value.len(),
-            Op::Delete { key, .. } => key.len(),
-            Op::Append { stream, record, .. } => stream.len() + record.len(),
-            Op::Truncate { stream, .. } => stream.len(),
-        }
     }
 }
 
@@ -158,8 +110,9 @@ pub struct BackupReport {
     /// How many entries (state values, journal records and bookkeeping
     /// entries) it holds.
     pub entries: u64,
-    /// The store revision it captures: every write up to this revision is in
-    /// it, none after.
+    /// The upper end of the version reservation it captures: every version
+    /// in the backup is at most this, and a store restored from it hands out
+    /// larger versions only.
     pub revision: u64,
 }
 

@@ -15,7 +15,7 @@ use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
 use crate::classify::storage_error;
 use crate::layout::{HeadTable, JournalTable, StateTable};
 
-fn snapshot(database: &Database) -> Result<ReadTransaction, Error> {
+fn snapshot(database: &impl ReadableDatabase) -> Result<ReadTransaction, Error> {
     database
         .begin_read()
         .map_err(|error| storage_error(error, "begin_read"))
@@ -175,7 +175,10 @@ pub(crate) fn list_streams(
 }
 
 /// A value of the system table.
-pub(crate) fn system_value(database: &Database, key: &str) -> Result<Option<u64>, Error> {
+pub(crate) fn system_value(
+    database: &impl ReadableDatabase,
+    key: &str,
+) -> Result<Option<u64>, Error> {
     let read = snapshot(database)?;
     let Some(table) = open(&read, crate::layout::SYSTEM)? else {
         return Ok(None);

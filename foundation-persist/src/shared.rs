@@ -28,7 +28,14 @@ pub(crate) struct Shared {
     exclusive_watch: watch::Sender<bool>,
     closed: AtomicBool,
     pub(crate) queued_writes: AtomicUsize,
+    /// The versions writes draw from; used by the one writer at a time.
+    pub(crate) versions: std::sync::Mutex<Option<crate::apply::VersionBlock>>,
+    /// Set when a write panicked inside the storage engine: writes are
+    /// refused until the store is reopened.
+    write_failure: std::sync::Mutex<Option<Error>>,
     pub(crate) path: Option<PathBuf>,
+    /// How errors name this store: its path, or `memory`.
+    pub(crate) name: String,
     pub(crate) options: StoreOptions,
 }
 
@@ -42,6 +49,11 @@ impl Shared {
             exclusive_watch: watch::Sender::new(false),
             closed: AtomicBool::new(false),
             queued_writes: AtomicUsize::new(0),
+            versions: std::sync::Mutex::new(None),
+            write_failure: std::sync::Mutex::new(None),
+            name: path
+                .as_ref()
+                .map_or_else(|| "memory".to_owned(), |path| path.display().to_string()),
             path,
             options,
         }
@@ -65,12 +77,41 @@ impl Shared {
         }
     }
 
+    /// Fails once a write has failed in a way that leaves the store unable
+    /// to write (a panic inside the storage engine): `service_unavailable`
+    /// until the store is reopened.
+    pub(crate) fn check_writable(&self) -> Result<(), Error> {
+        let failure = self
+            .write_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match &*failure {
+            Some(error) => Err(Error::new(
+                foundation_error::ErrorCode::SERVICE_UNAVAILABLE,
+                "an earlier write failed inside the storage engine; the store refuses writes until it is reopened",
+            )
+            .with_context("store", &self.name)
+            .with_cause(error.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses every later write until the store is reopened.
+    pub(crate) fn fail_writes(&self, cause: &Error) {
+        let mut failure = self
+            .write_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        failure.get_or_insert_with(|| cause.clone());
+    }
+
     /// Runs a short read against the database.
     ///
     /// The read runs inline on the calling task: it touches redb's cache
     /// or, for a cold page, the OS page cache or the disk. It waits (without
     /// blocking the thread) only while the writer holds the gate alone for a
-    /// compaction.
+    /// compaction. A panic inside the storage engine (a damaged page) is
+    /// contained: it fails this read with `data_corruption`.
     pub(crate) async fn read<R>(
         &self,
         read: impl FnOnce(&Database) -> Result<R, Error>,
@@ -79,7 +120,9 @@ impl Shared {
         loop {
             if let Some(guard) = self.try_read() {
                 return match guard.as_ref() {
-                    Some(database) => read(database),
+                    Some(database) => {
+                        crate::contain::contain(&self.name, "read", || read(database))
+                    }
                     None => Err(closed()),
                 };
             }

@@ -8,15 +8,14 @@
 //! batches (`batch.rs`).
 
 use std::fmt;
-use std::sync::Arc;
 
 use foundation_error::{Error, ErrorCode};
 
+use crate::backend::{Expect, Op, StateKeyspace};
 use crate::codec::{Codec, Record};
 use crate::layout::{self, check_key};
-use crate::ops::{Expect, Op, Outcome, Version};
+use crate::ops::{Outcome, Version};
 use crate::options::MAX_READ_LIMIT;
-use crate::read;
 use crate::store::Store;
 
 /// A value with the version it was written at.
@@ -43,14 +42,13 @@ pub struct Entry<T> {
 #[derive(Clone)]
 pub(crate) struct Keyspace {
     pub(crate) store: Store,
-    pub(crate) name: Arc<str>,
-    pub(crate) table: Arc<str>,
+    pub(crate) id: StateKeyspace,
 }
 
 impl Keyspace {
     pub(crate) fn put_op(&self, key: &str, value: Vec<u8>, expect: Expect) -> Result<Op, Error> {
         check_key(key, "key").map_err(|error| self.locate(error, key))?;
-        let limit = self.store.shared().options.max_value_bytes;
+        let limit = self.store.options().max_value_bytes;
         if value.len() > limit {
             return Err(self.locate(
                 Error::new(
@@ -64,7 +62,7 @@ impl Keyspace {
             ));
         }
         Ok(Op::Put {
-            table: Arc::clone(&self.table),
+            keyspace: self.id.clone(),
             key: key.to_owned(),
             value,
             expect,
@@ -74,33 +72,50 @@ impl Keyspace {
     pub(crate) fn delete_op(&self, key: &str, expect: Expect) -> Result<Op, Error> {
         check_key(key, "key").map_err(|error| self.locate(error, key))?;
         Ok(Op::Delete {
-            table: Arc::clone(&self.table),
+            keyspace: self.id.clone(),
             key: key.to_owned(),
             expect,
         })
     }
 
-    /// Adds the keyspace and (a bounded prefix of) the key to an error.
+    /// Adds the store, the keyspace and (a bounded prefix of) the key to
+    /// an error.
     pub(crate) fn locate(&self, error: Error, key: &str) -> Error {
+        let error = if error.context_value("store").is_some() {
+            error
+        } else {
+            error.with_context("store", self.store.name())
+        };
         error
-            .with_context("keyspace", &*self.name)
+            .with_context("keyspace", self.id.name())
             .with_context("key", bounded(key))
     }
 
     pub(crate) async fn get<R>(
         &self,
         key: &str,
-        decode: impl FnOnce(u64, &[u8]) -> Result<R, Error>,
+        decode: impl FnOnce(Version, &[u8]) -> Result<R, Error>,
     ) -> Result<Option<R>, Error> {
         check_key(key, "key").map_err(|error| self.locate(error, key))?;
-        self.store
-            .shared()
-            .read(|database| {
-                read::get_state(database, &self.table, key, |version, bytes| {
-                    decode(version, bytes).map_err(|error| self.locate(error, key))
+        if self.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        if let Some(redb) = self.store.redb() {
+            // The built-in engine's fast path: decode while redb still
+            // lends the bytes (no copy, no boxed future). Same result as the
+            // seam's `get`.
+            return redb
+                .get_decoded(&self.id, key, |version, envelope| {
+                    decode(version, envelope).map_err(|error| self.locate(error, key))
                 })
-            })
-            .await
+                .await;
+        }
+        let Some(stored) = self.store.backend().get(&self.id, key).await? else {
+            return Ok(None);
+        };
+        decode(stored.version, &stored.envelope)
+            .map(Some)
+            .map_err(|error| self.locate(error, key))
     }
 
     pub(crate) async fn write(&self, op: Op) -> Result<Outcome, Error> {
@@ -213,7 +228,7 @@ impl<T> Clone for StateStore<T> {
 impl<T> fmt::Debug for StateStore<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StateStore")
-            .field("keyspace", &self.keyspace.name)
+            .field("keyspace", &self.keyspace.id.name())
             .field("type", &std::any::type_name::<T>())
             .finish()
     }
@@ -221,12 +236,10 @@ impl<T> fmt::Debug for StateStore<T> {
 
 impl<T: Record> StateStore<T> {
     pub(crate) fn new(store: Store, name: &str) -> Result<StateStore<T>, Error> {
-        let table = layout::state_table(name)?;
         Ok(StateStore {
             keyspace: Keyspace {
                 store,
-                name: name.into(),
-                table,
+                id: layout::state_keyspace(name)?,
             },
             codec: Codec::new()?,
         })
@@ -234,7 +247,7 @@ impl<T: Record> StateStore<T> {
 
     /// The keyspace name.
     pub fn name(&self) -> &str {
-        &self.keyspace.name
+        self.keyspace.id.name()
     }
 
     /// The store this keyspace belongs to.
@@ -251,6 +264,11 @@ impl<T: Record> StateStore<T> {
     /// newer schema version; `type_mismatch` for another type's value;
     /// `invalid_input` for an empty or over-long key; `service_unavailable`
     /// once the store is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe: a read changes nothing, and dropping it abandons only the
+    /// answer. It waits only while a compaction holds the store alone.
     pub async fn get(&self, key: &str) -> Result<Option<T>, Error> {
         Ok(self.get_versioned(key).await?.map(|entry| entry.value))
     }
@@ -264,7 +282,7 @@ impl<T: Record> StateStore<T> {
         self.keyspace
             .get(key, |version, bytes| {
                 Ok(Versioned {
-                    version: Version(version),
+                    version,
                     value: self.codec.decode(bytes)?,
                 })
             })
@@ -280,6 +298,28 @@ impl<T: Record> StateStore<T> {
     /// `timeout` when the write waited too long in the queue (it was then
     /// not applied), storage errors (a full disk is `resource_exhausted`),
     /// `service_unavailable` once the store is closed.
+    ///
+    /// # Storage failures
+    ///
+    /// After a failed write or fsync (an I/O error from the disk,
+    /// `storage_failure`), or a panic
+    /// inside the storage engine, the store refuses every later write
+    /// (`storage_failure`, or `service_unavailable` after an engine panic)
+    /// until it is closed and reopened: the OS may
+    /// have dropped the pages that failed, so nothing is trusted until the
+    /// next open has re-read the file. Reads go on.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes leaves the outcome
+    /// **unknown**: a write the writer had not yet taken into a commit is
+    /// dropped and never applied, but one already in a committing batch is
+    /// applied (and durable) although nobody hears of it. To find out,
+    /// read the key back ([`get_versioned`](StateStore::get_versioned)):
+    /// a version newer than the one you last saw, holding your value, is
+    /// your write. On an in-memory store the write completes within the
+    /// future's first poll, so a future dropped before it was polled did
+    /// nothing.
     pub async fn put(&self, key: &str, value: &T) -> Result<Version, Error> {
         let op = self.put_op(key, value, Expect::Any)?;
         written(self.keyspace.write(op).await?)
@@ -292,6 +332,11 @@ impl<T: Record> StateStore<T> {
     ///
     /// `version_conflict` when the current version differs; otherwise as
     /// for [`put`](StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown (applied or not, never half); read the key's version to find out: `expected` still there means it was not applied.
     pub async fn compare_and_set(
         &self,
         key: &str,
@@ -307,6 +352,11 @@ impl<T: Record> StateStore<T> {
     /// # Errors
     ///
     /// As for [`put`](StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown (applied or not, never half); read the key to find out (absent: deleted, by this call or another).
     pub async fn delete(&self, key: &str) -> Result<bool, Error> {
         let op = self.keyspace.delete_op(key, Expect::Any)?;
         deleted(self.keyspace.write(op).await?)
@@ -318,8 +368,13 @@ impl<T: Record> StateStore<T> {
     ///
     /// `version_conflict` when it does not (or is absent); otherwise as for
     /// [`put`](StateStore::put).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`StateStore::put`](crate::StateStore::put): a dropped future
+    /// leaves the outcome unknown (applied or not, never half); read the key to find out: still at `expected` means it was not applied.
     pub async fn compare_and_delete(&self, key: &str, expected: Version) -> Result<(), Error> {
-        let op = self.keyspace.delete_op(key, Expect::Version(expected.0))?;
+        let op = self.keyspace.delete_op(key, Expect::Version(expected))?;
         deleted(self.keyspace.write(op).await?).map(drop)
     }
 
@@ -331,6 +386,10 @@ impl<T: Record> StateStore<T> {
     ///
     /// `invalid_input` for a limit over [`MAX_READ_LIMIT`]; the decoding
     /// errors of [`get`](StateStore::get) for any entry.
+    ///
+    /// # Cancel safety
+    ///
+    /// Safe, as for every read: dropping it abandons only the answer.
     pub async fn list(
         &self,
         prefix: &str,
@@ -339,29 +398,28 @@ impl<T: Record> StateStore<T> {
     ) -> Result<Vec<Entry<T>>, Error> {
         check_limit(limit)?;
         let keyspace = &self.keyspace;
-        keyspace
+        if keyspace.store.is_closed() {
+            return Err(crate::classify::closed());
+        }
+        let stored = keyspace
             .store
-            .shared()
-            .read(|database| {
-                read::list_state(
-                    database,
-                    &keyspace.table,
-                    prefix,
-                    after,
-                    limit,
-                    |key, version, bytes| {
-                        Ok(Entry {
-                            key: key.to_owned(),
-                            version: Version(version),
-                            value: self
-                                .codec
-                                .decode(bytes)
-                                .map_err(|error| keyspace.locate(error, key))?,
-                        })
-                    },
-                )
+            .backend()
+            .list(&keyspace.id, prefix, after, limit)
+            .await?;
+        stored
+            .into_iter()
+            .map(|entry| {
+                let value = self
+                    .codec
+                    .decode(&entry.value.envelope)
+                    .map_err(|error| keyspace.locate(error, &entry.key))?;
+                Ok(Entry {
+                    key: entry.key,
+                    version: entry.value.version,
+                    value,
+                })
             })
-            .await
+            .collect()
     }
 
     pub(crate) fn put_op(&self, key: &str, value: &T, expect: Expect) -> Result<Op, Error> {
@@ -379,7 +437,7 @@ impl<T: Record> StateStore<T> {
 
 pub(crate) fn expect(expected: Option<Version>) -> Expect {
     match expected {
-        Some(version) => Expect::Version(version.0),
+        Some(version) => Expect::Version(version),
         None => Expect::Absent,
     }
 }

@@ -33,6 +33,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::apply::commit_requests;
 use crate::classify::{closed, storage_error};
+use crate::contain::contain;
 use crate::maintenance;
 use crate::ops::{BackupReport, Command, CompactionReport, WriteReply, WriteRequest};
 use crate::options::Durability;
@@ -72,6 +73,7 @@ pub(crate) fn spawn_writer(
 /// on `reply`. The copy stops early when the caller stops waiting or the
 /// deadline passes.
 pub(crate) fn spawn_backup(
+    store: String,
     snapshot: ReadTransaction,
     destination: PathBuf,
     deadline: Instant,
@@ -81,7 +83,9 @@ pub(crate) fn spawn_backup(
         .name(BACKUP_THREAD_NAME.into())
         .spawn(move || {
             let abandoned = || reply.is_closed();
-            let result = maintenance::write_backup(&snapshot, &destination, deadline, &abandoned);
+            let result = contain(&store, "backup", || {
+                maintenance::write_backup(&snapshot, &destination, deadline, &abandoned)
+            });
             drop(snapshot);
             let _ = reply.send(result);
         })
@@ -121,10 +125,12 @@ impl Writer {
                     self.commit(batch);
                 }
                 Command::Compact(reply) => {
-                    let _ = reply.send(self.compact());
+                    let result = self.contained("compact", Writer::compact);
+                    let _ = reply.send(result);
                 }
                 Command::Restore { source, reply } => {
-                    let _ = reply.send(self.restore(&source));
+                    let result = self.contained("restore", |writer| writer.restore(&source));
+                    let _ = reply.send(result);
                 }
                 Command::Shutdown => break,
             }
@@ -153,7 +159,7 @@ impl Writer {
             {
                 Ok(command) => return Some(command),
                 Err(RecvTimeoutError::Timeout) => {
-                    if self.flush().is_err() {
+                    if self.contained("flush", Writer::flush).is_err() {
                         // The commits stay pending; retry one interval
                         // later rather than at once, in a loop.
                         self.undurable_since = Some(Instant::now());
@@ -228,7 +234,13 @@ impl Writer {
         if live.is_empty() {
             return;
         }
-        match self.apply_and_commit(&live) {
+        if let Err(error) = self.shared.check_writable() {
+            for request in live {
+                let _ = request.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        match self.contained("commit", |writer| writer.apply_and_commit(&live)) {
             Ok(replies) => {
                 for (request, reply) in live.into_iter().zip(replies) {
                     let _ = request.reply.send(reply);
@@ -247,8 +259,13 @@ impl Writer {
         let guard = shared.writer_read();
         let database = guard.as_ref().ok_or_else(closed)?;
         let durable = self.next_commit_durable();
+        let mut versions = shared
+            .versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (replies, committed) = commit_requests(
             database,
+            &mut versions,
             requests.iter().map(|request| request.ops.as_slice()),
             durable,
         )?;
@@ -256,6 +273,19 @@ impl Writer {
             self.committed(durable);
         }
         Ok(replies)
+    }
+
+    /// Runs `work` with a panic inside the storage engine contained (see
+    /// `contain.rs`); after such a panic the store refuses writes until it
+    /// is reopened.
+    fn contained<R>(
+        &mut self,
+        operation: &'static str,
+        work: impl FnOnce(&mut Writer) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let shared = Arc::clone(&self.shared);
+        contain(&shared.name, operation, || work(self))
+            .inspect_err(|error| crate::redb_backend::fail_writes_after_panic(&shared, error))
     }
 
     /// Whether the next commit must be durable: always with immediate
@@ -307,6 +337,11 @@ impl Writer {
         let guard = shared.writer_read();
         let database = guard.as_ref().ok_or_else(closed)?;
         let deadline = deadline_after(shared.options.maintenance_timeout);
+        // The restore moves the version reservation; reload it.
+        *shared
+            .versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         maintenance::restore(database, source, deadline)
     }
 
@@ -326,12 +361,16 @@ impl Writer {
                 Err(_) => break,
             }
         }
-        let _ = self.flush();
+        let _ = self.contained("flush", Writer::flush);
         let database = self.shared.writer_exclusive().take();
         if let Some(database) = database {
             // Errors on close are already reflected in the commits' answers;
             // redb repairs an unclean file at the next open.
-            let _ = database.close();
+            let _ = contain(&self.shared.name, "close", || {
+                database
+                    .close()
+                    .map_err(|error| storage_error(error, "close"))
+            });
         }
         self.stopped.send_replace(true);
     }

@@ -313,7 +313,7 @@ impl WorkflowEngineBuilder {
             workflows: workflows.clone(),
             resumed: Arc::clone(&resumed),
         };
-        let resumer = ChildSpec::<Resumer>::new("resumer", move || resumer_args.clone());
+        let resumer = ChildSpec::<Resumer>::new("resumer", resumer_args);
 
         let mut top = Supervisor::builder("jido_workflow");
         top.strategy(Strategy::RestForOne)

@@ -7,6 +7,7 @@
 //! back to the mailbox if the instance dies.
 
 use std::collections::{HashMap, VecDeque};
+use std::mem;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,9 +23,14 @@ use crate::process::{Down, ExitReason, ProcessControl, ProcessId, ProcessRef};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerRef(u64);
 
-/// Identifies a monitor set with [`Context::monitor`].
+/// Identifies a monitor set with [`Context::monitor`]; keep it to
+/// [`Context::demonitor`] later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MonitorRef(u64);
+
+/// A reply held until [`Actor::after_handle`] has run: given `None` when it
+/// succeeded (send the handler's answer), or its error.
+pub(super) type HeldReply = Box<dyn FnOnce(Option<&foundation_error::Error>) + Send>;
 
 /// The running instance's view of itself.
 pub struct Context<A: Actor> {
@@ -33,6 +39,7 @@ pub struct Context<A: Actor> {
     pub(super) unreleased: usize,
     pub(super) timers: Timers<A::Info>,
     pub(super) stop: Option<ExitReason>,
+    pub(super) held: Vec<HeldReply>,
     monitors: HashMap<MonitorRef, (ProcessId, Weak<dyn ProcessControl>, u64)>,
     next_monitor: u64,
 }
@@ -45,6 +52,7 @@ impl<A: Actor> Context<A> {
             unreleased: 0,
             timers: Timers::default(),
             stop: None,
+            held: Vec::new(),
             monitors: HashMap::new(),
             next_monitor: 0,
         }
@@ -65,6 +73,35 @@ impl<A: Actor> Context<A> {
     /// crash for the supervisor.
     pub fn stop(&mut self, reason: ExitReason) {
         self.stop = Some(reason);
+    }
+
+    /// Answers `port` with `result` once the current handler and
+    /// [`Actor::after_handle`] have finished: if `after_handle` fails, the
+    /// caller gets its error instead. Use it to acknowledge only what
+    /// `after_handle` made durable. Answers queued here during `init` are
+    /// released after `init` succeeds.
+    pub fn reply_after<T: Send + 'static>(
+        &mut self,
+        port: crate::ReplyPort<T>,
+        result: Result<T, foundation_error::Error>,
+    ) {
+        self.held.push(Box::new(move |failure| {
+            // The caller may have gone; nothing to do then.
+            let _ = match failure {
+                None => port.send(result),
+                Some(error) => port.send(Err(error.clone())),
+            };
+        }));
+    }
+
+    /// Releases the held replies: the handlers' answers when `failure` is
+    /// `None`, else that error.
+    pub(super) fn release_held(&mut self, failure: Option<&foundation_error::Error>) {
+        if !self.held.is_empty() {
+            for reply in mem::take(&mut self.held) {
+                reply(failure);
+            }
+        }
     }
 
     /// Delivers `info` to [`Actor::handle_info`] after `delay`.

@@ -13,7 +13,9 @@ use foundation_error::{Error, ErrorCode};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::blocking::{deadline_after, wait_blocking};
 use super::mailbox::{Envelope, Mailbox, Refused};
+use super::reply::{ReplyPort, ReplyReceiver};
 use super::{Actor, DEFAULT_CALL_TIMEOUT, DEFAULT_SEND_TIMEOUT};
 use crate::monitor::Monitor;
 use crate::process::{ExitReason, ProcessId, ProcessRef, ProcessStatus};
@@ -126,7 +128,17 @@ impl<A: Actor> ActorRef<A> {
     /// Fails at once when the process has ended; with `process_crashed`
     /// when the instance exits before replying; with `timeout` when no
     /// reply comes in time; with the handler's own error when it returns
-    /// one.
+    /// one. For a reply type per request, or a reply the handler gives
+    /// later, see [`ask`](Self::ask).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for room in the mailbox sends
+    /// nothing. Dropping it once the request is queued does not take the
+    /// request back: the actor still handles it (its effects happen) and
+    /// the reply is discarded. Which of the two happened is unknown to the
+    /// caller; a request that must not run twice needs an idempotency key
+    /// or a follow-up query. The same holds for a call that timed out.
     pub async fn call(&self, request: A::Call) -> Result<A::Reply, Error> {
         self.call_timeout(request, DEFAULT_CALL_TIMEOUT).await
     }
@@ -147,18 +159,7 @@ impl<A: Actor> ActorRef<A> {
         {
             return Err(self.call_refused(refused, timeout));
         }
-        match wait_for_reply(response, deadline).await {
-            Some(Ok(result)) => result,
-            Some(Err(_dropped)) => Err(Error::new(
-                ErrorCode::PROCESS_CRASHED,
-                format!("process {} exited before replying", self.id()),
-            )),
-            None => Err(Error::new(
-                ErrorCode::TIMEOUT,
-                format!("process {} did not reply in time", self.id()),
-            )
-            .with_context("timeout_ms", timeout.as_millis())),
-        }
+        self.answer(wait_for_reply(response, deadline).await, timeout)
     }
 
     fn call_refused(&self, refused: Refused<Envelope<A>>, timeout: Duration) -> Error {
@@ -176,11 +177,19 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Sends a cast, waiting for room at most [`DEFAULT_SEND_TIMEOUT`].
+    /// A refused cast comes back inside the [`SendError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the message is queued in one step once there is room,
+    /// so a dropped future has sent nothing (the message is dropped with
+    /// it), and a completed one has queued the message.
     pub async fn cast(&self, message: A::Cast) -> Result<(), SendError<A::Cast>> {
         self.cast_timeout(message, DEFAULT_SEND_TIMEOUT).await
     }
 
-    /// Sends a cast, waiting for room at most `timeout`.
+    /// Sends a cast, waiting for room at most `timeout`. Cancel safe, as
+    /// [`cast`](Self::cast).
     pub async fn cast_timeout(
         &self,
         message: A::Cast,
@@ -194,7 +203,8 @@ impl<A: Actor> ActorRef<A> {
     }
 
     /// Sends a cast only if there is room now; a full mailbox hands the
-    /// message back.
+    /// message back. It does not wait, so there is nothing to cancel: on
+    /// `Ok` the message is queued, on `Err` it was not.
     pub fn try_cast(&self, message: A::Cast) -> Result<(), SendError<A::Cast>> {
         self.mailbox
             .try_push(Envelope::Cast(message))
@@ -203,6 +213,11 @@ impl<A: Actor> ActorRef<A> {
 
     /// Sends an info message, waiting for room at most
     /// [`DEFAULT_SEND_TIMEOUT`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe, as [`cast`](Self::cast): a dropped future has sent
+    /// nothing.
     pub async fn send_info(&self, message: A::Info) -> Result<(), SendError<A::Info>> {
         let deadline = Instant::now() + DEFAULT_SEND_TIMEOUT;
         self.mailbox
@@ -218,10 +233,147 @@ impl<A: Actor> ActorRef<A> {
             .map_err(|refused| unwrap_refused(refused, info_message))
     }
 
+    /// Sends a request that carries its own typed reply port, and waits
+    /// for the answer, at most [`DEFAULT_CALL_TIMEOUT`].
+    ///
+    /// `make` wraps the [`ReplyPort`] in one of the actor's `Cast`
+    /// messages; the handler answers through the port, at once or later
+    /// (it may keep the port in its state, as gen_server's `noreply` with
+    /// `gen_server:reply/2`). The request rides the cast path: it waits for
+    /// room like a cast, and a crashed instance's queued requests stay
+    /// queued for the restarted instance. Fails at once when the process
+    /// has ended, when the port is dropped unanswered (`process_crashed`:
+    /// the handler dropped it, the instance crashed holding it, or the
+    /// process ended with the request queued), and with `timeout` when no
+    /// answer comes in time. (An [`on_undelivered`](crate::ActorOptions::on_undelivered)
+    /// hook receives such a queued request, port included; dropping it
+    /// answers the caller.)
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`call`](Self::call): a future dropped while waiting for room
+    /// sent nothing; once queued, the request is handled anyway and the
+    /// handler sees [`ReplyPort::is_closed`] (its `send` returns false).
+    pub async fn ask<T>(&self, make: impl FnOnce(ReplyPort<T>) -> A::Cast) -> Result<T, Error>
+    where
+        T: Send + 'static,
+    {
+        self.ask_timeout(make, DEFAULT_CALL_TIMEOUT).await
+    }
+
+    /// [`ask`](Self::ask) with an explicit timeout, which covers waiting
+    /// for room in the mailbox too.
+    pub async fn ask_timeout<T>(
+        &self,
+        make: impl FnOnce(ReplyPort<T>) -> A::Cast,
+        timeout: Duration,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+    {
+        let deadline = Instant::now() + timeout;
+        let (port, response) = ReplyPort::channel();
+        if let Err(refused) = self
+            .mailbox
+            .push(Envelope::Cast(make(port)), deadline)
+            .await
+        {
+            return Err(self.call_refused(refused, timeout));
+        }
+        self.answer(wait_for_reply(response, deadline).await, timeout)
+    }
+
+    /// [`call`](Self::call) from a plain thread, with no tokio runtime on
+    /// it (CLI tools, FFI, synchronous tests): the thread parks until the
+    /// reply comes, at most [`DEFAULT_CALL_TIMEOUT`].
+    ///
+    /// Do not call it from an async task: it blocks the task's worker
+    /// thread (on a current-thread runtime the actor cannot run, and the
+    /// call fails with `timeout`). Inside a runtime use `call`, or this
+    /// from `spawn_blocking`.
+    ///
+    /// A blocking call cannot be cancelled; a timed-out one leaves the
+    /// request queued, as [`call`](Self::call) describes.
+    pub fn call_blocking(&self, request: A::Call) -> Result<A::Reply, Error> {
+        self.call_blocking_timeout(request, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// [`call_blocking`](Self::call_blocking) with an explicit timeout,
+    /// which covers waiting for room in the mailbox too.
+    pub fn call_blocking_timeout(
+        &self,
+        request: A::Call,
+        timeout: Duration,
+    ) -> Result<A::Reply, Error> {
+        let deadline = deadline_after(timeout);
+        let (reply, response) = oneshot::channel();
+        if let Err(refused) = self
+            .mailbox
+            .push_blocking(Envelope::Call(request, reply), deadline)
+        {
+            return Err(self.call_refused(refused, timeout));
+        }
+        self.answer(wait_blocking(response, deadline), timeout)
+    }
+
+    /// [`ask`](Self::ask) from a plain thread, with no tokio runtime on it;
+    /// see [`call_blocking`](Self::call_blocking) for where not to use it.
+    pub fn ask_blocking<T>(&self, make: impl FnOnce(ReplyPort<T>) -> A::Cast) -> Result<T, Error>
+    where
+        T: Send + 'static,
+    {
+        self.ask_blocking_timeout(make, DEFAULT_CALL_TIMEOUT)
+    }
+
+    /// [`ask_blocking`](Self::ask_blocking) with an explicit timeout.
+    pub fn ask_blocking_timeout<T>(
+        &self,
+        make: impl FnOnce(ReplyPort<T>) -> A::Cast,
+        timeout: Duration,
+    ) -> Result<T, Error>
+    where
+        T: Send + 'static,
+    {
+        let deadline = deadline_after(timeout);
+        let (port, response): (ReplyPort<T>, ReplyReceiver<T>) = ReplyPort::channel();
+        if let Err(refused) = self
+            .mailbox
+            .push_blocking(Envelope::Cast(make(port)), deadline)
+        {
+            return Err(self.call_refused(refused, timeout));
+        }
+        self.answer(wait_blocking(response, deadline), timeout)
+    }
+
+    /// Turns what waiting for a reply gave into the caller's result.
+    fn answer<T>(
+        &self,
+        waited: Option<Result<Result<T, Error>, oneshot::error::RecvError>>,
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        match waited {
+            Some(Ok(result)) => result,
+            Some(Err(_dropped)) => Err(Error::new(
+                ErrorCode::PROCESS_CRASHED,
+                format!("process {} exited before replying", self.id()),
+            )),
+            None => Err(Error::new(
+                ErrorCode::TIMEOUT,
+                format!("process {} did not reply in time", self.id()),
+            )
+            .with_context("timeout_ms", timeout.as_millis())),
+        }
+    }
+
     /// Runs `inspect` against the actor's state after every message sent
     /// before it has been handled, and returns its result (at most
     /// [`DEFAULT_CALL_TIMEOUT`]). Meant for tests and debugging, like
     /// `sys:get_state`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future once the inspection is queued does not withdraw
+    /// it; it runs (it only reads) and its result is discarded.
     pub async fn inspect<R, F>(&self, inspect: F) -> Result<R, Error>
     where
         F: FnOnce(&A) -> R + Send + 'static,

@@ -154,6 +154,29 @@ impl<A: Actor> Mailbox<A> {
         self.enqueue(envelope)
     }
 
+    /// Queues a user message from a plain thread (no runtime needed),
+    /// parking for room until `deadline`.
+    pub(crate) fn push_blocking(
+        &self,
+        envelope: Envelope<A>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<(), Refused<Envelope<A>>> {
+        if self.bounded {
+            match self.space.try_acquire() {
+                Ok(permit) => permit.forget(),
+                Err(TryAcquireError::Closed) => return Err(Refused::Closed(envelope)),
+                Err(TryAcquireError::NoPermits) => {
+                    match super::blocking::wait_blocking(self.space.acquire(), deadline) {
+                        Some(Ok(permit)) => permit.forget(),
+                        Some(Err(_closed)) => return Err(Refused::Closed(envelope)),
+                        None => return Err(Refused::Timeout(envelope)),
+                    }
+                }
+            }
+        }
+        self.enqueue(envelope)
+    }
+
     /// Queues a user message if there is room now.
     pub(crate) fn try_push(&self, envelope: Envelope<A>) -> Result<(), Refused<Envelope<A>>> {
         if self.bounded {
@@ -322,9 +345,7 @@ impl<A: Actor> Mailbox<A> {
         if let Some(abort) = abort {
             abort.abort();
         }
-        if !hooks.is_empty() {
-            metrics::gauge!(crate::monitor::MONITORS_LIVE).decrement(hooks.len() as f64);
-        }
+        crate::monitor::monitors_removed(hooks.len());
         let error = Error::new(
             ErrorCode::PROCESS_NOT_ALIVE,
             format!("process {} ended ({reason})", self.id),
@@ -347,7 +368,7 @@ impl<A: Actor> Mailbox<A> {
             }
         }
         if undelivered > 0 {
-            metrics::counter!("foundation_actor_undelivered_total").increment(undelivered);
+            metrics::counter!(crate::metrics::ACTOR_UNDELIVERED_TOTAL).increment(undelivered);
         }
         let down = Down {
             process: self.id,
@@ -441,14 +462,14 @@ impl<A: Actor> ProcessControl for Mailbox<A> {
         state.next_hook += 1;
         state.hooks.insert(key, hook);
         drop(state);
-        metrics::gauge!(crate::monitor::MONITORS_LIVE).increment(1.0);
+        crate::monitor::monitors_added(1);
         Ok(key)
     }
 
     fn remove_exit_hook(&self, key: u64) -> bool {
         let removed = self.lock().hooks.remove(&key).is_some();
         if removed {
-            metrics::gauge!(crate::monitor::MONITORS_LIVE).decrement(1.0);
+            crate::monitor::monitors_removed(1);
         }
         removed
     }

@@ -25,9 +25,11 @@
 //! This module is not for supervision (see `supervisor`) or naming (see
 //! `registry`).
 
+mod blocking;
 mod context;
 mod handle;
 mod mailbox;
+mod reply;
 mod run;
 mod timers;
 
@@ -39,9 +41,10 @@ use foundation_error::{Error, ErrorCode};
 
 use crate::process::{Down, ExitReason};
 
-pub use context::{Context, TimerRef};
+pub use context::{Context, MonitorRef, TimerRef};
 pub use handle::{ActorRef, SendError, SendErrorKind};
 pub(crate) use mailbox::Mailbox;
+pub use reply::ReplyPort;
 pub(crate) use run::{ExitSink, prepare_instance, start_instance};
 
 /// The default mailbox capacity.
@@ -164,6 +167,27 @@ pub trait Actor: Sized + Send + 'static {
         ctx: &mut Context<Self>,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         let _ = (down, ctx);
+        async { Ok(()) }
+    }
+
+    /// Runs after every handler (`handle_call`, `handle_cast`,
+    /// `handle_info`, `handle_down`) that returned, whatever it returned,
+    /// and before that handler's replies are released: the `handle_call`
+    /// result and the answers queued with [`Context::reply_after`]. A
+    /// persistent actor saves its state here, so that it acknowledges only
+    /// what is durable. The default does nothing.
+    ///
+    /// On `Err`, every held reply is answered with that error instead and
+    /// the instance ends with [`ExitReason::Error`] (its supervisor
+    /// restarts it, from durable state). A panic here drops the held
+    /// replies (their callers get `process_crashed`) and ends the instance
+    /// with [`ExitReason::Panic`]. It does not run after `init`, an
+    /// inspection, or a handler that panicked.
+    fn after_handle(
+        &mut self,
+        ctx: &mut Context<Self>,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = ctx;
         async { Ok(()) }
     }
 

@@ -106,6 +106,8 @@ pub(crate) async fn prepare_instance<A: Actor>(
             .with_context("timeout_ms", start_timeout.as_millis()));
         }
     };
+    // Answers `init` queued with `reply_after` go out now that it succeeded.
+    ctx.release_held(None);
     let incarnation = mailbox.begin_instance();
     Ok(Prepared {
         actor,
@@ -168,41 +170,81 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Context<A>) -> ExitReason {
         if let Some(reason) = ctx.stop.take() {
             return reason;
         }
+        // Each handler runs with `after_handle` under one panic guard.
         let outcome = match next(ctx).await {
             Next::Stop(reason) => return reason,
             Next::Down(down) => {
                 ctx.forget_monitors_of(down.process);
-                catch(actor.handle_down(down, ctx)).await
+                catch(async {
+                    let handled = actor.handle_down(down, ctx).await;
+                    (handled, actor.after_handle(ctx).await)
+                })
+                .await
             }
             Next::Timer(info) | Next::User(Envelope::Info(info)) => {
-                catch(actor.handle_info(info, ctx)).await
+                catch(async {
+                    let handled = actor.handle_info(info, ctx).await;
+                    (handled, actor.after_handle(ctx).await)
+                })
+                .await
             }
-            Next::User(Envelope::Cast(message)) => catch(actor.handle_cast(message, ctx)).await,
+            Next::User(Envelope::Cast(message)) => {
+                catch(async {
+                    let handled = actor.handle_cast(message, ctx).await;
+                    (handled, actor.after_handle(ctx).await)
+                })
+                .await
+            }
             Next::User(Envelope::Inspect(inspect)) => {
                 let state: &A = actor;
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inspect(state)))
-                    .map(Ok)
-                    .map_err(|payload| panic_message(payload.as_ref()))
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inspect(state))) {
+                    Ok(()) => continue,
+                    Err(payload) => return ExitReason::Panic(panic_message(payload.as_ref())),
+                }
             }
             Next::User(Envelope::Call(request, reply)) => {
-                match catch(actor.handle_call(request, ctx)).await {
-                    Ok(result) => {
+                let outcome = catch(async {
+                    let handled = actor.handle_call(request, ctx).await;
+                    (handled, actor.after_handle(ctx).await)
+                })
+                .await;
+                match outcome {
+                    Ok((result, Ok(()))) => {
                         // The caller may have timed out; its loss.
                         let _ = reply.send(result);
-                        Ok(Ok(()))
+                        ctx.release_held(None);
+                        continue;
+                    }
+                    Ok((_, Err(error))) => {
+                        let _ = reply.send(Err(error.clone()));
+                        ctx.release_held(Some(&error));
+                        return ExitReason::Error(error);
                     }
                     Err(panic) => {
                         let reason = ExitReason::Panic(panic);
                         let _ = reply.send(Err(crashed_error(ctx.id(), &reason)));
+                        // Dropped ports answer their callers at once.
+                        ctx.held.clear();
                         return reason;
                     }
                 }
             }
         };
         match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return ExitReason::Error(error),
-            Err(panic) => return ExitReason::Panic(panic),
+            Ok((handled, Ok(()))) => {
+                ctx.release_held(None);
+                if let Err(error) = handled {
+                    return ExitReason::Error(error);
+                }
+            }
+            Ok((_, Err(error))) => {
+                ctx.release_held(Some(&error));
+                return ExitReason::Error(error);
+            }
+            Err(panic) => {
+                ctx.held.clear();
+                return ExitReason::Panic(panic);
+            }
         }
     }
 }

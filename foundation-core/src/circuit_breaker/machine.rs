@@ -292,9 +292,11 @@ impl Machine {
         word
     }
 
-    /// Forces the breaker into `to` from any state. Forcing open an open
-    /// breaker restarts its reset timeout; forcing closed a closed one
-    /// clears its failure count. Neither is a transition (no event).
+    /// Forces the breaker into `to` from any state, always starting a new
+    /// period, so outcomes of calls admitted before are ignored. Forcing
+    /// open an open breaker restarts its reset timeout; forcing closed a
+    /// closed one clears its failure count. Neither of those two is a
+    /// transition (no event).
     pub(crate) fn force(&self, to: CircuitState, reason: TransitionReason) {
         let _transitions = self.lock();
         let mut current = self.word.load(Ordering::Acquire);
@@ -308,10 +310,12 @@ impl Machine {
                 self.half_open_at
                     .store(self.reopen_deadline(), Ordering::Release);
             }
-            // Count changes are lock-free, so this may race with one.
+            // Count changes are lock-free, so this may race with one; the
+            // new generation makes every later outcome of the old period
+            // a no-op (`update` compares generations).
             match self.word.compare_exchange_weak(
                 current,
-                word.with_count(0).pack(),
+                word.next(to).pack(),
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {

@@ -154,6 +154,14 @@ impl CircuitBreaker {
     /// `service_unavailable` (neutral for the breaker) rather than wait
     /// without a bound.
     ///
+    /// # Cancel safety
+    ///
+    /// The operation runs inside this future: dropping it drops the
+    /// operation (whose own cancel safety then applies: it may or may not
+    /// have taken effect). The abandoned call counts as neither success nor
+    /// failure, and a probe's permit is released, so the breaker never
+    /// waits for an outcome that will not come.
+    ///
     /// ```
     /// use foundation_core::CircuitBreaker;
     /// use foundation_error::{Error, ErrorCode};

@@ -104,6 +104,11 @@ impl CircuitBreakerRegistry {
     /// Runs `operation` through the breaker registered under `id`; see
     /// [`CircuitBreaker::call`]. Fails with `data_not_found` (without
     /// polling the operation) when there is none.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`CircuitBreaker::call`]'s: dropping the future drops the
+    /// operation, and the abandoned call does not count.
     pub async fn call<T, F>(&self, id: &str, operation: F) -> Result<T, Error>
     where
         F: Future<Output = Result<T, Error>>,

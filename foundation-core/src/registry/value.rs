@@ -10,6 +10,7 @@ use std::fmt;
 /// `Float(1.0)`); otherwise values order by kind: booleans, numbers, text,
 /// lists.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum Value {
     /// A boolean.
     Bool(bool),

@@ -8,6 +8,7 @@ use foundation_error::{Error, ErrorCode};
 /// type), `agent.task.*` (every type starting with `agent.task.`), or `*`
 /// (everything).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Pattern {
     /// Exactly this type.
     Exact(String),

@@ -8,15 +8,19 @@
 //! subscription is an exit hook on its handler: when the handler's process
 //! ends, the subscription and its forwarder go, and nothing is left
 //! behind.
+//!
+//! How long a `route_sync` took is measured on the router's clock
+//! ([`SignalRouterBuilder::clock`]); the waits themselves sleep on tokio's
+//! timer. This module is not for building signals (see `event.rs`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
+use foundation_error::clock::{self, Clock, SharedClock};
 use foundation_error::{Error, ErrorCode};
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
 
 use super::event::Signal;
 use super::pattern::Pattern;
@@ -129,6 +133,8 @@ pub struct SyncRouteReport {
     /// Each matched subscription, its handler, and how it fared, in
     /// subscription order.
     pub outcomes: Vec<(SubscriptionId, ProcessId, AckOutcome)>,
+    /// How long the whole `route_sync` took, by the router's clock.
+    pub elapsed: Duration,
 }
 
 impl SyncRouteReport {
@@ -182,6 +188,7 @@ pub struct SignalRouterBuilder {
     name: Arc<str>,
     max_queue: usize,
     warn_queue: usize,
+    clock: Option<SharedClock>,
 }
 
 impl SignalRouterBuilder {
@@ -194,6 +201,14 @@ impl SignalRouterBuilder {
     /// Sets the queue length at which a warning is logged (default 5,000).
     pub fn warn_queue(&mut self, warn_queue: usize) -> &mut Self {
         self.warn_queue = warn_queue;
+        self
+    }
+
+    /// Sets the clock `route_sync` measures its time on (default: the
+    /// system clock, which follows paused tokio time). Waits for
+    /// acknowledgements always sleep on tokio's timer.
+    pub fn clock(&mut self, clock: impl Clock) -> &mut Self {
+        self.clock = Some(Arc::new(clock));
         self
     }
 
@@ -213,6 +228,7 @@ impl SignalRouterBuilder {
                 name: Arc::clone(&self.name),
                 max_queue: self.max_queue,
                 warn_queue: self.warn_queue,
+                clock: self.clock.clone().unwrap_or_else(clock::system),
                 routes: RwLock::new(Routes::default()),
                 next_id: AtomicU64::new(0),
                 stats: Arc::new(Stats::default()),
@@ -272,6 +288,7 @@ struct RouterInner {
     name: Arc<str>,
     max_queue: usize,
     warn_queue: usize,
+    clock: SharedClock,
     routes: RwLock<Routes>,
     next_id: AtomicU64,
     tasks: TaskSupervisor,
@@ -369,6 +386,7 @@ impl SignalRouter {
             name: name.into(),
             max_queue: DEFAULT_MAX_QUEUE,
             warn_queue: DEFAULT_WARN_QUEUE,
+            clock: None,
         }
     }
 
@@ -476,7 +494,14 @@ impl SignalRouter {
         }
     }
 
-    /// Queues `signal` for every matching handler, without waiting.
+    /// The clock the router measures time on.
+    pub fn clock(&self) -> &SharedClock {
+        &self.inner.clock
+    }
+
+    /// Queues `signal` for every matching handler, without waiting. A
+    /// signal queued is delivered unless its handler ends first (then it
+    /// counts as failed); there is no future to drop.
     pub fn route(&self, signal: Signal) -> RouteReport {
         let subscriptions = self.routes().matching(&signal.signal_type);
         let signal = Arc::new(signal);
@@ -501,6 +526,14 @@ impl SignalRouter {
 
     /// Routes `signal` and waits for every handler to acknowledge it, each
     /// within 1 s and all within 5 s.
+    ///
+    /// # Cancel safety
+    ///
+    /// The signal is queued for every matching handler before the first
+    /// await, so once the future has been polled, dropping it stops only
+    /// the waiting: the handlers still receive and handle the signal, and
+    /// their acknowledgements go nowhere. Dropped before its first poll,
+    /// nothing was routed.
     pub async fn route_sync(&self, signal: Signal) -> SyncRouteReport {
         self.route_sync_with(signal, DEFAULT_ACK_TIMEOUT, DEFAULT_SYNC_TIMEOUT)
             .await
@@ -508,14 +541,20 @@ impl SignalRouter {
 
     /// Routes `signal` and waits for every handler to acknowledge it, each
     /// within `ack_timeout` and all within `overall_timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`SignalRouter::route_sync`]'s: once polled, the signal has been
+    /// queued for every handler; dropping the future stops only the wait.
     pub async fn route_sync_with(
         &self,
         signal: Signal,
         ack_timeout: Duration,
         overall_timeout: Duration,
     ) -> SyncRouteReport {
-        let started = Instant::now();
-        let deadline = started + ack_timeout.min(overall_timeout);
+        let clock = &self.inner.clock;
+        let started = clock.elapsed();
+        let deadline = started.saturating_add(ack_timeout.min(overall_timeout));
         let subscriptions = self.routes().matching(&signal.signal_type);
         let signal = Arc::new(signal);
         let mut pending = Vec::with_capacity(subscriptions.len());
@@ -550,13 +589,12 @@ impl SignalRouter {
         // Every handler got its signal at the same moment, so waiting for
         // each in turn against the same deadline waits for all at once.
         for (index, incarnation, acknowledged) in pending {
-            let outcome = match tokio::time::timeout_at(deadline, acknowledged).await {
+            let remaining = deadline.saturating_sub(clock.elapsed());
+            let outcome = match tokio::time::timeout(remaining, acknowledged).await {
                 Ok(Ok(AckKind::Acked)) => AckOutcome::Acknowledged,
                 Ok(Ok(AckKind::Dropped) | Err(_)) => {
                     let handler = &subscriptions[index].handler;
-                    let grace = deadline
-                        .saturating_duration_since(Instant::now())
-                        .min(CRASH_GRACE);
+                    let grace = deadline.saturating_sub(clock.elapsed()).min(CRASH_GRACE);
                     if handler.wait_instance_change(incarnation, grace).await {
                         AckOutcome::HandlerDied
                     } else {
@@ -567,6 +605,7 @@ impl SignalRouter {
             };
             report.outcomes[index].2 = outcome;
         }
+        report.elapsed = clock.elapsed().saturating_sub(started);
         report
     }
 
@@ -603,6 +642,13 @@ impl SignalRouter {
     }
 
     /// Removes every subscription and stops every forwarder.
+    ///
+    /// # Cancel safety
+    ///
+    /// Every subscription is removed and every forwarder aborted before the
+    /// first await; the await only waits (at most a second) for the aborted
+    /// forwarders to be gone. Dropping the future skips that wait; nothing
+    /// is left half done.
     pub async fn shutdown(&self) {
         let ids: Vec<SubscriptionId> = self.routes().by_id.keys().copied().collect();
         for id in ids {

@@ -61,6 +61,13 @@ impl<A: Actor> DynamicSupervisorBuilder<A> {
         self
     }
 
+    /// Sets the clock of the restart-intensity window and event stamps;
+    /// see [`SupervisorBuilder::clock`].
+    pub fn clock(&mut self, clock: foundation_error::clock::SharedClock) -> &mut Self {
+        self.supervisor.clock(clock);
+        self
+    }
+
     /// Sends events on `bus`.
     pub fn events(&mut self, bus: &EventBus) -> &mut Self {
         self.supervisor.events(bus);
@@ -97,6 +104,11 @@ impl<A: Actor> DynamicSupervisorBuilder<A> {
     }
 
     /// Starts it as a top-level supervisor.
+    ///
+    /// # Cancel safety
+    ///
+    /// The start runs on the caller's task; dropping the future abandons
+    /// it, and the supervisor's process ends.
     pub async fn start(&self) -> Result<DynamicSupervisor<A>, Error> {
         self.validate()?;
         let (shared, options) = self.supervisor.build_parts(Some(self.limits()))?;
@@ -215,7 +227,9 @@ impl<A: Actor> DynamicSupervisor<A> {
         self.supervisor
             .actor()
             .call_timeout(
-                super::SupervisorRequest(super::server::Request::TerminateProcess(child.id())),
+                super::server::SupervisorRequest(super::server::Request::TerminateProcess(
+                    child.id(),
+                )),
                 self.supervisor.control_timeout,
             )
             .await
@@ -234,6 +248,17 @@ where
 {
     /// Starts a child from `args` (kept, and cloned for every restart) and
     /// returns its handle once its `init` has succeeded.
+    ///
+    /// The child belongs to the supervisor instance running when it was
+    /// accepted: if that instance ends (even just after this returned
+    /// `Ok`), the child's process ends with it; while the supervisor is
+    /// restarting, this fails with `service_unavailable`.
+    ///
+    /// # Cancel safety
+    ///
+    /// `init` runs on the caller's task: dropping the future during it
+    /// ends the new process (its `init` is abandoned at that await point)
+    /// and nothing is added. Once this returns, the child is adopted.
     pub async fn start_child(&self, args: A::Args) -> Result<ActorRef<A>, Error> {
         let shared = Arc::clone(self.supervisor.shared());
         if !self.supervisor.process().is_alive() {
@@ -273,17 +298,30 @@ where
             Arc::clone(&shared.name),
             Arc::new(move || args.clone()),
             Arc::clone(&mailbox),
-            self.template.options.start_timeout,
+            self.template.options.clone(),
             self.template.restart,
             self.template.shutdown,
         ));
         let process = mailbox.to_process_ref();
         let key = shared.next_key();
+        // The running supervisor instance accepts the child; if it is
+        // restarting, none can.
+        let supervisor_process = self.supervisor.process();
+        let accepted_by = supervisor_process.incarnation();
+        if supervisor_process.status() != crate::ProcessStatus::Running {
+            limits.count.fetch_sub(1, Ordering::AcqRel);
+            drop(prepared);
+            return Err(Error::new(
+                ErrorCode::SERVICE_UNAVAILABLE,
+                format!("supervisor {} is restarting", shared.name),
+            ));
+        }
         shared.own(&process);
         let adopt = SupervisorInfo(Info::Adopt {
             key,
             spec,
             incarnation: prepared.incarnation(),
+            accepted_by,
         });
         if self.supervisor.actor().try_send_info(adopt).is_err() {
             shared.disown(&process);

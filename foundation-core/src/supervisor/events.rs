@@ -7,24 +7,18 @@
 //! deploy-monitor computes restart frequency from these.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use foundation_error::Error;
+use foundation_error::clock::Clock;
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
+use crate::metrics::{
+    SUPERVISOR_CHILD_EXITS_TOTAL as CHILD_EXITS_TOTAL,
+    SUPERVISOR_CHILD_STARTS_TOTAL as CHILD_STARTS_TOTAL,
+    SUPERVISOR_ESCALATIONS_TOTAL as ESCALATIONS_TOTAL, SUPERVISOR_RESTARTS_TOTAL as RESTARTS_TOTAL,
+};
 use crate::process::{ExitReason, ProcessId};
-
-/// Counter: child restarts, by supervisor and child.
-pub const RESTARTS_TOTAL: &str = "foundation_supervisor_restarts_total";
-/// Counter: child starts (first starts and restarts), by supervisor and child.
-pub const CHILD_STARTS_TOTAL: &str = "foundation_supervisor_child_starts_total";
-/// Counter: child exits, by supervisor, child and reason label.
-pub const CHILD_EXITS_TOTAL: &str = "foundation_supervisor_child_exits_total";
-/// Counter: restart intensity exceeded, by supervisor.
-pub const ESCALATIONS_TOTAL: &str = "foundation_supervisor_escalations_total";
-/// Gauge: running children, by supervisor.
-pub const CHILDREN: &str = "foundation_supervisor_children";
 
 /// The default number of events a subscriber may fall behind.
 pub const DEFAULT_EVENT_CAPACITY: usize = 1024;
@@ -83,8 +77,11 @@ pub struct SupervisorEvent {
     pub child: Arc<str>,
     /// What happened.
     pub kind: SupervisorEventKind,
-    /// When (tokio's clock).
-    pub at: Instant,
+    /// When, on the supervisor's clock ([`Clock::elapsed`]; see
+    /// `SupervisorBuilder::clock`).
+    pub at: Duration,
+    /// When, as wall time on the supervisor's clock ([`Clock::wall`]).
+    pub wall: SystemTime,
 }
 
 /// A channel of supervisor events, shareable by a whole tree: a nested
@@ -117,13 +114,20 @@ impl EventBus {
         self.sender.subscribe()
     }
 
-    pub(crate) fn emit(&self, supervisor: &Arc<str>, child: &Arc<str>, kind: SupervisorEventKind) {
+    pub(crate) fn emit(
+        &self,
+        supervisor: &Arc<str>,
+        child: &Arc<str>,
+        kind: SupervisorEventKind,
+        clock: &dyn Clock,
+    ) {
         record_metrics(supervisor, child, &kind);
         let event = SupervisorEvent {
             supervisor: Arc::clone(supervisor),
             child: Arc::clone(child),
             kind,
-            at: Instant::now(),
+            at: clock.elapsed(),
+            wall: clock.wall(),
         };
         // No subscriber is fine: the metrics above still count it.
         let _ = self.sender.send(event);

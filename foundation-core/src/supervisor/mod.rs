@@ -10,7 +10,13 @@
 //! Guarantees:
 //! - Children start in order; a child whose `init` fails fails the whole
 //!   start, with an error naming the child, after the children already
-//!   started were stopped in reverse order.
+//!   started were stopped in reverse order. For a top-level supervisor
+//!   every child's process then ends (handles fail at once, monitors
+//!   fire); a nested one's children wait for their parent's retry.
+//! - A child that will not be restarted (`Transient` after a normal exit,
+//!   `Temporary` after any) ends its process for good: monitors fire with
+//!   its reason and registry names are freed. A transient child keeps its
+//!   spec, and `restart_child` starts it in a new process.
 //! - Children stop in reverse order, each within its [`Shutdown`] limit,
 //!   after which it is aborted.
 //! - A restarted child's old instance has finished `terminate` before the
@@ -35,22 +41,20 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use foundation_error::clock::{SharedClock, TokioClock};
 use foundation_error::{Error, ErrorCode};
 use tokio::sync::broadcast;
 
 pub use dynamic::{DynamicSupervisor, DynamicSupervisorBuilder};
-pub use events::{
-    CHILD_EXITS_TOTAL, CHILD_STARTS_TOTAL, CHILDREN, DEFAULT_EVENT_CAPACITY, ESCALATIONS_TOTAL,
-    EventBus, RESTARTS_TOTAL, SupervisorEvent, SupervisorEventKind,
-};
-pub use server::{Supervisor, SupervisorArgs, SupervisorInfo, SupervisorReply, SupervisorRequest};
+pub use events::{DEFAULT_EVENT_CAPACITY, EventBus, SupervisorEvent, SupervisorEventKind};
+pub use server::Supervisor;
 pub use spec::{ChildKind, ChildSpec, DEFAULT_WORKER_SHUTDOWN, Restart, Shutdown};
 
 pub(crate) use self::server::DynamicLimits;
-use self::server::{Reply, Request, SupervisorShared};
-use crate::actor::{ActorOptions, Mailbox};
+use self::server::{Reply, Request, SupervisorArgs, SupervisorRequest, SupervisorShared};
+use crate::ActorRef;
+use crate::actor::{ActorOptions, ExitSink, Mailbox, start_instance};
 use crate::process::{ExitReason, ProcessRef};
-use crate::{ActorRef, spawn_with};
 
 /// The default restart intensity: 3 restarts ...
 pub const DEFAULT_MAX_RESTARTS: u32 = 3;
@@ -65,6 +69,7 @@ pub const DEFAULT_SUPERVISOR_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Which children restart when one exits abnormally (or, for permanent
 /// children, at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Only that child.
     OneForOne,
@@ -88,13 +93,16 @@ pub enum AutoShutdown {
 
 /// Where a child is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ChildStatus {
     /// An instance is running.
     Running,
     /// Not running; a restart is under way or pending.
     Restarting,
-    /// Terminated (by `terminate_child`, or a transient child that exited
-    /// normally); `restart_child` starts it again.
+    /// Terminated by `terminate_child` (its process is held stopped), or a
+    /// transient child that exited normally (its process ended for good);
+    /// `restart_child` starts it again, in a new process in the second
+    /// case.
     Stopped,
 }
 
@@ -149,6 +157,7 @@ pub struct SupervisorBuilder {
     strategy: Strategy,
     max_restarts: u32,
     period: Duration,
+    clock: Option<SharedClock>,
     auto_shutdown: AutoShutdown,
     events: Option<EventBus>,
     children: Vec<Result<Arc<dyn spec::ErasedChild>, Error>>,
@@ -165,6 +174,7 @@ impl Supervisor {
             strategy: Strategy::OneForOne,
             max_restarts: DEFAULT_MAX_RESTARTS,
             period: DEFAULT_RESTART_PERIOD,
+            clock: None,
             auto_shutdown: AutoShutdown::Never,
             events: None,
             children: Vec::new(),
@@ -185,6 +195,15 @@ impl SupervisorBuilder {
     pub fn intensity(&mut self, max_restarts: u32, period: Duration) -> &mut Self {
         self.max_restarts = max_restarts;
         self.period = period;
+        self
+    }
+
+    /// Sets the clock the restart-intensity window is measured on and
+    /// events are stamped with (default: a [`TokioClock`] made at the
+    /// start, so paused tokio time drives it). Pass the application's one
+    /// clock, or a [`ManualClock`](crate::ManualClock) in tests.
+    pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
+        self.clock = Some(clock);
         self
     }
 
@@ -213,8 +232,10 @@ impl SupervisorBuilder {
         self
     }
 
-    /// Adds a child; children start in the order they are added.
-    pub fn child<A: crate::Actor>(&mut self, spec: ChildSpec<A>) -> &mut Self {
+    /// Adds a child; children start in the order they are added. Takes a
+    /// [`ChildSpec`] or one configured inline (`&mut ChildSpec`).
+    pub fn child<A: crate::Actor>(&mut self, spec: impl Into<ChildSpec<A>>) -> &mut Self {
+        let spec = spec.into();
         self.children.push(spec.validate().map(|()| spec.erase()));
         self
     }
@@ -268,6 +289,10 @@ impl SupervisorBuilder {
             strategy: self.strategy,
             max_restarts: self.max_restarts,
             period: self.period,
+            clock: self
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(TokioClock::new())),
             auto_shutdown: self.auto_shutdown,
             events,
             specs: Mutex::new(specs),
@@ -297,7 +322,14 @@ impl SupervisorBuilder {
     }
 
     /// Starts the supervisor (and its children, in order) as a top-level
-    /// supervisor: nothing restarts it.
+    /// supervisor: nothing restarts it. If a child's `init` fails, the
+    /// children started so far are stopped and every child's process ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// The start runs on the caller's task; dropping the future abandons
+    /// it, and the supervisor's process ends, and with it every child
+    /// process.
     pub async fn start(&self) -> Result<SupervisorRef, Error> {
         let (shared, options) = self.build_parts(None)?;
         SupervisorRef::start_top_level(shared, options, self.control_timeout).await
@@ -350,21 +382,7 @@ impl SupervisorRef {
             control_timeout,
             top_level,
         };
-        // When the supervisor's process ends, so do its children's.
-        let shared = Arc::downgrade(&supervisor.shared);
-        let hook = Box::new(move |_: &crate::Down| {
-            if let Some(shared) = shared.upgrade() {
-                let owned: Vec<ProcessRef> = server::lock(&shared.owned)
-                    .drain()
-                    .map(|(_, p)| p)
-                    .collect();
-                for process in owned {
-                    process.inner.close(ExitReason::Shutdown);
-                }
-            }
-        });
-        // A fresh mailbox cannot have ended yet.
-        let _ = supervisor.actor.process().inner.add_exit_hook(hook);
+        end_children_with(&supervisor.actor.process(), &supervisor.shared);
         supervisor
     }
 
@@ -373,14 +391,24 @@ impl SupervisorRef {
         options: ActorOptions<Supervisor>,
         control_timeout: Duration,
     ) -> Result<SupervisorRef, Error> {
-        let args = SupervisorArgs(Arc::clone(&shared));
-        let actor = spawn_with::<Supervisor>(args, &options).await?;
-        Ok(SupervisorRef::new(
-            Arc::clone(actor.mailbox()),
-            shared,
-            control_timeout,
-            true,
-        ))
+        options.validate()?;
+        let mailbox = Mailbox::new(&options);
+        // The hook that ends the children's processes is in place before
+        // the start, so a failed start ends them too.
+        let supervisor = SupervisorRef::new(Arc::clone(&mailbox), shared, control_timeout, true);
+        let args = SupervisorArgs(Arc::clone(&supervisor.shared));
+        // Ends the process if this future is dropped during the start.
+        let mut abandoned = EndOnDrop(Some(Arc::clone(&mailbox)));
+        let started =
+            start_instance(&mailbox, args, options.start_timeout, ExitSink::Standalone).await;
+        abandoned.0 = None;
+        match started {
+            Ok(_join) => Ok(supervisor),
+            Err(error) => {
+                mailbox.close_for_good(ExitReason::Error(error.clone()));
+                Err(error)
+            }
+        }
     }
 
     pub(crate) fn child_spec(
@@ -391,12 +419,22 @@ impl SupervisorRef {
     ) -> (ChildSpec<Supervisor>, SupervisorRef) {
         let args = SupervisorArgs(Arc::clone(&shared));
         let for_events = Arc::downgrade(&shared);
-        let mut spec = ChildSpec::with_options(id, move || args.clone(), options);
-        spec.supervisor_kind(Box::new(move |bus| {
-            if let Some(shared) = for_events.upgrade() {
-                let _ = shared.events.set(bus.clone());
-            }
-        }));
+        let mut spec = ChildSpec::with_options(id, args, options);
+        let for_processes = Arc::downgrade(&shared);
+        spec.supervisor_kind(
+            Arc::new(move |bus| {
+                if let Some(shared) = for_events.upgrade() {
+                    let _ = shared.events.set(bus.clone());
+                }
+            }),
+            // A new process of this supervisor (after its old one ended
+            // for good) ends its children with it too.
+            Arc::new(move |process| {
+                if let Some(shared) = for_processes.upgrade() {
+                    end_children_with(process, &shared);
+                }
+            }),
+        );
         let supervisor = SupervisorRef::new(
             Arc::clone(spec.handle().mailbox()),
             shared,
@@ -414,6 +452,13 @@ impl SupervisorRef {
         &self.actor
     }
 
+    /// Sends a control request and waits for its answer.
+    ///
+    /// Cancel safety, for every control method: dropping the future after
+    /// the request was queued does not withdraw it; the supervisor carries
+    /// it out (a child is started, terminated, restarted or deleted) and
+    /// the answer is discarded. Read the outcome with `which_children`.
+    /// A request that timed out is in the same state.
     async fn request(&self, request: Request) -> Result<Reply, Error> {
         let reply = self
             .actor
@@ -430,6 +475,13 @@ impl SupervisorRef {
     /// The supervisor's process.
     pub fn process(&self) -> ProcessRef {
         self.actor.process()
+    }
+
+    /// A one-shot notification of the end of this supervisor's process
+    /// (for a top-level supervisor: after `shutdown`, or when it gave up;
+    /// for a nested one: when its parent ends it for good).
+    pub fn monitor(&self) -> crate::Monitor {
+        self.actor.monitor()
     }
 
     /// Subscribes to this supervisor's events (and, when they share its
@@ -461,7 +513,17 @@ impl SupervisorRef {
 
     /// Adds a child at the end and starts it; fails (and adds nothing) when
     /// the id is taken or its `init` fails.
-    pub async fn start_child<A: crate::Actor>(&self, spec: ChildSpec<A>) -> Result<(), Error> {
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future once the request is queued does not withdraw
+    /// it: the child may still be added and started. Check with
+    /// [`which_children`](Self::which_children).
+    pub async fn start_child<A: crate::Actor>(
+        &self,
+        spec: impl Into<ChildSpec<A>>,
+    ) -> Result<(), Error> {
+        let spec = spec.into();
         spec.validate()?;
         self.request(Request::StartChild(spec.erase()))
             .await
@@ -470,13 +532,25 @@ impl SupervisorRef {
 
     /// Stops a child, per its shutdown policy, and keeps it stopped (a
     /// temporary child is deleted).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future once the request is queued does not withdraw
+    /// it: the child is stopped anyway.
     pub async fn terminate_child(&self, id: &str) -> Result<(), Error> {
         self.request(Request::TerminateChild(id.to_owned()))
             .await
             .map(|_| ())
     }
 
-    /// Starts a stopped child again.
+    /// Starts a stopped child again: in its old process after
+    /// `terminate_child`, in a new one (see [`which_children`](Self::which_children))
+    /// when its process ended for good.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future once the request is queued does not withdraw
+    /// it: the child may still be started.
     pub async fn restart_child(&self, id: &str) -> Result<(), Error> {
         self.request(Request::RestartChild(id.to_owned()))
             .await
@@ -484,6 +558,11 @@ impl SupervisorRef {
     }
 
     /// Deletes a stopped child; its process ends.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future once the request is queued does not withdraw
+    /// it: the child is deleted anyway.
     pub async fn delete_child(&self, id: &str) -> Result<(), Error> {
         self.request(Request::DeleteChild(id.to_owned()))
             .await
@@ -496,6 +575,11 @@ impl SupervisorRef {
     /// next (a permanent child is restarted: use the parent's
     /// `terminate_child` to keep it down). Waits at most the control
     /// timeout.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop request is sent before the first wait, so dropping the
+    /// future does not cancel the shutdown; it only stops waiting for it.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let process = self.process();
         if process.status() == crate::ProcessStatus::Closed {
@@ -520,6 +604,42 @@ impl SupervisorRef {
                 .with_context("timeout_ms", self.control_timeout.as_millis())
             })
     }
+}
+
+/// Ends a supervisor process whose start was abandoned.
+struct EndOnDrop(Option<Arc<Mailbox<Supervisor>>>);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        if let Some(mailbox) = self.0.take() {
+            mailbox.close_for_good(ExitReason::Shutdown);
+        }
+    }
+}
+
+/// Makes the end of `supervisor`'s process end every child process it has:
+/// the ones it owns (running, restarting, stopped, dynamic) and static
+/// children that never started. A fresh process cannot have ended yet, so
+/// the hook always registers.
+pub(crate) fn end_children_with(supervisor: &ProcessRef, shared: &Arc<SupervisorShared>) {
+    let shared = Arc::downgrade(shared);
+    let hook = Box::new(move |_: &crate::Down| {
+        if let Some(shared) = shared.upgrade() {
+            let mut children: Vec<ProcessRef> = server::lock(&shared.owned)
+                .drain()
+                .map(|(_, process)| process)
+                .collect();
+            children.extend(
+                server::lock(&shared.specs)
+                    .iter()
+                    .map(|spec| spec.process()),
+            );
+            for process in children {
+                process.inner.close(ExitReason::Shutdown);
+            }
+        }
+    });
+    let _ = supervisor.inner.add_exit_hook(hook);
 }
 
 fn unexpected_reply() -> Error {

@@ -12,14 +12,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
+use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
-use tokio::time::Instant;
 
-use super::events::{CHILDREN, EventBus, SupervisorEventKind};
+use super::events::{EventBus, SupervisorEventKind};
 use super::intensity::Intensity;
 use super::spec::{ChildKind, ErasedChild, Restart, Shutdown};
 use super::{AutoShutdown, ChildCounts, ChildInfo, ChildStatus, Strategy};
 use crate::actor::{ExitSink, Mailbox};
+use crate::metrics::SUPERVISOR_CHILDREN as CHILDREN;
 use crate::process::{ExitReason, ProcessId, ProcessRef, ProcessStatus};
 use crate::{Actor, ActorRef, Context};
 
@@ -34,6 +35,8 @@ pub(crate) struct SupervisorShared {
     pub(crate) strategy: Strategy,
     pub(crate) max_restarts: u32,
     pub(crate) period: Duration,
+    /// Measures the restart window and stamps events.
+    pub(crate) clock: SharedClock,
     pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) events: std::sync::OnceLock<EventBus>,
     /// The static children, in start order; kept across restarts, so
@@ -93,12 +96,27 @@ pub struct Supervisor {
     ids: HashMap<Arc<str>, u64>,
     by_process: HashMap<ProcessId, u64>,
     intensity: Intensity,
+    /// Children in `ChildState::Running`, kept as states change, so the
+    /// gauge costs O(1) per message.
+    running: usize,
 }
 
 struct Child {
     spec: Arc<dyn ErasedChild>,
     state: ChildState,
     dynamic: bool,
+}
+
+/// Moves `child` to `state`, keeping the count of running children.
+fn transition(running: &mut usize, child: &mut Child, state: ChildState) {
+    let was = matches!(child.state, ChildState::Running(_));
+    let is = matches!(state, ChildState::Running(_));
+    child.state = state;
+    match (was, is) {
+        (false, true) => *running += 1,
+        (true, false) => *running = running.saturating_sub(1),
+        _ => {}
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +165,9 @@ pub(crate) enum Info {
         key: u64,
         spec: Arc<dyn ErasedChild>,
         incarnation: u64,
+        /// The supervisor incarnation that accepted the child: a later one
+        /// ends it instead of adopting it.
+        accepted_by: u64,
     },
     RetryRestart {
         key: u64,
@@ -191,9 +212,11 @@ impl Actor for Supervisor {
             children: BTreeMap::new(),
             ids: HashMap::new(),
             by_process: HashMap::new(),
+            running: 0,
             shared,
         };
         let specs = lock(&supervisor.shared.specs).clone();
+        supervisor.end_stale_children(&specs);
         for spec in specs {
             let key = supervisor.insert(spec, false, ChildState::Restarting);
             if let Err(error) = supervisor.start_child_instance(key).await {
@@ -274,6 +297,7 @@ impl Actor for Supervisor {
                 key,
                 spec,
                 incarnation,
+                accepted_by,
             } => {
                 let id = Arc::clone(spec.id());
                 let process = spec.process();
@@ -285,10 +309,16 @@ impl Actor for Supervisor {
                         incarnation,
                     },
                 );
+                if accepted_by != ctx.myself().incarnation() {
+                    // The instance that accepted it is gone, and its
+                    // dynamic children end with it.
+                    self.stop_child(key).await;
+                    self.remove(key, ExitReason::Shutdown);
+                }
             }
             Info::RetryRestart { key } => {
                 if self.children.contains_key(&key) {
-                    if self.intensity.record(Instant::now()) {
+                    if self.intensity.record(self.shared.clock.elapsed()) {
                         self.restart_pending(key).await;
                     } else {
                         self.escalate(key, ctx);
@@ -350,6 +380,9 @@ impl Supervisor {
             self.ids.insert(Arc::clone(spec.id()), key);
         }
         self.by_process.insert(process.id(), key);
+        if matches!(state, ChildState::Running(_)) {
+            self.running += 1;
+        }
         self.children.insert(
             key,
             Child {
@@ -365,6 +398,9 @@ impl Supervisor {
         let Some(child) = self.children.remove(&key) else {
             return;
         };
+        if matches!(child.state, ChildState::Running(_)) {
+            self.running = self.running.saturating_sub(1);
+        }
         let process = child.spec.process();
         self.by_process.remove(&process.id());
         if child.dynamic {
@@ -375,6 +411,25 @@ impl Supervisor {
         }
         self.shared.disown(&process);
         process.inner.close(reason);
+    }
+
+    /// Ends the processes of children that a previous instance had and
+    /// this one will not start: dynamic children (whose previous instance
+    /// was aborted before its `terminate` could end them).
+    fn end_stale_children(&self, specs: &[Arc<dyn ErasedChild>]) {
+        let stale: Vec<ProcessRef> = {
+            let mut owned = lock(&self.shared.owned);
+            let stale: Vec<ProcessId> = owned
+                .keys()
+                .filter(|id| !specs.iter().any(|spec| spec.process().id() == **id))
+                .copied()
+                .collect();
+            stale.iter().filter_map(|id| owned.remove(id)).collect()
+        };
+        for process in stale {
+            self.shared.release_dynamic_slot();
+            process.inner.close(ExitReason::Shutdown);
+        }
     }
 
     fn child_id(&self, key: u64) -> String {
@@ -394,21 +449,27 @@ impl Supervisor {
     }
 
     fn emit(&self, child: &Arc<str>, kind: SupervisorEventKind) {
-        self.shared.events().emit(&self.shared.name, child, kind);
+        self.shared
+            .events()
+            .emit(&self.shared.name, child, kind, self.shared.clock.as_ref());
     }
 
     fn update_gauge(&self) {
-        let running = self
-            .children
-            .values()
-            .filter(|child| matches!(child.state, ChildState::Running(_)))
-            .count();
-        metrics::gauge!(CHILDREN, "supervisor" => self.shared.name.to_string()).set(running as f64);
+        debug_assert_eq!(
+            self.running,
+            self.children
+                .values()
+                .filter(|child| matches!(child.state, ChildState::Running(_)))
+                .count()
+        );
+        metrics::gauge!(CHILDREN, "supervisor" => self.shared.name.to_string())
+            .set(self.running as f64);
     }
 
     /// Starts an instance of child `key`, after making sure no earlier one
-    /// is still running.
+    /// is still running, in a new process if its old one ended for good.
     async fn start_child_instance(&mut self, key: u64) -> Result<u64, Error> {
+        self.renew_if_ended(key);
         let Some(child) = self.children.get(&key) else {
             return Err(Error::new(ErrorCode::DATA_NOT_FOUND, "no such child"));
         };
@@ -431,7 +492,7 @@ impl Supervisor {
         match spec.start(sink).await {
             Ok(incarnation) => {
                 if let Some(child) = self.children.get_mut(&key) {
-                    child.state = ChildState::Running(incarnation);
+                    transition(&mut self.running, child, ChildState::Running(incarnation));
                 }
                 self.emit(
                     spec.id(),
@@ -444,7 +505,7 @@ impl Supervisor {
             }
             Err(error) => {
                 if let Some(child) = self.children.get_mut(&key) {
-                    child.state = ChildState::Restarting;
+                    transition(&mut self.running, child, ChildState::Restarting);
                 }
                 Err(error)
             }
@@ -459,7 +520,7 @@ impl Supervisor {
         if !matches!(child.state, ChildState::Running(_)) {
             return;
         }
-        child.state = ChildState::Restarting;
+        transition(&mut self.running, child, ChildState::Restarting);
         let spec = Arc::clone(&child.spec);
         let process = spec.process();
         let reason = match spec.shutdown() {
@@ -515,7 +576,7 @@ impl Supervisor {
             // We stopped it ourselves, or it is an earlier incarnation.
             return;
         }
-        child.state = ChildState::Restarting;
+        transition(&mut self.running, child, ChildState::Restarting);
         let spec = Arc::clone(&child.spec);
         self.emit(
             spec.id(),
@@ -536,7 +597,7 @@ impl Supervisor {
             }
             return;
         }
-        if !self.intensity.record(Instant::now()) {
+        if !self.intensity.record(self.shared.clock.elapsed()) {
             self.escalate(key, ctx);
             return;
         }
@@ -647,8 +708,11 @@ impl Supervisor {
         ctx.stop(ExitReason::Shutdown);
     }
 
-    /// A child that exited and will not be restarted: temporary and dynamic
-    /// children are removed, static ones are kept stopped.
+    /// A child that exited and will not be restarted: its process ends for
+    /// good with `reason` (monitors fire, registry names are freed).
+    /// Temporary and dynamic children are removed; a static transient one
+    /// keeps its spec, stopped, and `restart_child` starts it in a new
+    /// process.
     fn retire(&mut self, key: u64, reason: ExitReason) {
         let Some(child) = self.children.get_mut(&key) else {
             return;
@@ -656,9 +720,35 @@ impl Supervisor {
         if child.dynamic || child.spec.restart() == Restart::Temporary {
             self.remove(key, reason);
         } else {
-            child.state = ChildState::Stopped;
-            child.spec.process().inner.set_stopped(true);
+            transition(&mut self.running, child, ChildState::Stopped);
+            child.spec.process().inner.close(reason);
         }
+    }
+
+    /// Gives child `key` a new process if its old one ended for good.
+    fn renew_if_ended(&mut self, key: u64) {
+        let Some(child) = self.children.get_mut(&key) else {
+            return;
+        };
+        let old = child.spec.process();
+        if old.is_alive() {
+            return;
+        }
+        let renewed = child.spec.renew();
+        let new = renewed.process();
+        {
+            let mut specs = lock(&self.shared.specs);
+            for spec in specs.iter_mut() {
+                if Arc::ptr_eq(spec, &child.spec) {
+                    *spec = Arc::clone(&renewed);
+                }
+            }
+        }
+        child.spec = renewed;
+        self.by_process.remove(&old.id());
+        self.by_process.insert(new.id(), key);
+        self.shared.disown(&old);
+        self.shared.own(&new);
     }
 
     fn check_auto_shutdown(&mut self, ctx: &mut Context<Self>) {
@@ -746,7 +836,7 @@ impl Supervisor {
         if temporary {
             self.remove(key, ExitReason::Shutdown);
         } else if let Some(child) = self.children.get_mut(&key) {
-            child.state = ChildState::Stopped;
+            transition(&mut self.running, child, ChildState::Stopped);
             child.spec.process().inner.set_stopped(true);
         }
     }

@@ -71,10 +71,15 @@ pub(crate) trait ErasedChild: Send + Sync + 'static {
     fn start(&self, sink: ExitSink) -> BoxFuture<'_, Result<u64, Error>>;
     /// Offers the parent's event bus to a nested supervisor.
     fn inherit_events(&self, _bus: &EventBus) {}
+    /// The same child with a new process (its old one ended for good).
+    fn renew(&self) -> Arc<dyn ErasedChild>;
 }
 
 type Factory<A> = Arc<dyn Fn() -> <A as Actor>::Args + Send + Sync>;
-type EventsHook = Box<dyn Fn(&EventBus) + Send + Sync>;
+type EventsHook = Arc<dyn Fn(&EventBus) + Send + Sync>;
+/// Run on every new process of the child (a nested supervisor's: the hook
+/// that ends its children with it).
+pub(crate) type ProcessHook = Arc<dyn Fn(&ProcessRef) + Send + Sync>;
 
 /// How to run one child under a supervisor.
 ///
@@ -98,7 +103,7 @@ type EventsHook = Box<dyn Fn(&EventBus) + Send + Sync>;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Error> {
-/// let mut worker = ChildSpec::<Worker>::new("worker", || ());
+/// let mut worker = ChildSpec::<Worker>::new("worker", ());
 /// worker.restart(Restart::Transient).shutdown(Shutdown::Timeout(Duration::from_secs(1)));
 /// let handle = worker.handle();
 ///
@@ -120,19 +125,68 @@ pub struct ChildSpec<A: Actor> {
     kind: ChildKind,
     significant: bool,
     on_events: Option<EventsHook>,
+    on_new_process: Option<ProcessHook>,
 }
 
 impl<A: Actor> ChildSpec<A> {
-    /// A permanent worker whose arguments `factory` makes, once per start.
-    pub fn new(
-        id: impl Into<Arc<str>>,
-        factory: impl Fn() -> A::Args + Send + Sync + 'static,
-    ) -> ChildSpec<A> {
-        ChildSpec::with_options(id, factory, ActorOptions::default())
+    /// A permanent worker started from a clone of `args` every time.
+    ///
+    /// Specs can be written inline: the setters return `&mut ChildSpec`,
+    /// which [`SupervisorBuilder::child`](crate::SupervisorBuilder::child)
+    /// takes too.
+    ///
+    /// ```
+    /// # use foundation_core::{Actor, ChildSpec, Context, Restart, Supervisor};
+    /// # use foundation_error::Error;
+    /// # struct Worker;
+    /// # impl Actor for Worker {
+    /// #     type Args = u32; type Call = (); type Reply = (); type Cast = (); type Info = ();
+    /// #     async fn init(_: u32, _ctx: &mut Context<Self>) -> Result<Self, Error> { Ok(Worker) }
+    /// # }
+    /// let mut app = Supervisor::builder("app");
+    /// app.child(ChildSpec::<Worker>::new("worker", 7).restart(Restart::Transient));
+    /// ```
+    pub fn new(id: impl Into<Arc<str>>, args: A::Args) -> ChildSpec<A>
+    where
+        A::Args: Clone,
+    {
+        ChildSpec::with_options(id, args, ActorOptions::default())
     }
 
     /// As [`ChildSpec::new`], with mailbox and start options.
     pub fn with_options(
+        id: impl Into<Arc<str>>,
+        args: A::Args,
+        options: ActorOptions<A>,
+    ) -> ChildSpec<A>
+    where
+        A::Args: Clone,
+    {
+        // The factory is shared between threads; the mutex makes arguments
+        // that are only `Send` shareable. It is taken once per start.
+        let args = std::sync::Mutex::new(args);
+        ChildSpec::from_fn_with_options(
+            id,
+            move || {
+                args.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone()
+            },
+            options,
+        )
+    }
+
+    /// A permanent worker whose arguments `factory` makes, once per start
+    /// (for arguments that are not `Clone`, or must be fresh each time).
+    pub fn from_fn(
+        id: impl Into<Arc<str>>,
+        factory: impl Fn() -> A::Args + Send + Sync + 'static,
+    ) -> ChildSpec<A> {
+        ChildSpec::from_fn_with_options(id, factory, ActorOptions::default())
+    }
+
+    /// As [`ChildSpec::from_fn`], with mailbox and start options.
+    pub fn from_fn_with_options(
         id: impl Into<Arc<str>>,
         factory: impl Fn() -> A::Args + Send + Sync + 'static,
         options: ActorOptions<A>,
@@ -147,7 +201,26 @@ impl<A: Actor> ChildSpec<A> {
             kind: ChildKind::Worker,
             significant: false,
             on_events: None,
+            on_new_process: None,
         }
+    }
+
+    /// Takes this spec's contents (its process included), leaving a copy
+    /// with a new process of its own.
+    fn take(&mut self) -> ChildSpec<A> {
+        let fresh = ChildSpec {
+            id: Arc::clone(&self.id),
+            factory: Arc::clone(&self.factory),
+            mailbox: Mailbox::new(&self.options),
+            options: self.options.clone(),
+            restart: self.restart,
+            shutdown: self.shutdown,
+            kind: self.kind,
+            significant: self.significant,
+            on_events: self.on_events.clone(),
+            on_new_process: self.on_new_process.clone(),
+        };
+        std::mem::replace(self, fresh)
     }
 
     /// A handle to the child, valid before the start and across restarts.
@@ -179,9 +252,14 @@ impl<A: Actor> ChildSpec<A> {
         self
     }
 
-    pub(crate) fn supervisor_kind(&mut self, on_events: EventsHook) -> &mut Self {
+    pub(crate) fn supervisor_kind(
+        &mut self,
+        on_events: EventsHook,
+        on_new_process: ProcessHook,
+    ) -> &mut Self {
         self.kind = ChildKind::Supervisor;
         self.on_events = Some(on_events);
+        self.on_new_process = Some(on_new_process);
         self
     }
 
@@ -221,13 +299,24 @@ impl<A: Actor> ChildSpec<A> {
             id: self.id,
             factory: self.factory,
             mailbox: self.mailbox,
-            start_timeout: self.options.start_timeout,
+            options: self.options,
             restart: self.restart,
             shutdown,
             kind: self.kind,
             significant: self.significant,
             on_events: self.on_events,
+            on_new_process: self.on_new_process,
         })
+    }
+}
+
+/// Lets a spec configured inline (`ChildSpec::new(..).restart(..)`, a
+/// `&mut ChildSpec`) be handed to a supervisor: the supervisor takes its
+/// contents, process and handles included; what stays behind is a copy
+/// with a new process, not added anywhere.
+impl<A: Actor> From<&mut ChildSpec<A>> for ChildSpec<A> {
+    fn from(spec: &mut ChildSpec<A>) -> ChildSpec<A> {
+        spec.take()
     }
 }
 
@@ -248,12 +337,13 @@ pub(crate) struct ActorChild<A: Actor> {
     pub(crate) id: Arc<str>,
     pub(crate) factory: Factory<A>,
     pub(crate) mailbox: Arc<Mailbox<A>>,
-    pub(crate) start_timeout: Duration,
+    pub(crate) options: ActorOptions<A>,
     pub(crate) restart: Restart,
     pub(crate) shutdown: Shutdown,
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
     on_events: Option<EventsHook>,
+    on_new_process: Option<ProcessHook>,
 }
 
 impl<A: Actor> ActorChild<A> {
@@ -262,7 +352,7 @@ impl<A: Actor> ActorChild<A> {
         id: Arc<str>,
         factory: Factory<A>,
         mailbox: Arc<Mailbox<A>>,
-        start_timeout: Duration,
+        options: ActorOptions<A>,
         restart: Restart,
         shutdown: Shutdown,
     ) -> ActorChild<A> {
@@ -270,12 +360,13 @@ impl<A: Actor> ActorChild<A> {
             id,
             factory,
             mailbox,
-            start_timeout,
+            options,
             restart,
             shutdown,
             kind: ChildKind::Worker,
             significant: false,
             on_events: None,
+            on_new_process: None,
         }
     }
 }
@@ -316,7 +407,8 @@ impl<A: Actor> ErasedChild for ActorChild<A> {
                     )
                     .with_context("panic", panic_message(payload.as_ref()))
                 })?;
-            let prepared = prepare_instance(&self.mailbox, args, self.start_timeout).await?;
+            let prepared =
+                prepare_instance(&self.mailbox, args, self.options.start_timeout).await?;
             let incarnation = prepared.incarnation();
             prepared.launch(sink);
             Ok(incarnation)
@@ -327,5 +419,24 @@ impl<A: Actor> ErasedChild for ActorChild<A> {
         if let Some(hook) = &self.on_events {
             hook(bus);
         }
+    }
+
+    fn renew(&self) -> Arc<dyn ErasedChild> {
+        let mailbox = Mailbox::new(&self.options);
+        if let Some(hook) = &self.on_new_process {
+            hook(&mailbox.to_process_ref());
+        }
+        Arc::new(ActorChild {
+            id: Arc::clone(&self.id),
+            factory: Arc::clone(&self.factory),
+            mailbox,
+            options: self.options.clone(),
+            restart: self.restart,
+            shutdown: self.shutdown,
+            kind: self.kind,
+            significant: self.significant,
+            on_events: self.on_events.clone(),
+            on_new_process: self.on_new_process.clone(),
+        })
     }
 }

@@ -496,6 +496,25 @@ async fn an_outcome_counts_only_in_the_period_it_started_in() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn resetting_a_closed_breaker_starts_a_new_period() {
+    let breaker = CircuitBreaker::builder("closed-reset")
+        .failure_threshold(1)
+        .build()
+        .expect("valid");
+    let held = hold_call(&breaker).await;
+    assert_eq!(breaker.state(), CircuitState::Closed);
+    breaker.reset();
+    let error = held.complete(Err(down())).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::NETWORK_ERROR);
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "a late failure of a call admitted before the reset is ignored"
+    );
+    assert_eq!(breaker.consecutive_failures(), 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn retry_around_a_call_stops_at_once_on_an_open_circuit() {
     let breaker = CircuitBreaker::builder("flaky")
         .failure_threshold(3)

@@ -7,9 +7,11 @@
 
 mod actor;
 mod circuit_breaker;
+mod ending;
 mod monitor;
 mod rate_limiter;
 mod registry;
+mod reply;
 mod signal;
 mod supervisor;
 mod support;

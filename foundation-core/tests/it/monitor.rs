@@ -130,3 +130,62 @@ async fn a_watcher_that_dies_releases_its_monitors() {
     gone.await;
     assert_eq!(target.monitor_count(), 0);
 }
+
+/// Keeps the `MonitorRef` it gets, and releases it on request.
+struct Keeper {
+    kept: Option<foundation_core::MonitorRef>,
+}
+
+impl Actor for Keeper {
+    type Args = ();
+    type Call = Option<ProcessRef>;
+    type Reply = bool;
+    type Cast = ();
+    type Info = ();
+
+    async fn init(_: (), _ctx: &mut Context<Self>) -> Result<Self, Error> {
+        Ok(Keeper { kept: None })
+    }
+
+    /// `Some`: monitor it and keep the ref; `None`: demonitor the kept one.
+    async fn handle_call(
+        &mut self,
+        call: Option<ProcessRef>,
+        ctx: &mut Context<Self>,
+    ) -> Result<bool, Error> {
+        Ok(match call {
+            Some(process) => {
+                self.kept = Some(ctx.monitor(process));
+                true
+            }
+            None => self.kept.take().is_some_and(|kept| ctx.demonitor(kept)),
+        })
+    }
+}
+
+#[tokio::test]
+async fn an_actor_stores_its_monitor_ref_and_releases_it_later() {
+    let keeper = spawn::<Keeper>(()).await.unwrap();
+    let target = spawn::<Probe>(ProbeArgs::named("t")).await.unwrap();
+    assert!(keeper.call(Some(target.process())).await.unwrap());
+    assert_eq!(target.monitor_count(), 1);
+    assert!(keeper.call(None).await.unwrap());
+    assert_eq!(target.monitor_count(), 0);
+    assert!(!keeper.call(None).await.unwrap());
+}
+
+#[tokio::test]
+async fn process_refs_and_supervisor_refs_can_be_monitored() {
+    let target = spawn::<Probe>(ProbeArgs::named("t")).await.unwrap();
+    let monitor = target.process().monitor();
+    target.stop(ExitReason::Normal);
+    assert!(monitor.await.reason.is_normal());
+
+    let app = foundation_core::Supervisor::builder("app")
+        .start()
+        .await
+        .unwrap();
+    let monitor = app.monitor();
+    app.shutdown().await.unwrap();
+    assert!(monitor.await.reason.is_normal());
+}

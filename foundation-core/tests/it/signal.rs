@@ -265,3 +265,43 @@ async fn subscribing_a_dead_handler_fails_and_unsubscribe_releases_the_monitor()
     assert_eq!(error.code(), ErrorCode::PROCESS_NOT_ALIVE);
     assert_eq!(router.subscription_count(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn signals_are_stamped_and_timed_by_the_injected_clock() {
+    let clock = foundation_core::clock::ManualClock::new();
+    let stamped = Signal::new_at("clock.tick", "/tests", json!(null), &clock).unwrap();
+    assert_eq!(stamped.time, foundation_error::clock::Clock::wall(&clock));
+
+    let router = SignalRouter::builder("clocked")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let report = router.route_sync(stamped).await;
+    assert_eq!(report.outcomes.len(), 0);
+    assert_eq!(
+        report.elapsed,
+        Duration::ZERO,
+        "the manual clock did not move"
+    );
+}
+
+#[test]
+fn signals_round_trip_through_postcard_and_json() {
+    let mut signal = Signal::new(
+        "agent.task.completed",
+        "/agents/7",
+        json!({ "task": 42, "tags": ["a", "b"], "ratio": 0.5, "none": null }),
+    )
+    .unwrap();
+    let bytes = postcard::to_allocvec(&signal).unwrap();
+    let back: Signal = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(back, signal);
+
+    let json = serde_json::to_value(&signal).unwrap();
+    assert_eq!(json["data"]["task"], 42, "JSON keeps data a JSON value");
+    assert_eq!(serde_json::from_value::<Signal>(json).unwrap(), signal);
+
+    signal.data = serde_json::Value::Null;
+    let bytes = postcard::to_allocvec(&signal).unwrap();
+    assert_eq!(postcard::from_bytes::<Signal>(&bytes).unwrap(), signal);
+}

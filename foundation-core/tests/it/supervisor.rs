@@ -34,7 +34,8 @@ async fn four_children(strategy: Strategy) -> Tree {
         ("d", Restart::Permanent),
     ] {
         let events = events.clone();
-        let mut spec = ChildSpec::<Probe>::new(name, move || ProbeArgs::reporting(name, &events));
+        let mut spec =
+            ChildSpec::<Probe>::from_fn(name, move || ProbeArgs::reporting(name, &events));
         spec.restart(restart);
         children.push(spec.handle());
         builder.child(spec);
@@ -103,15 +104,15 @@ async fn a_transient_child_that_exits_normally_is_not_restarted() {
             .cast(ProbeCast::Stop(ExitReason::Normal))
             .await
             .unwrap();
-        wait_for(|| tree.children[1].status() == Stopped, WAIT)
+        wait_for(|| tree.children[1].status() == Closed, WAIT)
             .await
             .unwrap();
         assert_eq!(
             settle(&mut tree).await,
-            vec![(Running, 1), (Stopped, 1), (Running, 1), (Running, 1)],
+            vec![(Running, 1), (Closed, 1), (Running, 1), (Running, 1)],
             "{strategy:?}"
         );
-        // A stopped child refuses messages at once.
+        // Its process ended for good: it refuses messages at once.
         let error = tree.children[1].call(ProbeCall::Get).await.unwrap_err();
         assert_eq!(error.code(), ErrorCode::PROCESS_NOT_ALIVE);
     }
@@ -210,7 +211,8 @@ async fn handles_stay_valid_and_queued_casts_survive_a_restart() {
 async fn the_fourth_crash_within_the_period_escalates_to_the_parent() {
     let (events, _received) = mpsc::unbounded_channel();
     let mut inner = Supervisor::builder("inner");
-    let mut worker = ChildSpec::<Probe>::new("worker", move || ProbeArgs::reporting("w", &events));
+    let mut worker =
+        ChildSpec::<Probe>::from_fn("worker", move || ProbeArgs::reporting("w", &events));
     worker.restart(Restart::Permanent);
     let worker_handle = worker.handle();
     inner.child(worker);
@@ -256,7 +258,7 @@ async fn the_fourth_crash_within_the_period_escalates_to_the_parent() {
 async fn crashes_spread_wider_than_the_period_never_escalate() {
     let mut builder = Supervisor::builder("steady");
     builder.intensity(3, Duration::from_secs(5));
-    let worker = ChildSpec::<Probe>::new("worker", || ProbeArgs::named("w"));
+    let worker = ChildSpec::<Probe>::from_fn("worker", || ProbeArgs::named("w"));
     let handle = worker.handle();
     builder.child(worker);
     let supervisor = builder.start().await.unwrap();
@@ -272,7 +274,7 @@ async fn crashes_spread_wider_than_the_period_never_escalate() {
 async fn exceeding_the_intensity_stops_a_top_level_supervisor_and_its_children() {
     let mut builder = Supervisor::builder("fragile");
     builder.intensity(1, Duration::from_secs(5));
-    let worker = ChildSpec::<Probe>::new("worker", || ProbeArgs::named("w"));
+    let worker = ChildSpec::<Probe>::from_fn("worker", || ProbeArgs::named("w"));
     let handle = worker.handle();
     builder.child(worker);
     let supervisor = builder.start().await.unwrap();
@@ -315,10 +317,10 @@ async fn a_child_that_ignores_shutdown_is_aborted_after_its_timeout() {
     let (events, mut received) = mpsc::unbounded_channel();
     let mut builder = Supervisor::builder("patient");
     let first = events.clone();
-    builder.child(ChildSpec::<Probe>::new("first", move || {
+    builder.child(ChildSpec::<Probe>::from_fn("first", move || {
         ProbeArgs::reporting("first", &first)
     }));
-    let mut stubborn = ChildSpec::<Stubborn>::new("stubborn", move || events.clone());
+    let mut stubborn = ChildSpec::<Stubborn>::from_fn("stubborn", move || events.clone());
     stubborn.shutdown(Shutdown::Timeout(Duration::from_secs(2)));
     builder.child(stubborn);
     let supervisor = builder.start().await.unwrap();
@@ -353,10 +355,10 @@ async fn a_failing_child_init_fails_the_start_and_names_the_child() {
     let (events, mut received) = mpsc::unbounded_channel();
     let mut builder = Supervisor::builder("broken");
     let ok_events = events.clone();
-    builder.child(ChildSpec::<Probe>::new("fine", move || {
+    builder.child(ChildSpec::<Probe>::from_fn("fine", move || {
         ProbeArgs::reporting("fine", &ok_events)
     }));
-    builder.child(ChildSpec::<Probe>::new("bad", move || ProbeArgs {
+    builder.child(ChildSpec::<Probe>::from_fn("bad", move || ProbeArgs {
         fail_init: true,
         ..ProbeArgs::reporting("bad", &events)
     }));
@@ -372,15 +374,15 @@ async fn a_failing_child_init_fails_the_start_and_names_the_child() {
 #[tokio::test(start_paused = true)]
 async fn invalid_specs_are_rejected() {
     let mut builder = Supervisor::builder("dup");
-    builder.child(ChildSpec::<Probe>::new("x", || ProbeArgs::named("x")));
-    builder.child(ChildSpec::<Probe>::new("x", || ProbeArgs::named("x")));
+    builder.child(ChildSpec::<Probe>::from_fn("x", || ProbeArgs::named("x")));
+    builder.child(ChildSpec::<Probe>::from_fn("x", || ProbeArgs::named("x")));
     assert_eq!(
         builder.start().await.unwrap_err().code(),
         ErrorCode::ALREADY_EXISTS
     );
 
     let mut builder = Supervisor::builder("significant");
-    let mut spec = ChildSpec::<Probe>::new("x", || ProbeArgs::named("x"));
+    let mut spec = ChildSpec::<Probe>::from_fn("x", || ProbeArgs::named("x"));
     spec.restart(Restart::Transient).significant(true);
     builder.child(spec);
     assert_eq!(
@@ -435,11 +437,11 @@ async fn introspection_and_control() {
     supervisor.terminate_child("c").await.unwrap();
     assert_eq!(tree.children[2].status(), Closed);
 
-    let extra = ChildSpec::<Probe>::new("e", || ProbeArgs::named("e"));
+    let extra = ChildSpec::<Probe>::from_fn("e", || ProbeArgs::named("e"));
     let extra_handle = extra.handle();
     supervisor.start_child(extra).await.unwrap();
     assert_eq!(extra_handle.call(ProbeCall::Add(1)).await.unwrap(), 1);
-    let duplicate = ChildSpec::<Probe>::new("e", || ProbeArgs::named("e"));
+    let duplicate = ChildSpec::<Probe>::from_fn("e", || ProbeArgs::named("e"));
     assert_eq!(
         supervisor.start_child(duplicate).await.unwrap_err().code(),
         ErrorCode::ALREADY_EXISTS
@@ -459,10 +461,10 @@ async fn introspection_and_control() {
 async fn any_significant_child_exit_shuts_the_supervisor_down() {
     let mut builder = Supervisor::builder("job");
     builder.auto_shutdown(AutoShutdown::AnySignificant);
-    let mut main = ChildSpec::<Probe>::new("main", || ProbeArgs::named("main"));
+    let mut main = ChildSpec::<Probe>::from_fn("main", || ProbeArgs::named("main"));
     main.restart(Restart::Transient).significant(true);
     let main_handle = main.handle();
-    let helper = ChildSpec::<Probe>::new("helper", || ProbeArgs::named("helper"));
+    let helper = ChildSpec::<Probe>::from_fn("helper", || ProbeArgs::named("helper"));
     let helper_handle = helper.handle();
     builder.child(main).child(helper);
     let supervisor = builder.start().await.unwrap();
@@ -511,4 +513,66 @@ async fn supervisor_events_and_the_sync_barrier() {
         .collect();
     assert_eq!(kinds, ["exited", "started", "restarted"]);
     assert!(collected.events().iter().all(|event| &*event.child == "d"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_restart_window_runs_on_the_supervisors_clock() {
+    let clock = Arc::new(foundation_core::ManualClock::new());
+    let mut builder = Supervisor::builder("clocked");
+    builder
+        .intensity(1, Duration::from_secs(5))
+        .clock(clock.clone());
+    let worker = ChildSpec::<Probe>::new("worker", ProbeArgs::named("worker"));
+    let handle = worker.handle();
+    builder.child(worker);
+    let app = builder.start().await.unwrap();
+    let mut events = EventCollector::new(&app.event_bus());
+
+    // Restarts 10 s apart on the manual clock never exceed 1 in 5 s,
+    // whatever tokio's clock says.
+    for expected in 2..=4 {
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(
+            crash_and_wait_restart(&handle, WAIT).await.unwrap(),
+            expected
+        );
+    }
+    let stamps: Vec<Duration> = events
+        .events()
+        .iter()
+        .filter(|event| matches!(event.kind, SupervisorEventKind::ChildRestarted { .. }))
+        .map(|event| event.at)
+        .collect();
+    assert_eq!(
+        stamps,
+        [10, 20, 30].map(Duration::from_secs).to_vec(),
+        "events are stamped on the supervisor's clock"
+    );
+
+    // A second restart at the same manual instant exceeds it, however
+    // much tokio time passes.
+    let monitor = app.monitor();
+    tokio::time::advance(Duration::from_secs(60)).await;
+    handle.stop(ExitReason::Error(foundation_error::Error::system("again")));
+    monitor.wait_timeout(WAIT).await.unwrap();
+    assert!(!handle.is_alive());
+}
+
+#[tokio::test(start_paused = true)]
+async fn child_specs_are_written_inline() {
+    let mut builder = Supervisor::builder("inline");
+    builder
+        .child(ChildSpec::<Probe>::new("a", ProbeArgs::named("a")).restart(Restart::Transient))
+        .child(
+            ChildSpec::<Probe>::from_fn("b", || ProbeArgs::named("b"))
+                .shutdown(Shutdown::BrutalKill),
+        );
+    let app = builder.start().await.unwrap();
+    let children = app.which_children().await.unwrap();
+    assert_eq!(children.len(), 2);
+    assert_eq!(children[0].restart, Restart::Transient);
+    let a = children[0].process.downcast::<Probe>().unwrap();
+    assert_eq!(a.call(ProbeCall::Add(3)).await.unwrap(), 3);
+    app.shutdown().await.unwrap();
+    assert!(!a.is_alive());
 }

@@ -47,8 +47,8 @@ pub(crate) enum ProbeCall {
     Add(u64),
     Fail,
     Panic,
-    /// Replies after this long (tokio time).
-    Slow(Duration),
+    /// Never replies: the instance stays busy until it is stopped.
+    Hang,
 }
 
 pub(crate) enum ProbeCast {
@@ -106,10 +106,7 @@ impl Actor for Probe {
             }
             ProbeCall::Fail => Err(Error::business("refused")),
             ProbeCall::Panic => panic!("probe {} panicked on purpose", self.name),
-            ProbeCall::Slow(delay) => {
-                tokio::time::sleep(delay).await;
-                Ok(self.count)
-            }
+            ProbeCall::Hang => std::future::pending().await,
         }
     }
 

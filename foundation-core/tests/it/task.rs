@@ -69,7 +69,7 @@ fn spawning_outside_a_runtime_is_an_error() {
 async fn tasks_stop_with_the_supervision_tree() {
     let tasks = TaskSupervisor::new("tree-tasks");
     let mut builder = Supervisor::builder("app");
-    builder.child(ChildSpec::<Probe>::new("store", || {
+    builder.child(ChildSpec::<Probe>::from_fn("store", || {
         ProbeArgs::named("store")
     }));
     builder.child(tasks.child_spec("tasks"));

@@ -7,8 +7,13 @@
 //! through a broadcast channel, which never waits either: a subscriber that
 //! falls more than 64 alerts behind loses the oldest.
 //!
-//! Counts have one-second resolution. Time is tokio's clock, so the tracker
-//! follows paused time in tests.
+//! Counts have one-second resolution. Time is read through the tracker's
+//! [`Clock`](crate::clock::Clock) (by default the system's [`TokioClock`],
+//! so the tracker follows paused time in tests; a [`ManualClock`] set with
+//! [`ErrorTrackerBuilder::clock`] drives it by hand).
+//!
+//! [`TokioClock`]: crate::clock::TokioClock
+//! [`ManualClock`]: crate::clock::ManualClock
 
 mod rule;
 mod window;
@@ -19,17 +24,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
-use tokio::time::Instant;
 
+use crate::clock::{self, Clock, SharedClock};
 use crate::code::{Category, ErrorCode, Severity};
 use crate::error::Error;
 
 use rule::RuleState;
 pub use rule::{AlertRule, ErrorAlert, MAX_ALERT_THRESHOLD};
 use window::SecondWindow;
-
-/// The metric counting tracked errors.
-pub const ERRORS_TOTAL: &str = "foundation_errors_total";
 
 /// How many alerts a slow subscriber may fall behind before losing some.
 const ALERT_CHANNEL_CAPACITY: usize = 64;
@@ -62,7 +64,9 @@ pub struct ErrorTracker {
 }
 
 struct Shared {
-    epoch: Instant,
+    clock: SharedClock,
+    /// The clock's reading when the tracker was built, in nanoseconds.
+    epoch: u64,
     retention_seconds: usize,
     rules: Vec<AlertRule>,
     /// Sorted by code number; replaced wholesale (rarely) when a code is
@@ -88,6 +92,7 @@ struct CodeStats {
 pub struct ErrorTrackerBuilder {
     rules: Vec<AlertRule>,
     retention: Duration,
+    clock: Option<SharedClock>,
 }
 
 impl Default for ErrorTrackerBuilder {
@@ -95,6 +100,7 @@ impl Default for ErrorTrackerBuilder {
         ErrorTrackerBuilder {
             rules: vec![AlertRule::default()],
             retention: MIN_RETENTION,
+            clock: None,
         }
     }
 }
@@ -119,6 +125,13 @@ impl ErrorTrackerBuilder {
         self
     }
 
+    /// Sets the clock windows are measured on (default: [`clock::system`],
+    /// which follows paused tokio time).
+    pub fn clock(&mut self, clock: impl Clock) -> &mut Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
     /// Builds the tracker; fails on a rule with a zero threshold or window.
     pub fn build(&self) -> Result<ErrorTracker, Error> {
         for rule in &self.rules {
@@ -134,13 +147,16 @@ impl ErrorTrackerBuilder {
         // One extra slot covers the partial oldest second.
         let retention_seconds = usize::try_from(retention.as_secs()).unwrap_or(usize::MAX / 2) + 1;
         metrics::describe_counter!(
-            ERRORS_TOTAL,
+            crate::metrics::ERRORS_TOTAL,
             "Errors tracked, by code, category and severity."
         );
         let (alerts, _) = broadcast::channel(ALERT_CHANNEL_CAPACITY);
+        let clock = self.clock.clone().unwrap_or_else(clock::system);
+        let epoch = clock.elapsed_nanos();
         Ok(ErrorTracker {
             shared: Arc::new(Shared {
-                epoch: Instant::now(),
+                clock,
+                epoch,
                 retention_seconds,
                 rules: self.rules.clone(),
                 codes: ArcSwap::from_pointee(Vec::new()),
@@ -254,8 +270,10 @@ impl ErrorTracker {
     }
 
     fn now_nanos(&self) -> u64 {
-        let elapsed = Instant::now().duration_since(self.shared.epoch);
-        u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX)
+        self.shared
+            .clock
+            .elapsed_nanos()
+            .saturating_sub(self.shared.epoch)
     }
 
     fn now_second(&self) -> u64 {
@@ -320,7 +338,7 @@ impl CodeStats {
         };
         self.counters[index].get_or_init(|| {
             metrics::counter!(
-                ERRORS_TOTAL,
+                crate::metrics::ERRORS_TOTAL,
                 "code" => self.code.name(),
                 "category" => self.code.category().as_str(),
                 "severity" => severity.as_str(),

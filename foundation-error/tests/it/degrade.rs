@@ -111,3 +111,29 @@ async fn the_cache_is_bounded() {
         .unwrap();
     assert_eq!(loads.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn a_manual_clock_ages_the_cached_values() {
+    let clock = foundation_error::clock::ManualClock::new();
+    let cache = StaleCache::new(Duration::from_secs(10)).clock(clock.clone());
+    let loads = AtomicU32::new(0);
+    let load = || async {
+        loads.fetch_add(1, Ordering::SeqCst);
+        Ok::<_, Error>(5)
+    };
+    cache.get_or_load("key", load).await.unwrap();
+    clock.advance(Duration::from_secs(9));
+    cache.get_or_load("key", load).await.unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 1, "still fresh at 9 s");
+    clock.advance(Duration::from_secs(5));
+    let stale = cache
+        .get_or_load("key", || async { Err(Error::timeout("down")) })
+        .await
+        .unwrap();
+    assert_eq!(
+        stale.freshness,
+        Freshness::Stale {
+            age: Duration::from_secs(14)
+        }
+    );
+}

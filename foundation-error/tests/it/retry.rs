@@ -149,3 +149,28 @@ proptest! {
         prop_assert!(bound <= Duration::from_millis(cap_ms));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_is_measured_on_the_policys_clock() {
+    let clock = foundation_error::clock::ManualClock::new();
+    let policy = RetryPolicy::default()
+        .max_attempts(10)
+        .deadline(Duration::from_secs(1))
+        .clock(clock.clone());
+    let calls = AtomicU32::new(0);
+    let error = retry(&policy, || {
+        calls.fetch_add(1, Ordering::SeqCst);
+        // Each attempt takes 600 ms by the policy's clock.
+        clock.advance(Duration::from_millis(600));
+        async { Err::<(), _>(Error::timeout("slow")) }
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the third could not begin in time"
+    );
+    assert_eq!(error.context_value("retry_stopped"), Some("deadline"));
+    assert_eq!(error.attempts(), Some(2));
+}

@@ -189,3 +189,30 @@ fn every_tracked_error_is_counted_in_metrics() {
         vec![("critical".to_owned(), 1), ("medium".to_owned(), 2)]
     );
 }
+
+#[test]
+fn a_manual_clock_drives_the_windows_without_a_runtime() {
+    let clock = foundation_error::clock::ManualClock::new();
+    let tracker = ErrorTracker::builder()
+        .clear_rules()
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    tracker.track(&Error::timeout("slow"));
+    clock.advance(Duration::from_secs(30));
+    tracker.track(&Error::timeout("slow"));
+    assert_eq!(
+        tracker.recent_count(ErrorCode::TIMEOUT, Duration::from_secs(60)),
+        2
+    );
+    assert_eq!(
+        tracker.recent_count(ErrorCode::TIMEOUT, Duration::from_secs(10)),
+        1
+    );
+    clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        tracker.recent_count(ErrorCode::TIMEOUT, Duration::from_secs(60)),
+        0
+    );
+    assert_eq!(tracker.total_count(ErrorCode::TIMEOUT), 2);
+}

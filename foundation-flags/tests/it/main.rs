@@ -9,13 +9,15 @@ mod evaluation;
 mod openfeature;
 mod persistence;
 mod ramps;
+mod stored;
 mod toml_file;
 mod writes;
 
 mod support {
     use std::time::{Duration, SystemTime};
 
-    use foundation_flags::{Attribution, Clock, Flag, FlagValue, Flags, FlagsBuilder};
+    use foundation_error::clock::TokioClock;
+    use foundation_flags::{Attribution, Flag, FlagValue, Flags, FlagsBuilder};
 
     /// A fixed wall-clock start for tests: 2023-11-14T22:13:20Z.
     pub(crate) fn epoch() -> SystemTime {
@@ -50,7 +52,7 @@ mod support {
         let mut builder = Flags::builder();
         builder
             .declare_all(rollout_flags())
-            .clock(Clock::following_tokio_time(epoch()));
+            .clock(TokioClock::following(epoch()));
         builder
     }
 

@@ -4,8 +4,9 @@
 use std::time::{Duration, SystemTime};
 
 use foundation_error::ErrorCode;
+use foundation_error::clock::TokioClock;
 use foundation_flags::{
-    Attribution, AuditAction, AuditQuery, Clock, FlagChange, FlagValue, Flags, InMemoryFlagStore,
+    Attribution, AuditAction, AuditQuery, FlagChange, FlagValue, Flags, InMemoryFlagStore,
     RampPlan, StoreFault,
 };
 use tokio::sync::broadcast;
@@ -18,14 +19,14 @@ const FLAG: &str = "use_v2_coordinator";
 
 async fn open_with(
     store: &InMemoryFlagStore,
-    clock: &Clock,
+    clock: &TokioClock,
     environment: &[(&str, &str)],
 ) -> Flags {
     let mut builder = Flags::builder();
     builder
         .declare_all(rollout_flags())
         .store(store.clone())
-        .clock(clock.clone())
+        .clock(*clock)
         .environment(environment.iter().copied());
     builder.open().await.expect("the test flags open")
 }
@@ -53,7 +54,7 @@ fn spawn_driver(flags: &Flags) -> JoinHandle<foundation_error::Result<()>> {
 #[tokio::test(start_paused = true)]
 async fn a_ramp_steps_on_schedule_and_completes() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     let driver = spawn_driver(&flags);
     let mut changes = flags.subscribe();
@@ -100,7 +101,7 @@ async fn a_ramp_steps_on_schedule_and_completes() {
 #[tokio::test(start_paused = true)]
 async fn ramps_pause_resume_and_cancel() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     let _driver = spawn_driver(&flags);
     let mut changes = flags.subscribe();
@@ -177,7 +178,7 @@ async fn ramps_pause_resume_and_cancel() {
 #[tokio::test(start_paused = true)]
 async fn another_write_takes_the_flag_over_from_its_ramp() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     let _driver = spawn_driver(&flags);
     let mut changes = flags.subscribe();
@@ -221,7 +222,7 @@ async fn another_write_takes_the_flag_over_from_its_ramp() {
 #[tokio::test(start_paused = true)]
 async fn a_ramp_continues_its_schedule_after_a_restart() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
 
     let flags = open_with(&store, &clock, &[]).await;
     let driver = spawn_driver(&flags);
@@ -267,7 +268,7 @@ async fn a_ramp_continues_its_schedule_after_a_restart() {
 #[tokio::test(start_paused = true)]
 async fn steps_missed_while_down_do_not_burst() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     flags
         .start_ramp(plan(0, 100, 10), by("alice"))
@@ -294,7 +295,7 @@ async fn steps_missed_while_down_do_not_burst() {
 #[tokio::test(start_paused = true)]
 async fn an_environment_override_pauses_a_stored_ramp() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     flags
         .start_ramp(plan(0, 100, 10), by("alice"))
@@ -326,7 +327,7 @@ async fn an_environment_override_pauses_a_stored_ramp() {
 #[tokio::test(start_paused = true)]
 async fn ramps_can_be_driven_by_hand() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     flags
         .start_ramp(plan(60, 0, 30), by("alice"))
@@ -348,7 +349,7 @@ async fn ramps_can_be_driven_by_hand() {
 #[tokio::test(start_paused = true)]
 async fn the_driver_fails_when_a_step_cannot_be_stored_and_a_restart_retries_it() {
     let store = InMemoryFlagStore::new();
-    let clock = Clock::following_tokio_time(epoch());
+    let clock = TokioClock::following(epoch());
     let flags = open_with(&store, &clock, &[]).await;
     flags
         .start_ramp(plan(0, 100, 50), by("alice"))

@@ -91,8 +91,13 @@ fn invalid_files_name_the_file_the_flag_and_the_problem() {
         ),
         (
             "[flags.a]\ndescription = \"d\"\ndefault = \"sometimes\"\n",
-            ErrorCode::FORMAT_ERROR,
+            ErrorCode::INVALID_CONFIG_VALUE,
             "flags.toml: flag `a`: default `sometimes`: expected on, off or a percentage 0..=100",
+        ),
+        (
+            "[flags.a]\ndescription = \"d\"\ndefault = \"130%\"\n",
+            ErrorCode::RANGE_ERROR,
+            "flags.toml: flag `a`: default `130%`: expected on, off or a percentage 0..=100",
         ),
         (
             "[flags.a]\ndescription = \"d\"\ndefault = 1.5\n",

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use foundation_error::ErrorCode;
+use foundation_flags::metrics::{FLAG_CHANGES_TOTAL, FLAG_ROLLOUT_PERCENTAGE};
 use foundation_flags::{
-    Attribution, AuditAction, AuditQuery, FLAG_CHANGES_TOTAL, FLAG_ROLLOUT_PERCENTAGE, FlagValue,
-    InMemoryFlagStore, Percentage,
+    Attribution, AuditAction, AuditQuery, FlagValue, InMemoryFlagStore, Percentage,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 

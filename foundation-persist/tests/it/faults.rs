@@ -145,11 +145,15 @@ async fn inject(
 async fn failing_writes_lose_no_acknowledged_write() {
     for (after, tear) in [(0, false), (7, true), (40, false), (150, true)] {
         let errors = inject(Fault::Writes, after, io::ErrorKind::Other, tear).await;
+        // A failing disk is an infrastructure storage failure, never
+        // `internal_error` (issue 9, defect 6).
         for error in errors {
-            assert!(
-                [ErrorCode::INTERNAL_ERROR, ErrorCode::SERVICE_UNAVAILABLE].contains(&error.code()),
+            assert_eq!(
+                error.code(),
+                ErrorCode::STORAGE_FAILURE,
                 "after {after} writes: {error}"
             );
+            assert_eq!(error.category(), Category::Infrastructure);
         }
     }
 }
@@ -159,7 +163,57 @@ async fn failing_syncs_lose_no_acknowledged_write() {
     for after in [0, 3, 25] {
         let errors = inject(Fault::Syncs, after, io::ErrorKind::Other, false).await;
         assert!(!errors.is_empty());
+        for error in errors {
+            assert_eq!(error.code(), ErrorCode::STORAGE_FAILURE, "{error}");
+        }
     }
+}
+
+/// After a failed fsync the OS may have dropped the dirty pages: the store
+/// refuses writes, even once the disk works again, until it is reopened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_fsync_writes_are_refused_until_reopened() {
+    let directory = temp_dir();
+    let path = directory.path().join("fsync.redb");
+    let faults = FaultInjection::new();
+    let mut options = StoreOptions::new();
+    options.fault_injection(faults.clone());
+    let store = Store::open(&path, &options).expect("the store opens");
+    let state = store.state::<Task>("state").expect("a keyspace");
+    bounded(state.put("before", &Task::new(1)))
+        .await
+        .expect("the put succeeds");
+    faults.fail_syncs_after(0, io::ErrorKind::Other);
+    let failed = bounded(state.put("failed", &Task::new(2)))
+        .await
+        .expect_err("the fsync fails");
+    assert_eq!(failed.code(), ErrorCode::STORAGE_FAILURE, "{failed}");
+    faults.heal();
+    let refused = bounded(state.put("after", &Task::new(3)))
+        .await
+        .expect_err("writes are refused until the store is reopened");
+    assert_eq!(refused.code(), ErrorCode::STORAGE_FAILURE, "{refused}");
+    assert_eq!(
+        bounded(state.get("before"))
+            .await
+            .expect("reads still work"),
+        Some(Task::new(1))
+    );
+    bounded(store.close()).await.expect("the store closes");
+    drop((state, store));
+
+    let store = Store::open(&path, &StoreOptions::new()).expect("the store reopens");
+    let state = store.state::<Task>("state").expect("a keyspace");
+    assert_eq!(
+        bounded(state.get("before"))
+            .await
+            .expect("the read succeeds"),
+        Some(Task::new(1))
+    );
+    bounded(state.put("after", &Task::new(3)))
+        .await
+        .expect("a reopened store writes again");
+    bounded(store.close()).await.expect("the store closes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,11 +227,7 @@ async fn a_full_disk_is_resource_exhausted() {
     );
     for error in &errors {
         assert!(
-            [
-                ErrorCode::RESOURCE_EXHAUSTED,
-                ErrorCode::SERVICE_UNAVAILABLE
-            ]
-            .contains(&error.code()),
+            [ErrorCode::RESOURCE_EXHAUSTED, ErrorCode::STORAGE_FAILURE].contains(&error.code()),
             "{error}"
         );
     }

@@ -9,13 +9,17 @@
 mod batch;
 mod codec;
 mod concurrency;
+#[cfg(feature = "conformance")]
+mod conformance;
 mod crash;
 #[cfg(feature = "fault-injection")]
 mod faults;
+mod hostile;
 mod in_use;
 mod journal;
 mod maintenance;
 mod metrics;
+mod round_trip;
 mod state;
 
 mod support {

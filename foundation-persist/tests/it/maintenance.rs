@@ -21,18 +21,29 @@ async fn a_backup_is_a_consistent_store_of_the_moment_it_was_taken() {
     bounded(store.metadata().put("note", &Task::new(1000)))
         .await
         .unwrap();
-    let revision = bounded(store.revision()).await.unwrap();
+    let note_version = bounded(store.metadata().get_versioned::<Task>("note"))
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
 
     let backup_path = directory.path().join("backups/first.redb");
-    let report = bounded(store.backup(&backup_path)).await.unwrap();
+    let report = bounded(store.file().unwrap().backup(&backup_path))
+        .await
+        .unwrap();
     assert_eq!(report.path, backup_path);
-    assert_eq!(report.revision, revision);
+    assert!(
+        report.revision >= note_version.get(),
+        "the backup's reservation covers every version in it"
+    );
     // 51 state values, 50 records, 1 stream head, format and revision.
     assert_eq!(report.entries, 51 + 50 + 1 + 2);
 
     // The live store goes on; the backup does not change.
     bounded(tasks.put("after", &Task::new(99))).await.unwrap();
-    let again = bounded(store.backup(&backup_path)).await.unwrap_err();
+    let again = bounded(store.file().unwrap().backup(&backup_path))
+        .await
+        .unwrap_err();
     assert_eq!(again.code(), ErrorCode::ALREADY_EXISTS);
 
     let copy = Store::open(&backup_path, &StoreOptions::new()).unwrap();
@@ -50,7 +61,11 @@ async fn a_backup_is_a_consistent_store_of_the_moment_it_was_taken() {
         bounded(copy.metadata().get::<Task>("note")).await.unwrap(),
         Some(Task::new(1000))
     );
-    assert_eq!(bounded(copy.revision()).await.unwrap(), revision);
+    let copied_note = bounded(copy.metadata().get_versioned::<Task>("note"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(copied_note.version, note_version, "versions are copied");
     let leftovers: Vec<_> = std::fs::read_dir(directory.path().join("backups"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name())
@@ -71,17 +86,21 @@ async fn writes_go_on_while_a_backup_runs() {
     }
     bounded(batch.commit()).await.unwrap();
 
-    let backup = store.backup(directory.path().join("copy.redb"));
+    let file = store.file().unwrap();
+    let backup = file.backup(directory.path().join("copy.redb"));
     let writes = join_all((0..20).map(|id| {
         let tasks = tasks.clone();
         async move { tasks.put(&format!("during-{id}"), &Task::new(id)).await }
     }));
     let (backup, writes) = bounded(async { tokio::join!(backup, writes) }).await;
     let report = backup.unwrap();
-    for write in writes {
-        write.unwrap();
-    }
-    // The copy holds exactly the writes up to its revision.
+    let written: Vec<_> = writes
+        .into_iter()
+        .enumerate()
+        .map(|(id, write)| (format!("during-{id}"), write.unwrap()))
+        .collect();
+    // The copy holds exactly the writes up to its snapshot: a prefix of
+    // the commit order (versions grow with it), none after.
     let copy = Store::open(&report.path, &StoreOptions::new()).unwrap();
     let copied = copy.state::<Task>("tasks").unwrap();
     let entries = bounded(copied.list("", None, 10_000)).await.unwrap();
@@ -91,10 +110,25 @@ async fn writes_go_on_while_a_backup_runs() {
             .iter()
             .all(|entry| entry.version.get() <= report.revision)
     );
+    let newest_copied = entries
+        .iter()
+        .filter(|entry| entry.key.starts_with("during-"))
+        .map(|entry| entry.version)
+        .max();
+    for (key, version) in &written {
+        let in_copy = entries.iter().any(|entry| &entry.key == key);
+        let before_snapshot = newest_copied.is_some_and(|newest| *version <= newest);
+        assert_eq!(
+            in_copy, before_snapshot,
+            "{key} ({version}): every write up to the snapshot, none after"
+        );
+    }
     assert_eq!(
-        entries.len() as u64,
-        2000 + (report.revision - 2000),
-        "every write up to the snapshot's revision, none after"
+        entries.len(),
+        2000 + written
+            .iter()
+            .filter(|(_, version)| newest_copied.is_some_and(|newest| *version <= newest))
+            .count()
     );
 }
 
@@ -107,10 +141,12 @@ async fn restore_replaces_the_contents_and_versions_keep_growing() {
     let kept = bounded(tasks.put("kept", &Task::new(1))).await.unwrap();
     bounded(journal.append("s", &Task::new(1))).await.unwrap();
     let backup_path = directory.path().join("backup.redb");
-    bounded(store.backup(&backup_path)).await.unwrap();
+    bounded(store.file().unwrap().backup(&backup_path))
+        .await
+        .unwrap();
 
     bounded(tasks.put("kept", &Task::new(2))).await.unwrap();
-    bounded(tasks.put("added-later", &Task::new(3)))
+    let added_later = bounded(tasks.put("added-later", &Task::new(3)))
         .await
         .unwrap();
     bounded(journal.append("s", &Task::new(2))).await.unwrap();
@@ -122,9 +158,11 @@ async fn restore_replaces_the_contents_and_versions_keep_growing() {
     )
     .await
     .unwrap();
-    let revision_before = bounded(store.revision()).await.unwrap();
+    let revision_before = added_later.get();
 
-    let restored = bounded(store.restore(&backup_path)).await.unwrap();
+    let restored = bounded(store.file().unwrap().restore(&backup_path))
+        .await
+        .unwrap();
     assert!(restored > 0);
     let entry = bounded(tasks.get_versioned("kept")).await.unwrap().unwrap();
     assert_eq!(entry.value, Task::new(1));
@@ -137,7 +175,6 @@ async fn restore_replaces_the_contents_and_versions_keep_growing() {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(bounded(store.revision()).await.unwrap(), revision_before);
     let next = bounded(tasks.put("kept", &Task::new(5))).await.unwrap();
     assert!(
         next.get() > revision_before,
@@ -145,26 +182,38 @@ async fn restore_replaces_the_contents_and_versions_keep_growing() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_refuses_what_is_not_a_backup() {
     let directory = temp_dir();
-    let store = Store::open_in_memory(&StoreOptions::new()).unwrap();
-    let missing = bounded(store.restore(directory.path().join("missing.redb")))
-        .await
-        .unwrap_err();
+    let store = Store::open(directory.path().join("live.redb"), &StoreOptions::new()).unwrap();
+    let missing = bounded(
+        store
+            .file()
+            .unwrap()
+            .restore(directory.path().join("missing.redb")),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(missing.code(), ErrorCode::DATA_NOT_FOUND);
     let garbage = directory.path().join("garbage.redb");
     std::fs::write(&garbage, vec![0x5a; 10_000]).unwrap();
-    let error = bounded(store.restore(&garbage)).await.unwrap_err();
+    let error = bounded(store.file().unwrap().restore(&garbage))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), ErrorCode::DATA_CORRUPTION, "{error}");
     let opened = Store::open(&garbage, &StoreOptions::new()).unwrap_err();
     assert_eq!(opened.code(), ErrorCode::DATA_CORRUPTION, "{opened}");
 
     // The backup of an empty store restores: it holds only the format.
     let other = directory.path().join("empty-backup.redb");
-    let empty = Store::open_in_memory(&StoreOptions::new()).unwrap();
-    let backup = bounded(empty.backup(&other)).await.unwrap();
-    assert_eq!(bounded(store.restore(&backup.path)).await.unwrap(), 1);
+    let empty = Store::open(directory.path().join("empty.redb"), &StoreOptions::new()).unwrap();
+    let backup = bounded(empty.file().unwrap().backup(&other)).await.unwrap();
+    assert_eq!(
+        bounded(store.file().unwrap().restore(&backup.path))
+            .await
+            .unwrap(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +242,8 @@ async fn compaction_shrinks_the_file_and_keeps_the_data() {
         let tasks = tasks.clone();
         async move { tasks.get(&format!("k{id:04}")).await }
     }));
-    let (report, reads) = bounded(async { tokio::join!(store.compact(), reads) }).await;
+    let file = store.file().unwrap();
+    let (report, reads) = bounded(async { tokio::join!(file.compact(), reads) }).await;
     let report = report.unwrap();
     for (id, read) in reads.into_iter().enumerate() {
         assert_eq!(read.unwrap(), Some(big(id as u64)));

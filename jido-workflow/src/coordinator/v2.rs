@@ -164,7 +164,7 @@ impl CoordinatorV2 {
         let id = format!("coordinator_v2_{}", args.id);
         let mut options = ActorOptions::new();
         options.unbounded_mailbox();
-        let spec = ChildSpec::<CoordinatorV2>::with_options(id, move || args.clone(), options);
+        let spec = ChildSpec::<CoordinatorV2>::with_options(id, args, options);
         listen(&engine, spec.handle());
         spec
     }

@@ -1,0 +1,448 @@
+//! The backend contract as a reusable test suite (feature `conformance`).
+//!
+//! Every [`Backend`](crate::Backend) must pass it: this crate runs it
+//! against its in-memory and file stores, and a backend in another crate
+//! (PostgreSQL, issue 15) runs the same functions against its own stores.
+//! Each check takes a factory that returns a fresh, empty, open store, and
+//! panics with a message naming the broken rule, like any test assertion.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use foundation_persist::{Store, StoreOptions, conformance};
+//!
+//! conformance::run_all(|| async {
+//!     Store::open_in_memory(&StoreOptions::new()).expect("a memory store opens")
+//! })
+//! .await;
+//! # });
+//! ```
+//!
+//! The crash and fault tests of the redb backend (process kills, injected
+//! I/O failures, damaged files) are not here: they depend on how a backend
+//! stores its data. A server backend adds its own (a restarted server, a
+//! lost connection) and checks the same promise: no acknowledged write is
+//! lost, and every failure is a classified error.
+//!
+//! This module is not compiled without the feature and not for production
+//! use.
+
+use std::future::Future;
+
+use foundation_error::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::{Outcome, Record, Store};
+
+/// The record the suite stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConformanceRecord {
+    /// A number, to tell records apart.
+    pub id: u64,
+    /// Some text.
+    pub text: String,
+    /// Some bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Record for ConformanceRecord {
+    const TYPE_TAG: &'static str = "foundation_persist_conformance";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+fn record(id: u64) -> ConformanceRecord {
+    ConformanceRecord {
+        id,
+        text: format!("record-{id}"),
+        bytes: (0..(id % 32) as u8).collect(),
+    }
+}
+
+/// Runs every check of the suite, each on a fresh store from `new_store`.
+pub async fn run_all<F, Fut>(mut new_store: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Store>,
+{
+    state_values_round_trip_with_versions(new_store().await).await;
+    compare_and_set_follows_versions(new_store().await).await;
+    versions_never_repeat_across_delete(new_store().await).await;
+    listing_is_ordered_by_key_and_pages(new_store().await).await;
+    journal_sequences_start_at_one_and_never_repeat(new_store().await).await;
+    expected_sequences_refuse_stale_appends(new_store().await).await;
+    batches_are_all_or_nothing(new_store().await).await;
+    metadata_holds_values_of_any_record_type(new_store().await).await;
+    concurrent_writers_are_all_acknowledged_and_readable(new_store().await).await;
+    a_closed_store_answers_service_unavailable(new_store().await).await;
+}
+
+/// Put, get, overwrite, delete; versions grow with every write to a key.
+pub async fn state_values_round_trip_with_versions(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    assert_eq!(
+        values.get("k").await.expect("get"),
+        None,
+        "a new store is empty"
+    );
+    let first = values.put("k", &record(1)).await.expect("put");
+    let entry = values
+        .get_versioned("k")
+        .await
+        .expect("get")
+        .expect("the value is there");
+    assert_eq!(entry.value, record(1));
+    assert_eq!(entry.version, first, "get returns the version put returned");
+    let second = values.put("k", &record(2)).await.expect("put");
+    assert!(second > first, "versions grow with every write to a key");
+    assert_eq!(values.get("k").await.expect("get"), Some(record(2)));
+    assert!(values.delete("k").await.expect("delete"), "the key existed");
+    assert!(!values.delete("k").await.expect("delete"), "deleted twice");
+    assert_eq!(values.get("k").await.expect("get"), None);
+    let other = store
+        .state::<ConformanceRecord>("other")
+        .expect("a keyspace");
+    other.put("k", &record(3)).await.expect("put");
+    assert_eq!(
+        values.get("k").await.expect("get"),
+        None,
+        "keyspaces are separate"
+    );
+    store.close().await.expect("close");
+}
+
+/// Compare-and-set succeeds only on the expected version (or absence), and
+/// a conflict is `version_conflict` naming the keyspace and key.
+pub async fn compare_and_set_follows_versions(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    let created = values
+        .compare_and_set("k", None, &record(1))
+        .await
+        .expect("create when absent");
+    let conflict = values
+        .compare_and_set("k", None, &record(2))
+        .await
+        .expect_err("absent expected, but present");
+    assert_eq!(conflict.code(), ErrorCode::VERSION_CONFLICT, "{conflict}");
+    assert_eq!(conflict.context_value("keyspace"), Some("values"));
+    assert_eq!(conflict.context_value("key"), Some("k"));
+    let updated = values
+        .compare_and_set("k", Some(created), &record(3))
+        .await
+        .expect("the expected version");
+    let stale = values
+        .compare_and_set("k", Some(created), &record(4))
+        .await
+        .expect_err("a stale version");
+    assert_eq!(stale.code(), ErrorCode::VERSION_CONFLICT, "{stale}");
+    assert_eq!(values.get("k").await.expect("get"), Some(record(3)));
+    let wrong = values
+        .compare_and_delete("k", created)
+        .await
+        .expect_err("a delete with a stale version");
+    assert_eq!(wrong.code(), ErrorCode::VERSION_CONFLICT, "{wrong}");
+    values
+        .compare_and_delete("k", updated)
+        .await
+        .expect("a delete with the current version");
+    assert_eq!(values.get("k").await.expect("get"), None);
+    store.close().await.expect("close");
+}
+
+/// A key deleted and written again gets a version larger than any it had:
+/// a compare-and-set holding a version from before the delete fails.
+pub async fn versions_never_repeat_across_delete(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    let first = values.put("k", &record(1)).await.expect("put");
+    let second = values.put("k", &record(2)).await.expect("put");
+    values.delete("k").await.expect("delete");
+    let third = values.put("k", &record(3)).await.expect("put");
+    assert!(third > second && second > first, "versions only grow");
+    for stale in [first, second] {
+        let error = values
+            .compare_and_set("k", Some(stale), &record(4))
+            .await
+            .expect_err("a version from before the delete");
+        assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    }
+    store.close().await.expect("close");
+}
+
+/// Listing returns keys with a prefix in byte order, pages with `after`,
+/// and stops at the limit.
+pub async fn listing_is_ordered_by_key_and_pages(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    for id in [5, 1, 3, 2, 4] {
+        values
+            .put(&format!("item-{id}"), &record(id))
+            .await
+            .expect("put");
+    }
+    values.put("itex", &record(9)).await.expect("put");
+    values.put("other", &record(10)).await.expect("put");
+    let all = values.list("item-", None, 100).await.expect("list");
+    let keys: Vec<_> = all.iter().map(|entry| entry.key.as_str()).collect();
+    assert_eq!(keys, ["item-1", "item-2", "item-3", "item-4", "item-5"]);
+    assert!(
+        all.iter()
+            .all(|entry| entry.value.id.to_string() == entry.key[5..])
+    );
+    let page = values.list("item-", Some("item-2"), 2).await.expect("list");
+    let keys: Vec<_> = page.iter().map(|entry| entry.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["item-3", "item-4"],
+        "after is exclusive, limit holds"
+    );
+    let everything = values.list("", None, 100).await.expect("list");
+    assert_eq!(everything.len(), 7);
+    store.close().await.expect("close");
+}
+
+/// Sequences start at 1 per stream, grow by one, and are never reused
+/// after a truncation; heads and stream listings agree.
+pub async fn journal_sequences_start_at_one_and_never_repeat(store: Store) {
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let head = journal.head("a").await.expect("head");
+    assert_eq!((head.next_sequence, head.truncated_through), (1, 0));
+    for id in 1..=5 {
+        assert_eq!(journal.append("a", &record(id)).await.expect("append"), id);
+    }
+    assert_eq!(journal.append("b", &record(100)).await.expect("append"), 1);
+    let read = journal.read("a", 2, 2).await.expect("read");
+    let sequences: Vec<_> = read.iter().map(|entry| entry.sequence).collect();
+    assert_eq!(sequences, [2, 3]);
+    assert_eq!(read[0].record, record(2));
+    assert_eq!(journal.truncate("a", 3).await.expect("truncate"), 3);
+    assert_eq!(journal.truncate("a", 3).await.expect("truncate"), 0);
+    let head = journal.head("a").await.expect("head");
+    assert_eq!((head.next_sequence, head.truncated_through), (6, 3));
+    let rest = journal.read("a", 1, 100).await.expect("read");
+    let sequences: Vec<_> = rest.iter().map(|entry| entry.sequence).collect();
+    assert_eq!(sequences, [4, 5]);
+    assert_eq!(journal.append("a", &record(6)).await.expect("append"), 6);
+    assert_eq!(
+        journal.streams("", None, 10).await.expect("streams"),
+        ["a", "b"]
+    );
+    assert_eq!(
+        journal.streams("", Some("a"), 10).await.expect("streams"),
+        ["b"]
+    );
+    store.close().await.expect("close");
+}
+
+/// An append expecting a sequence number fails with `version_conflict`
+/// when the stream is elsewhere, and appends nothing.
+pub async fn expected_sequences_refuse_stale_appends(store: Store) {
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    assert_eq!(
+        journal
+            .append_expecting("s", 1, &record(1))
+            .await
+            .expect("the first"),
+        1
+    );
+    let stale = journal
+        .append_expecting("s", 1, &record(2))
+        .await
+        .expect_err("a stale writer");
+    assert_eq!(stale.code(), ErrorCode::VERSION_CONFLICT, "{stale}");
+    assert_eq!(stale.context_value("stream"), Some("s"));
+    assert_eq!(journal.head("s").await.expect("head").next_sequence, 2);
+    store.close().await.expect("close");
+}
+
+/// A batch commits all of its writes or none; its preconditions see its
+/// own earlier writes.
+pub async fn batches_are_all_or_nothing(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let version = values.put("k", &record(1)).await.expect("put");
+    let mut batch = store.batch();
+    batch
+        .append(&journal, "s", &record(2))
+        .expect("op")
+        .put(&values, "other", &record(3))
+        .expect("op")
+        .put(&values, "k", &record(4))
+        .expect("op")
+        .compare_and_set(&values, "k", Some(version), &record(5))
+        .expect("op");
+    let error = batch
+        .commit()
+        .await
+        .expect_err("the batch's own put moved k");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    assert!(journal.read("s", 1, 10).await.expect("read").is_empty());
+    assert_eq!(values.get("other").await.expect("get"), None);
+    let unchanged = values
+        .get_versioned("k")
+        .await
+        .expect("get")
+        .expect("still there");
+    assert_eq!((unchanged.version, unchanged.value), (version, record(1)));
+
+    let mut batch = store.batch();
+    batch
+        .append(&journal, "s", &record(6))
+        .expect("op")
+        .compare_and_set(&values, "k", Some(version), &record(7))
+        .expect("op")
+        .delete(&values, "missing")
+        .expect("op");
+    let outcomes = batch.commit().await.expect("the batch commits");
+    assert_eq!(outcomes.len(), 3);
+    assert!(matches!(outcomes[0], Outcome::Appended { sequence: 1 }));
+    assert!(
+        matches!(outcomes[1], Outcome::Written { version: new } if new > version),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[2], Outcome::Deleted { existed: false }));
+    assert_eq!(values.get("k").await.expect("get"), Some(record(7)));
+    assert!(store.batch().commit().await.expect("empty").is_empty());
+    store.close().await.expect("close");
+}
+
+/// Metadata holds values of any record type, each checked on read.
+pub async fn metadata_holds_values_of_any_record_type(store: Store) {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Phase(u32);
+    impl Record for Phase {
+        const TYPE_TAG: &'static str = "foundation_persist_conformance_phase";
+        const SCHEMA_VERSION: u32 = 1;
+    }
+    let metadata = store.metadata();
+    metadata.put("phase", &Phase(2)).await.expect("put");
+    metadata.put("record", &record(1)).await.expect("put");
+    assert_eq!(
+        metadata.get::<Phase>("phase").await.expect("get"),
+        Some(Phase(2))
+    );
+    let mismatch = metadata
+        .get::<Phase>("record")
+        .await
+        .expect_err("another type");
+    assert_eq!(mismatch.code(), ErrorCode::TYPE_MISMATCH, "{mismatch}");
+    let values = store
+        .state::<ConformanceRecord>("meta")
+        .expect("a state keyspace named like the metadata keyspace");
+    assert_eq!(
+        values.get("record").await.expect("get"),
+        None,
+        "the metadata keyspace is separate from every state keyspace"
+    );
+    store.close().await.expect("close");
+}
+
+/// Many concurrent writers: every acknowledged write is readable, every
+/// write got its own version, and a shared stream's sequences are gapless.
+pub async fn concurrent_writers_are_all_acknowledged_and_readable(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let writes = (0..200u64).map(|id| {
+        let (values, journal) = (values.clone(), journal.clone());
+        async move {
+            if id % 2 == 0 {
+                values
+                    .put(&format!("key-{id:03}"), &record(id))
+                    .await
+                    .map(|version| version.get())
+            } else {
+                journal.append("shared", &record(id)).await
+            }
+        }
+    });
+    let results = futures_join_all(writes).await;
+    for result in &results {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let stored = values.list("key-", None, 1000).await.expect("list");
+    assert_eq!(stored.len(), 100);
+    let mut versions: Vec<_> = stored.iter().map(|entry| entry.version).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(versions.len(), 100, "every write got its own version");
+    let appended = journal.read("shared", 1, 1000).await.expect("read");
+    let sequences: Vec<_> = appended.iter().map(|entry| entry.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=100).collect::<Vec<_>>(),
+        "gapless, in order"
+    );
+    store.close().await.expect("close");
+}
+
+/// Once closed, every call fails with `service_unavailable`; closing
+/// twice is harmless.
+pub async fn a_closed_store_answers_service_unavailable(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    values.put("k", &record(1)).await.expect("put");
+    store.close().await.expect("close");
+    assert!(store.is_closed());
+    let errors = [
+        values.put("k", &record(2)).await.map(drop),
+        values.get("k").await.map(drop),
+        values.list("", None, 10).await.map(drop),
+        journal.append("s", &record(1)).await.map(drop),
+        journal.read("s", 1, 10).await.map(drop),
+        journal.head("s").await.map(drop),
+        store
+            .metadata()
+            .get::<ConformanceRecord>("m")
+            .await
+            .map(drop),
+    ];
+    for result in errors {
+        let error = result.expect_err("a closed store refuses");
+        assert_eq!(error.code(), ErrorCode::SERVICE_UNAVAILABLE, "{error}");
+    }
+    store.close().await.expect("closing twice is harmless");
+}
+
+/// Awaits every future concurrently on the current task.
+async fn futures_join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut done = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
