@@ -344,13 +344,22 @@ impl WorkflowProcess {
         wall_millis(self.shared.clock.as_ref())
     }
 
-    pub(crate) fn info(&self) -> WorkflowInfo {
-        let regular_running = !self.running.is_empty()
+    /// The workflow's status as this instance sees it (for tests and
+    /// inspections: `ActorRef::inspect`, the test kit's `wait_for_state`).
+    pub fn status(&self) -> WorkflowStatus {
+        self.state.status(self.has_running_work())
+    }
+
+    fn has_running_work(&self) -> bool {
+        !self.running.is_empty()
             || self.compensating.is_some()
             || self.state.tasks.iter().enumerate().any(|(task, state)| {
                 state.phase == TaskPhase::InFlight && !self.state.is_builtin(task as u32)
-            });
-        info_from(&self.id, &self.state, regular_running)
+            })
+    }
+
+    pub(crate) fn info(&self) -> WorkflowInfo {
+        info_from(&self.id, &self.state, self.has_running_work())
     }
 
     fn waiting_for(&self, signal: &str) -> Option<u32> {

@@ -20,7 +20,7 @@ use jido_workflow::{WorkflowEngine, WorkflowStatus};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Executions, KillableExecutor, clock, memory_store, plan, plan_works, recorded,
+    Executions, KillableExecutor, clock, memory_store, pause, plan, plan_works, recorded,
 };
 
 const CALL: Duration = Duration::from_secs(5);
@@ -114,7 +114,10 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     let executor = KillableExecutor::new();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_millis(100)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(100))),
+        ),
     );
     builder.clock(Arc::clone(&clock)).executor(executor.clone());
     let engine = builder.start().await?;
@@ -233,7 +236,10 @@ async fn the_deferred_reply_answers_when_the_workflow_ends() -> Result<(), Error
     let executions = Executions::default();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_secs(1)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
     );
     builder.clock(Arc::clone(&clock));
     let engine = builder.start().await?;
@@ -287,7 +293,10 @@ async fn the_flag_routes_by_coordinator_id_and_v1_workflows_migrate_to_v2() -> R
     let executions = Executions::default();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_secs(1)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
     );
     builder.clock(Arc::clone(&clock));
     let engine = builder.start().await?;
@@ -374,7 +383,10 @@ async fn a_killed_v1_loses_its_workflows() -> Result<(), Error> {
     let executions = Executions::default();
     let engine = crate::support::engine(
         &store,
-        plan_works(&executions, Duration::from_secs(1)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
         &clock,
     )
     .await;
