@@ -201,7 +201,7 @@ impl SupervisorBuilder {
     /// Sets the clock the restart-intensity window is measured on and
     /// events are stamped with (default: a [`TokioClock`] made at the
     /// start, so paused tokio time drives it). Pass the application's one
-    /// clock, or a [`ManualClock`](crate::ManualClock) in tests.
+    /// clock, or a [`ManualClock`](crate::clock::ManualClock) in tests.
     pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
         self.clock = Some(clock);
         self
