@@ -1,0 +1,1013 @@
+//! The engine: starts workflows, answers status and list, routes cancel
+//! and signals, and resumes every unfinished workflow at start-up.
+//!
+//! Its supervision tree (one `rest_for_one` supervisor, `jido_workflow`):
+//!
+//! 1. `tasks`: the task supervisor the default executor runs works under;
+//! 2. `workflows`: the WorkflowSupervisor, a dynamic supervisor of
+//!    [`WorkflowProcess`]es (transient: a crashed workflow restarts, a
+//!    finished one does not; 3 restarts in 5 s by default);
+//! 3. `resumer`: on every start, restarts each workflow whose summary is
+//!    not terminal and that has no process.
+//!
+//! When the WorkflowSupervisor gives up (more restarts than its intensity
+//! allows), the top supervisor restarts it and, after it, the resumer,
+//! which brings every unfinished workflow back from its journal. The top
+//! supervisor's own intensity (`recovery_intensity`, 10 in 10 s by
+//! default) bounds that.
+//!
+//! The WorkflowRegistry is a `foundation_core::registry::Registry`: each
+//! process registers its workflow id (unique keys).
+//!
+//! This module is not for how one workflow runs (see `process`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use foundation_core::registry::Registry;
+use foundation_core::{
+    Actor, ActorOptions, ActorRef, ChildSpec, Context, DynamicSupervisor, Restart, Strategy,
+    Supervisor, SupervisorBuilder, SupervisorRef, TaskSupervisor,
+};
+use foundation_error::clock::SharedClock;
+use foundation_error::{Error, ErrorCode};
+use foundation_persist::{MAX_READ_LIMIT, Store};
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::definition::WorkflowDefinition;
+use crate::executor::{StepExecutor, TaskExecutor};
+use crate::lease::{EmbeddedLeases, LeaseManager};
+use crate::metrics;
+use crate::process::{ProcessArgs, WorkflowCall, WorkflowProcess, WorkflowReply, info_from, load};
+use crate::record::{DefinitionRecord, Event, Keyspaces, Summary, to_json_text, wall_millis};
+use crate::state::WorkflowState;
+use crate::status::{
+    HistoryEntry, ListFilter, WorkflowInfo, WorkflowPage, WorkflowStatus, time_from_millis,
+};
+use crate::work::WorkRegistry;
+
+/// How long a call to a workflow process waits by default.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default bound on tasks running at once in one workflow.
+pub const DEFAULT_MAX_PARALLEL: usize = 16;
+
+const MAX_CACHED_DEFINITIONS: usize = 1024;
+
+/// What every workflow process of one engine shares.
+pub(crate) struct Shared {
+    pub(crate) keyspaces: Keyspaces,
+    pub(crate) clock: SharedClock,
+    pub(crate) works: WorkRegistry,
+    pub(crate) executor: Arc<dyn StepExecutor>,
+    pub(crate) registry: Registry,
+    pub(crate) leases: Arc<dyn LeaseManager>,
+    pub(crate) owner: String,
+    pub(crate) max_parallel: usize,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<WorkflowInfo>>>>,
+    pub(crate) next_run: AtomicU64,
+    definitions: Mutex<HashMap<String, WorkflowDefinition>>,
+    stored_definitions: Mutex<HashSet<String>>,
+    listeners: Mutex<Vec<FinishListener>>,
+}
+
+/// Called with a workflow's id and final status when its process ends it
+/// (possibly more than once for one workflow, after a crash at the end).
+pub type FinishListener = Arc<dyn Fn(&str, WorkflowStatus) + Send + Sync>;
+
+/// Drops a waiter's closed senders when its `wait` ends, however it ends.
+struct WaitGuard<'a> {
+    shared: &'a Shared,
+    id: &'a str,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        let mut waiters = self
+            .shared
+            .waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(senders) = waiters.get_mut(self.id) {
+            senders.retain(|sender| !sender.is_closed());
+            if senders.is_empty() {
+                waiters.remove(self.id);
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Hands the final state of workflow `id` to every `wait` on it
+    /// (built only when someone waits).
+    pub(crate) fn notify_finished(&self, id: &str, info: impl FnOnce() -> WorkflowInfo) {
+        let senders = self
+            .waiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        if let Some(senders) = senders {
+            let info = info();
+            for sender in senders {
+                let _ = sender.send(info.clone());
+            }
+        }
+    }
+
+    pub(crate) fn listeners(&self) -> Vec<FinishListener> {
+        self.listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The definition version `hash`, from the cache or the store.
+    pub(crate) async fn definition(&self, hash: &str) -> Result<WorkflowDefinition, Error> {
+        if let Some(definition) = self.cached(hash) {
+            return Ok(definition);
+        }
+        let record = self.keyspaces.definitions.get(hash).await?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::DATA_NOT_FOUND,
+                format!("no workflow definition {hash}"),
+            )
+        })?;
+        let definition = WorkflowDefinition::from_json(&record.canonical)?;
+        self.cache(&definition);
+        Ok(definition)
+    }
+
+    fn cached(&self, hash: &str) -> Option<WorkflowDefinition> {
+        self.definitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(hash)
+            .cloned()
+    }
+
+    fn cache(&self, definition: &WorkflowDefinition) {
+        let mut cache = self
+            .definitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_DEFINITIONS {
+            cache.clear();
+        }
+        cache.insert(definition.hash().as_str().to_owned(), definition.clone());
+    }
+}
+
+/// Builds a [`WorkflowEngine`].
+pub struct WorkflowEngineBuilder {
+    store: Store,
+    works: WorkRegistry,
+    clock: Option<SharedClock>,
+    executor: Option<Arc<dyn StepExecutor>>,
+    leases: Option<Arc<dyn LeaseManager>>,
+    owner: String,
+    max_parallel: usize,
+    intensity: (u32, Duration),
+    recovery_intensity: (u32, Duration),
+}
+
+impl std::fmt::Debug for WorkflowEngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowEngineBuilder")
+            .field("works", &self.works)
+            .field("owner", &self.owner)
+            .field("max_parallel", &self.max_parallel)
+            .finish()
+    }
+}
+
+impl WorkflowEngineBuilder {
+    /// Reads time from `clock` (default: the system clock). Durable
+    /// deadlines are its wall time; timers sleep on tokio's timer.
+    pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Runs works on `executor` (default: a [`TaskExecutor`] on the
+    /// engine's own task supervisor).
+    pub fn executor(&mut self, executor: Arc<dyn StepExecutor>) -> &mut Self {
+        self.executor = Some(executor);
+        self
+    }
+
+    /// Grants leases through `leases` (default: [`EmbeddedLeases`]).
+    pub fn leases(&mut self, leases: Arc<dyn LeaseManager>) -> &mut Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// Names this node as the owner of its leases (default `"local"`).
+    pub fn owner(&mut self, owner: impl Into<String>) -> &mut Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// Bounds the tasks running at once in one workflow (default 16).
+    pub fn max_parallel(&mut self, max_parallel: usize) -> &mut Self {
+        self.max_parallel = max_parallel;
+        self
+    }
+
+    /// The WorkflowSupervisor's restart intensity (default 3 in 5 s).
+    pub fn intensity(&mut self, max_restarts: u32, period: Duration) -> &mut Self {
+        self.intensity = (max_restarts, period);
+        self
+    }
+
+    /// The top supervisor's restart intensity: how often the
+    /// WorkflowSupervisor may itself be restarted (default 10 in 10 s).
+    pub fn recovery_intensity(&mut self, max_restarts: u32, period: Duration) -> &mut Self {
+        self.recovery_intensity = (max_restarts, period);
+        self
+    }
+
+    /// Starts the engine: its supervision tree, then the resumption of
+    /// every unfinished workflow (in the background, under the tree; see
+    /// [`WorkflowEngine::resumed`]).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_config_value` for a parallel bound of 0; the store's
+    /// errors opening the keyspaces; the supervisors' start errors.
+    pub async fn start(&self) -> Result<WorkflowEngine, Error> {
+        let (top, parts) = self.build()?;
+        let supervisor = top.start().await?;
+        Ok(parts.into_engine(supervisor))
+    }
+
+    /// Makes the engine's tree the child `id` of an application's
+    /// supervisor; the returned engine works once the parent has started
+    /// the child (and resumes unfinished workflows then).
+    ///
+    /// # Errors
+    ///
+    /// As for [`start`](Self::start), except the supervisors' start errors,
+    /// which the parent reports.
+    pub fn into_child_spec(
+        &self,
+        id: impl Into<Arc<str>>,
+    ) -> Result<(ChildSpec<Supervisor>, WorkflowEngine), Error> {
+        let (top, parts) = self.build()?;
+        let (spec, supervisor) = top.into_child_spec(id)?;
+        Ok((spec, parts.into_engine(supervisor)))
+    }
+
+    fn build(&self) -> Result<(SupervisorBuilder, EngineParts), Error> {
+        if self.max_parallel == 0 {
+            return Err(Error::new(
+                ErrorCode::INVALID_CONFIG_VALUE,
+                "max_parallel must be at least 1",
+            ));
+        }
+        let clock = self
+            .clock
+            .clone()
+            .unwrap_or_else(foundation_error::clock::system);
+        let tasks = TaskSupervisor::new("jido_workflow_tasks");
+        let executor = self
+            .executor
+            .clone()
+            .unwrap_or_else(|| Arc::new(TaskExecutor::new(tasks.clone())));
+        let leases = self.leases.clone().unwrap_or_else(|| {
+            Arc::new(EmbeddedLeases::new(
+                Arc::clone(&clock),
+                Duration::from_secs(30),
+            ))
+        });
+        let shared = Arc::new(Shared {
+            keyspaces: Keyspaces::open(&self.store)?,
+            clock,
+            works: self.works.clone(),
+            executor,
+            registry: Registry::new(),
+            leases,
+            owner: self.owner.clone(),
+            max_parallel: self.max_parallel,
+            waiters: Mutex::new(HashMap::new()),
+            next_run: AtomicU64::new(1),
+            definitions: Mutex::new(HashMap::new()),
+            stored_definitions: Mutex::new(HashSet::new()),
+            listeners: Mutex::new(Vec::new()),
+        });
+
+        let mut options = ActorOptions::<WorkflowProcess>::new();
+        options.unbounded_mailbox();
+        let mut workflows = DynamicSupervisor::<WorkflowProcess>::builder("workflows");
+        workflows
+            .restart(Restart::Transient)
+            .intensity(self.intensity.0, self.intensity.1)
+            .child_options(options);
+        let (workflows_spec, workflows) = workflows.into_child_spec("workflows")?;
+
+        let resumed = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let resumer_args = ResumerArgs {
+            shared: Arc::clone(&shared),
+            workflows: workflows.clone(),
+            resumed: Arc::clone(&resumed),
+        };
+        let resumer = ChildSpec::<Resumer>::new("resumer", resumer_args);
+
+        let mut top = Supervisor::builder("jido_workflow");
+        top.strategy(Strategy::RestForOne)
+            .intensity(self.recovery_intensity.0, self.recovery_intensity.1)
+            .child(tasks.child_spec("tasks"))
+            .child(workflows_spec)
+            .child(resumer);
+        Ok((
+            top,
+            EngineParts {
+                shared,
+                workflows,
+                tasks,
+                resumed,
+            },
+        ))
+    }
+}
+
+/// An engine's handles, before its tree is started.
+struct EngineParts {
+    shared: Arc<Shared>,
+    workflows: DynamicSupervisor<WorkflowProcess>,
+    tasks: TaskSupervisor,
+    resumed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl EngineParts {
+    fn into_engine(self, supervisor: SupervisorRef) -> WorkflowEngine {
+        WorkflowEngine {
+            shared: self.shared,
+            supervisor,
+            workflows: self.workflows,
+            tasks: self.tasks,
+            resumed: self.resumed,
+        }
+    }
+}
+
+/// The durable workflow engine. Cheap to clone.
+///
+/// ```
+/// use std::time::Duration;
+/// use foundation_persist::{Store, StoreOptions};
+/// use jido_workflow::{StepInput, WorkRegistry, WorkflowDefinition, WorkflowEngine, WorkflowStatus};
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), foundation_error::Error> {
+/// let mut works = WorkRegistry::new();
+/// works.register("double", |input: StepInput| async move {
+///     Ok(json!(input.params["n"].as_i64().unwrap_or(0) * 2))
+/// });
+/// let store = Store::open_in_memory(&StoreOptions::new())?;
+/// let engine = WorkflowEngine::builder(store, works).start().await?;
+///
+/// let definition = WorkflowDefinition::from_json(r#"{"name": "demo", "steps": [
+///     {"task": {"id": "a", "work": "double", "params": {"n": 21}}}]}"#)?;
+/// let id = engine.start_workflow(&definition, json!({"by": "doc"})).await?;
+/// let info = engine.wait(&id, Duration::from_secs(5)).await?;
+/// assert_eq!(info.status, WorkflowStatus::Completed);
+/// assert_eq!(info.results()["a"], json!(42));
+/// engine.shutdown().await?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct WorkflowEngine {
+    shared: Arc<Shared>,
+    supervisor: SupervisorRef,
+    workflows: DynamicSupervisor<WorkflowProcess>,
+    tasks: TaskSupervisor,
+    resumed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl std::fmt::Debug for WorkflowEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkflowEngine")
+            .field("supervisor", &self.supervisor)
+            .field("running", &self.shared.registry.count())
+            .finish()
+    }
+}
+
+impl WorkflowEngine {
+    /// A builder for an engine on `store` running `works`.
+    pub fn builder(store: Store, works: WorkRegistry) -> WorkflowEngineBuilder {
+        WorkflowEngineBuilder {
+            store,
+            works,
+            clock: None,
+            executor: None,
+            leases: None,
+            owner: "local".into(),
+            max_parallel: DEFAULT_MAX_PARALLEL,
+            intensity: (3, Duration::from_secs(5)),
+            recovery_intensity: (10, Duration::from_secs(10)),
+        }
+    }
+
+    /// Calls `listener` whenever a workflow process ends its workflow
+    /// (completed, failed or cancelled). Listeners run on the workflow's
+    /// process and must not block (send a message, bump a counter).
+    pub fn on_finished(&self, listener: FinishListener) {
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// The works this engine runs.
+    pub fn works(&self) -> &WorkRegistry {
+        &self.shared.works
+    }
+
+    /// The stored status of workflow `id` (`None`: no such workflow).
+    /// Running workflows read `running` (see [`list`](Self::list)).
+    ///
+    /// # Errors
+    ///
+    /// The store's errors.
+    pub async fn summary_status(&self, id: &str) -> Result<Option<WorkflowStatus>, Error> {
+        Ok(self
+            .shared
+            .keyspaces
+            .summaries
+            .get(id)
+            .await?
+            .map(|summary| summary.status()))
+    }
+
+    /// The WorkflowRegistry: workflow id to process (unique keys).
+    pub fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    /// The WorkflowSupervisor.
+    pub fn workflows(&self) -> &DynamicSupervisor<WorkflowProcess> {
+        &self.workflows
+    }
+
+    /// The top supervisor (`jido_workflow`).
+    pub fn supervisor(&self) -> &SupervisorRef {
+        &self.supervisor
+    }
+
+    /// The task supervisor of the default executor.
+    pub fn tasks(&self) -> &TaskSupervisor {
+        &self.tasks
+    }
+
+    /// The process of workflow `id`, while it runs.
+    pub fn process(&self, id: &str) -> Option<ActorRef<WorkflowProcess>> {
+        self.shared.registry.lookup_actor::<WorkflowProcess>(id)
+    }
+
+    /// Starts a workflow of `definition` with `metadata` under a new id;
+    /// returns the id once the workflow is durable and its process runs.
+    ///
+    /// # Errors
+    ///
+    /// `validation_failed` for a definition naming an unknown work; the
+    /// store's errors; the supervisor's (the workflow is then recorded and
+    /// resumes at the next start).
+    ///
+    /// # Cancel safety
+    ///
+    /// If dropped after the store has committed, the workflow exists and
+    /// is resumed by the next start of the engine (or `resume_all`).
+    pub async fn start_workflow(
+        &self,
+        definition: &WorkflowDefinition,
+        metadata: Value,
+    ) -> Result<String, Error> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.start_workflow_with_id(&id, definition, metadata)
+            .await?;
+        Ok(id)
+    }
+
+    /// As [`start_workflow`](Self::start_workflow) under a given id.
+    ///
+    /// # Errors
+    ///
+    /// `already_exists` when the id is taken; otherwise as for
+    /// [`start_workflow`](Self::start_workflow).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](Self::start_workflow).
+    pub async fn start_workflow_with_id(
+        &self,
+        id: &str,
+        definition: &WorkflowDefinition,
+        metadata: Value,
+    ) -> Result<(), Error> {
+        self.start_seeded(id, definition, metadata, &BTreeMap::new())
+            .await
+    }
+
+    /// Starts a workflow whose tasks named in `completed` (task id to
+    /// output) already ran elsewhere, as for a migration: their results
+    /// are journaled with the start and they do not run again.
+    ///
+    /// # Errors
+    ///
+    /// `validation_failed` for a task id the definition does not have;
+    /// otherwise as for [`start_workflow_with_id`](Self::start_workflow_with_id).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](Self::start_workflow).
+    pub async fn start_seeded(
+        &self,
+        id: &str,
+        definition: &WorkflowDefinition,
+        metadata: Value,
+        completed: &BTreeMap<String, Value>,
+    ) -> Result<(), Error> {
+        definition.check_works(&self.shared.works)?;
+        let mut seeded = Vec::with_capacity(completed.len() * 2);
+        for (task_id, output) in completed {
+            let task = definition
+                .tasks()
+                .iter()
+                .position(|task| task.id == *task_id)
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::VALIDATION_FAILED,
+                        format!("no task {task_id:?} to seed"),
+                    )
+                    .with_context("field", "completed")
+                })?;
+            let task = u32::try_from(task)
+                .map_err(|_| Error::new(ErrorCode::RANGE_ERROR, "too many tasks"))?;
+            seeded.push(Event::StepStarted { task, attempt: 1 });
+            seeded.push(Event::StepSucceeded {
+                task,
+                output: to_json_text(output),
+            });
+        }
+        let shared = &self.shared;
+        let keyspaces = &shared.keyspaces;
+        let now = wall_millis(shared.clock.as_ref());
+        let hash = definition.hash().as_str().to_owned();
+        let metadata = to_json_text(&metadata);
+        let mut batch = keyspaces.store.batch();
+        let known = shared
+            .stored_definitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&hash);
+        if !known {
+            let record = DefinitionRecord {
+                canonical: definition.canonical_json().to_owned(),
+            };
+            batch.put(&keyspaces.definitions, &hash, &record)?;
+        }
+        let summary = Summary {
+            name: definition.name().to_owned(),
+            definition: hash.clone(),
+            status: WorkflowStatus::Pending.code(),
+            metadata: metadata.clone(),
+            started_at_ms: now,
+            updated_at_ms: now,
+        };
+        batch.compare_and_set(&keyspaces.summaries, id, None, &summary)?;
+        let started = Event::Started {
+            definition: hash.clone(),
+            name: definition.name().to_owned(),
+            metadata,
+            started_at_ms: now,
+        };
+        batch.append_expecting(&keyspaces.journal, id, 1, &started)?;
+        for event in &seeded {
+            batch.append(&keyspaces.journal, id, event)?;
+        }
+        // What the process would read back, built from what is written.
+        let mut state = WorkflowState::new(definition.clone());
+        state.apply(&started)?;
+        for event in &seeded {
+            state.apply(event)?;
+        }
+        batch.commit().await.map_err(|error| {
+            if error.code() == ErrorCode::VERSION_CONFLICT {
+                Error::new(
+                    ErrorCode::ALREADY_EXISTS,
+                    format!("a workflow {id} exists already"),
+                )
+                .with_context("workflow", id)
+            } else {
+                error
+            }
+        })?;
+        if !known {
+            shared
+                .stored_definitions
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(hash);
+        }
+        shared.cache(definition);
+        ::metrics::counter!(metrics::STARTED_TOTAL).increment(1);
+        self.workflows
+            .start_child(ProcessArgs {
+                shared: Arc::clone(shared),
+                id: id.into(),
+                fresh: Some(Arc::new(Mutex::new(Some(Box::new((summary, state)))))),
+            })
+            .await
+            .map(drop)
+            .map_err(|error| error.with_context("workflow", id))
+    }
+
+    /// The state of workflow `id`: from its process while it runs,
+    /// otherwise replayed from its journal.
+    ///
+    /// # Errors
+    ///
+    /// `data_not_found` for an unknown id; the store's errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// Reads only; dropping it changes nothing.
+    pub async fn status(&self, id: &str) -> Result<WorkflowInfo, Error> {
+        if let Some(process) = self.process(id)
+            && let Ok(WorkflowReply::Info(info)) = process
+                .call_timeout(WorkflowCall::Info, DEFAULT_CALL_TIMEOUT)
+                .await
+        {
+            return Ok(*info);
+        }
+        let (summary, state) = load(&self.shared, id).await?;
+        let mut info = info_from(id, &state, true);
+        if state.finished.is_none() && summary.status() == WorkflowStatus::Pending {
+            info.status = WorkflowStatus::Pending;
+        }
+        Ok(info)
+    }
+
+    /// Workflow `id`'s journal, event by event.
+    ///
+    /// # Errors
+    ///
+    /// `data_not_found` for an unknown id; the store's errors.
+    pub async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, Error> {
+        let summary = self
+            .shared
+            .keyspaces
+            .summaries
+            .get(id)
+            .await?
+            .ok_or_else(|| Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id}")))?;
+        let definition = self.shared.definition(&summary.definition).await?;
+        let mut entries = Vec::new();
+        let mut from = 1;
+        loop {
+            let events = self
+                .shared
+                .keyspaces
+                .journal
+                .read(id, from, MAX_READ_LIMIT)
+                .await?;
+            let count = events.len();
+            for entry in events {
+                from = entry.sequence + 1;
+                let (kind, task, attempt) = entry.record.describe();
+                entries.push(HistoryEntry {
+                    sequence: entry.sequence,
+                    kind,
+                    step: task
+                        .and_then(|task| Some(definition.tasks().get(task as usize)?.id.clone())),
+                    attempt,
+                });
+            }
+            if count < MAX_READ_LIMIT {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// Waits until workflow `id` has ended, at most `timeout`; returns its
+    /// final state.
+    ///
+    /// # Errors
+    ///
+    /// `timeout` when it has not ended in time; as for
+    /// [`status`](Self::status).
+    ///
+    /// # Cancel safety
+    ///
+    /// Waits only; dropping it changes nothing.
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<WorkflowInfo, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _guard = WaitGuard {
+            shared: &self.shared,
+            id,
+        };
+        loop {
+            // Registered before the check, so an end between the two is seen.
+            let (sender, receiver) = oneshot::channel();
+            self.shared
+                .waiters
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(id.to_owned())
+                .or_default()
+                .push(sender);
+            match self.shared.keyspaces.summaries.get(id).await? {
+                Some(summary) if summary.status().is_terminal() => return self.status(id).await,
+                Some(_) => {}
+                None => {
+                    return Err(Error::new(
+                        ErrorCode::DATA_NOT_FOUND,
+                        format!("no workflow {id}"),
+                    ));
+                }
+            }
+            if tokio::time::timeout_at(deadline, receiver).await.is_err() {
+                return Err(Error::timeout(format!("workflow {id} did not end in time"))
+                    .with_context("timeout_ms", timeout.as_millis()));
+            }
+            // Told of the end (or the waiter was dropped): check the store.
+        }
+    }
+
+    /// Cancels workflow `id`: running steps are stopped, compensations run.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_state_transition` when it has ended; `service_unavailable`
+    /// (retryable) when its process is restarting.
+    ///
+    /// # Cancel safety
+    ///
+    /// The request is journaled by the process once received; dropping the
+    /// future does not withdraw it.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<(), Error> {
+        self.call(
+            id,
+            WorkflowCall::Cancel {
+                reason: reason.to_owned(),
+            },
+        )
+        .await
+    }
+
+    /// Delivers signal `name` with `payload` to workflow `id`; a step
+    /// waiting for it completes with the payload; a signal no step waits
+    /// for yet is kept for the next that does.
+    ///
+    /// # Errors
+    ///
+    /// As for [`cancel`](Self::cancel).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`cancel`](Self::cancel).
+    pub async fn signal(&self, id: &str, name: &str, payload: Value) -> Result<(), Error> {
+        self.call(
+            id,
+            WorkflowCall::Signal {
+                name: name.to_owned(),
+                payload,
+            },
+        )
+        .await
+    }
+
+    async fn call(&self, id: &str, request: WorkflowCall) -> Result<(), Error> {
+        match self.process(id) {
+            Some(process) => process
+                .call_timeout(request, DEFAULT_CALL_TIMEOUT)
+                .await
+                .map(drop),
+            None => {
+                let summary = self
+                    .shared
+                    .keyspaces
+                    .summaries
+                    .get(id)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id}"))
+                    })?;
+                if summary.status().is_terminal() {
+                    Err(Error::new(
+                        ErrorCode::INVALID_STATE_TRANSITION,
+                        format!("workflow {id} has already ended"),
+                    ))
+                } else {
+                    Err(Error::new(
+                        ErrorCode::SERVICE_UNAVAILABLE,
+                        format!("workflow {id} is not running right now; retry"),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// One page of workflows matching `filter`, by id. Statuses are the
+    /// stored ones: a running workflow lists as `running` (its process
+    /// knows whether it is `waiting`: ask [`status`](Self::status)).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` for a limit over 1,000; the store's errors.
+    pub async fn list(&self, filter: &ListFilter) -> Result<WorkflowPage, Error> {
+        let limit = filter.limit.unwrap_or(100);
+        if limit == 0 || limit > MAX_READ_LIMIT {
+            return Err(Error::new(
+                ErrorCode::INVALID_INPUT,
+                format!("a page holds 1 to {MAX_READ_LIMIT} workflows"),
+            ));
+        }
+        let mut workflows = Vec::new();
+        let mut after = filter.after.clone();
+        loop {
+            let entries = self
+                .shared
+                .keyspaces
+                .summaries
+                .list("", after.as_deref(), MAX_READ_LIMIT)
+                .await?;
+            let count = entries.len();
+            for entry in entries {
+                after = Some(entry.key.clone());
+                let summary = entry.value;
+                let status = summary.status();
+                if (!filter.statuses.is_empty() && !filter.statuses.contains(&status))
+                    || filter
+                        .name
+                        .as_ref()
+                        .is_some_and(|name| *name != summary.name)
+                {
+                    continue;
+                }
+                workflows.push(WorkflowInfo {
+                    id: entry.key,
+                    name: summary.name,
+                    definition: summary.definition,
+                    status,
+                    metadata: serde_json::from_str(&summary.metadata).unwrap_or(Value::Null),
+                    started_at: time_from_millis(summary.started_at_ms),
+                    steps: Vec::new(),
+                });
+                if workflows.len() == limit {
+                    return Ok(WorkflowPage {
+                        workflows,
+                        next: after,
+                    });
+                }
+            }
+            if count < MAX_READ_LIMIT {
+                return Ok(WorkflowPage {
+                    workflows,
+                    next: None,
+                });
+            }
+        }
+    }
+
+    /// Starts a process for every workflow that has not ended and has
+    /// none; returns how many were started. One that fails to start is
+    /// logged, counted in `jido_workflow_resume_failures_total` and
+    /// skipped. The engine does this itself on
+    /// every start of its WorkflowSupervisor.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors reading summaries.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it part-way leaves the workflows not yet started for the
+    /// next call (or the next start of the engine).
+    pub async fn resume_all(&self) -> Result<usize, Error> {
+        resume_all(&self.shared, &self.workflows).await
+    }
+
+    /// Waits until the engine's resumer has finished its pass since the
+    /// last start of the WorkflowSupervisor (at most `timeout`); returns
+    /// how many passes have finished.
+    ///
+    /// # Errors
+    ///
+    /// `timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Waits only; dropping it changes nothing.
+    pub async fn resumed(&self, timeout: Duration) -> Result<u64, Error> {
+        let mut passes = self.resumed.subscribe();
+        let waited = tokio::time::timeout(timeout, passes.wait_for(|count| *count > 0)).await;
+        match waited {
+            Ok(Ok(count)) => Ok(*count),
+            _ => Err(Error::timeout("the engine did not finish resuming in time")),
+        }
+    }
+
+    /// Stops every workflow process (they resume at the next start) and
+    /// the engine's tasks.
+    ///
+    /// # Errors
+    ///
+    /// The supervisor's shutdown errors.
+    ///
+    /// # Cancel safety
+    ///
+    /// The shutdown runs in the supervisor; dropping the future stops
+    /// waiting for it, not the shutdown.
+    pub async fn shutdown(&self) -> Result<(), Error> {
+        let result = self.supervisor.shutdown().await;
+        self.tasks.shutdown().await;
+        result
+    }
+}
+
+async fn resume_all(
+    shared: &Arc<Shared>,
+    workflows: &DynamicSupervisor<WorkflowProcess>,
+) -> Result<usize, Error> {
+    let mut after: Option<String> = None;
+    let mut started = 0;
+    let mut failed = 0usize;
+    loop {
+        let entries = shared
+            .keyspaces
+            .summaries
+            .list("", after.as_deref(), MAX_READ_LIMIT)
+            .await?;
+        let count = entries.len();
+        for entry in entries {
+            after = Some(entry.key.clone());
+            if entry.value.status().is_terminal() || shared.registry.whereis(&entry.key).is_some() {
+                continue;
+            }
+            let args = ProcessArgs {
+                shared: Arc::clone(shared),
+                id: entry.key.as_str().into(),
+                fresh: None,
+            };
+            match workflows.start_child(args).await {
+                Ok(_) => started += 1,
+                // Started meanwhile by someone else: fine.
+                Err(error) if error.code() == ErrorCode::ALREADY_EXISTS => {}
+                // One workflow that cannot start (its journal unreadable,
+                // say) must not keep the others down: log it, go on.
+                Err(error) => {
+                    tracing::warn!(workflow = %entry.key, %error, "could not resume workflow");
+                    failed += 1;
+                }
+            }
+        }
+        if count < MAX_READ_LIMIT {
+            if failed > 0 {
+                ::metrics::counter!(metrics::RESUME_FAILURES_TOTAL).increment(failed as u64);
+            }
+            return Ok(started);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct ResumerArgs {
+    shared: Arc<Shared>,
+    workflows: DynamicSupervisor<WorkflowProcess>,
+    resumed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+/// Resumes unfinished workflows after each start of the WorkflowSupervisor
+/// (it is started after it, under `rest_for_one`).
+struct Resumer {
+    args: ResumerArgs,
+}
+
+impl Actor for Resumer {
+    type Args = ResumerArgs;
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = ();
+
+    async fn init(args: ResumerArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
+        ctx.myself()
+            .try_send_info(())
+            .map_err(|error| error.into_error())?;
+        Ok(Resumer { args })
+    }
+
+    async fn handle_info(&mut self, (): (), _ctx: &mut Context<Self>) -> Result<(), Error> {
+        resume_all(&self.args.shared, &self.args.workflows).await?;
+        self.args.resumed.send_modify(|passes| *passes += 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! The crate's metric names (Prometheus naming), recorded through the
+//! `metrics` facade. Only the application installs an exporter.
+//!
+//! This module is not for status queries (see `engine`).
+
+/// Counter: workflows started.
+pub const STARTED_TOTAL: &str = "jido_workflow_started_total";
+/// Counter: workflows that ended, labelled `status`
+/// (completed, failed, cancelled).
+pub const FINISHED_TOTAL: &str = "jido_workflow_finished_total";
+/// Counter: step attempts that ended, labelled `outcome`
+/// (succeeded, failed, retried, interrupted).
+pub const STEP_ATTEMPTS_TOTAL: &str = "jido_workflow_step_attempts_total";
+/// Counter: workflow process instances that resumed from a journal with
+/// at least one event after the start.
+pub const RESUMED_TOTAL: &str = "jido_workflow_resumed_total";
+/// Counter: workflows the resumer could not start (each is logged).
+pub const RESUME_FAILURES_TOTAL: &str = "jido_workflow_resume_failures_total";

@@ -1,0 +1,912 @@
+//! The workflow process: one supervised actor per running workflow that
+//! replays its journal on start, then drives its steps.
+//!
+//! Every decision is journaled before it counts: a step's start (before
+//! its work runs), its result (before later steps see it), a durable
+//! timer's deadline, a signal, a cancellation, each compensation. The
+//! process applies an event to its in-memory state only after the store
+//! has acknowledged it (durably), and each write is fenced by the
+//! workflow's lease and by the journal's expected sequence number, so a
+//! stale instance cannot interleave. Works run under the engine's
+//! [`StepExecutor`](crate::StepExecutor) and report back as info
+//! messages; the mailbox is unbounded because at most one report per
+//! running step is outstanding. A crash of the process aborts its running
+//! works; the restarted instance replays the journal and re-runs each step
+//! that was in flight with the same idempotency key (or reports an
+//! at-most-once step interrupted). A recorded step never runs again.
+//!
+//! This module is not for starting, listing or routing to workflows (see
+//! `engine`).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use foundation_core::registry::Metadata;
+use foundation_core::{Actor, Context, ExitReason};
+use foundation_error::{Error, ErrorCode};
+use foundation_persist::MAX_READ_LIMIT;
+use serde_json::Value;
+
+use crate::definition::Delivery;
+use crate::engine::Shared;
+use crate::executor::{Report, StepAbort, StepJob};
+use crate::lease::Lease;
+use crate::metrics;
+use crate::record::{Event, StoredError, Summary, to_json_text, wall_millis};
+use crate::state::{CompensationPhase, TaskPhase, WorkflowState};
+use crate::status::{WorkflowInfo, WorkflowStatus, time_from_millis};
+use crate::work::{AWAIT_SIGNAL, DELAY, StepInput};
+
+/// How often a step may be interrupted (its work aborted or lost) before
+/// it fails with `process_crashed`.
+const MAX_INTERRUPTIONS: u32 = 100;
+
+/// What a workflow process is started from (cloned for every restart).
+#[derive(Clone)]
+pub struct ProcessArgs {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: Arc<str>,
+    /// The state of a workflow just written by the engine, taken by the
+    /// first `init` (so it need not read back what was just written);
+    /// every restart reads the journal.
+    pub(crate) fresh: Option<FreshStart>,
+}
+
+/// A just-written workflow's summary and state, for its first `init`.
+/// Boxed, so that what the supervisor keeps for restarts is small once taken.
+pub(crate) type FreshStart = Arc<Mutex<Option<Box<(Summary, WorkflowState)>>>>;
+
+impl std::fmt::Debug for ProcessArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessArgs").field("id", &self.id).finish()
+    }
+}
+
+/// Requests to a workflow process.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WorkflowCall {
+    /// Its current state.
+    Info,
+    /// Cancel it: running steps are stopped, compensations run.
+    Cancel {
+        /// Why (journaled).
+        reason: String,
+    },
+    /// Deliver a signal.
+    Signal {
+        /// The signal's name.
+        name: String,
+        /// Its payload.
+        payload: Value,
+    },
+}
+
+/// Replies of a workflow process.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WorkflowReply {
+    /// The state.
+    Info(Box<WorkflowInfo>),
+    /// Done (journaled).
+    Done,
+}
+
+/// The process's own messages: step reports and timers.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StepMessage {
+    /// A work ended (`None`: it was interrupted before it could report).
+    Outcome {
+        /// The task.
+        task: u32,
+        /// Which run of it.
+        run: u64,
+        /// Whether it was the task's compensation.
+        compensation: bool,
+        /// The result.
+        outcome: Option<Result<Value, Error>>,
+    },
+    /// A durable timer is due.
+    Timer {
+        /// The task.
+        task: u32,
+    },
+    /// Resume and schedule (sent to itself after `init`).
+    Advance,
+}
+
+struct Running {
+    run: u64,
+    abort: StepAbort,
+}
+
+/// One workflow's process. Started by the engine under its workflow
+/// supervisor; see the module docs.
+pub struct WorkflowProcess {
+    shared: Arc<Shared>,
+    id: Arc<str>,
+    state: WorkflowState,
+    lease: Lease,
+    stored_status: WorkflowStatus,
+    running: HashMap<u32, Running>,
+    compensating: Option<(u32, Running)>,
+    resumed: bool,
+    pending: Vec<Event>,
+    pending_from: u64,
+    pending_status: Option<WorkflowStatus>,
+}
+
+impl Drop for WorkflowProcess {
+    fn drop(&mut self) {
+        // Linked work ends with its workflow's instance (also on a kill).
+        for running in self.running.values() {
+            running.abort.abort();
+        }
+        if let Some((_, running)) = &self.compensating {
+            running.abort.abort();
+        }
+    }
+}
+
+impl Actor for WorkflowProcess {
+    type Args = ProcessArgs;
+    type Call = WorkflowCall;
+    type Reply = WorkflowReply;
+    type Cast = ();
+    type Info = StepMessage;
+
+    async fn init(args: ProcessArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
+        let ProcessArgs { shared, id, fresh } = args;
+        let fresh =
+            fresh.and_then(|fresh| fresh.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let (summary, state) = match fresh {
+            Some(loaded) => *loaded,
+            None => load(&shared, &id).await?,
+        };
+        if shared.registry.whereis(&id).is_none() {
+            // No metadata: an entry per waiting workflow is kept small
+            // (the summaries answer queries by name).
+            shared
+                .registry
+                .register(id.to_string(), ctx.myself(), Metadata::new())?;
+        }
+        // After the registration, so that a duplicate start fails before it
+        // takes the lease from the running instance.
+        let lease = shared.leases.acquire(&id, &shared.owner)?;
+        if state.next_sequence > 2 {
+            ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
+        }
+        ctx.myself()
+            .try_send_info(StepMessage::Advance)
+            .map_err(|error| error.into_error())?;
+        Ok(WorkflowProcess {
+            stored_status: summary.status(),
+            shared,
+            id,
+            state,
+            lease,
+            running: HashMap::new(),
+            compensating: None,
+            resumed: false,
+            pending: Vec::new(),
+            pending_from: 0,
+            pending_status: None,
+        })
+    }
+
+    async fn handle_call(
+        &mut self,
+        request: WorkflowCall,
+        ctx: &mut Context<Self>,
+    ) -> Result<WorkflowReply, Error> {
+        // Boxed: the actor's task then holds a pointer, not the whole
+        // handler state machine, while it idles (memory per waiting
+        // workflow).
+        let result = Box::pin(self.on_call(request, ctx)).await;
+        if let Err(error) = &result
+            && error.code() != ErrorCode::INVALID_STATE_TRANSITION
+        {
+            // A call's error would leave the actor running on state that
+            // may be ahead of the journal (staged, not flushed) or on work
+            // that never started: end the instance, so its restart replays
+            // the journal. The caller gets the error.
+            ctx.stop(ExitReason::Error(error.clone()));
+        }
+        result
+    }
+
+    async fn handle_info(
+        &mut self,
+        message: StepMessage,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        Box::pin(self.on_info(message, ctx)).await
+    }
+
+    async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
+        if reason.is_normal() {
+            self.shared.leases.release(&self.lease);
+        }
+    }
+}
+
+impl WorkflowProcess {
+    async fn on_call(
+        &mut self,
+        request: WorkflowCall,
+        ctx: &mut Context<Self>,
+    ) -> Result<WorkflowReply, Error> {
+        match request {
+            WorkflowCall::Info => Ok(WorkflowReply::Info(Box::new(self.info()))),
+            WorkflowCall::Cancel { reason } => {
+                if self.state.finished.is_some() {
+                    return Err(finished(&self.id));
+                }
+                if self.state.cancel.is_none() {
+                    self.write(vec![Event::CancelRequested { reason }]).await?;
+                }
+                self.advance(ctx).await?;
+                self.flush().await?;
+                Ok(WorkflowReply::Done)
+            }
+            WorkflowCall::Signal { name, payload } => {
+                if self.state.finished.is_some() {
+                    return Err(finished(&self.id));
+                }
+                let payload = to_json_text(&payload);
+                let mut events = vec![Event::SignalReceived {
+                    name: name.clone(),
+                    payload: payload.clone(),
+                }];
+                if let Some(task) = self.waiting_for(&name) {
+                    events.push(Event::StepSucceeded {
+                        task,
+                        output: payload,
+                    });
+                }
+                self.write(events).await?;
+                self.advance(ctx).await?;
+                self.flush().await?;
+                Ok(WorkflowReply::Done)
+            }
+        }
+    }
+
+    async fn on_info(
+        &mut self,
+        message: StepMessage,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        match message {
+            StepMessage::Advance => {}
+            StepMessage::Timer { task } => self.timer(task, ctx).await?,
+            StepMessage::Outcome {
+                task,
+                run,
+                compensation: true,
+                outcome,
+            } => self.compensation_outcome(task, run, outcome).await?,
+            StepMessage::Outcome {
+                task, run, outcome, ..
+            } => self.outcome(task, run, outcome, ctx).await?,
+        }
+        self.advance(ctx).await?;
+        self.flush().await
+    }
+}
+
+fn finished(id: &str) -> Error {
+    Error::new(
+        ErrorCode::INVALID_STATE_TRANSITION,
+        format!("workflow {id} has already ended"),
+    )
+}
+
+/// Reads a workflow's summary, definition and journal.
+pub(crate) async fn load(shared: &Shared, id: &str) -> Result<(Summary, WorkflowState), Error> {
+    let summary = shared.keyspaces.summaries.get(id).await?.ok_or_else(|| {
+        Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id}"))
+            .with_context("workflow", id)
+    })?;
+    let definition = shared.definition(&summary.definition).await?;
+    let mut state = WorkflowState::new(definition);
+    loop {
+        let events = shared
+            .keyspaces
+            .journal
+            .read(id, state.next_sequence, MAX_READ_LIMIT)
+            .await?;
+        let count = events.len();
+        for entry in events {
+            if entry.sequence != state.next_sequence {
+                return Err(Error::new(
+                    ErrorCode::DATA_CORRUPTION,
+                    format!(
+                        "the journal of workflow {id} skips from {} to {}",
+                        state.next_sequence, entry.sequence
+                    ),
+                ));
+            }
+            state.apply(&entry.record)?;
+        }
+        if count < MAX_READ_LIMIT {
+            break;
+        }
+    }
+    Ok((summary, state))
+}
+
+impl WorkflowProcess {
+    fn now_ms(&self) -> u64 {
+        wall_millis(self.shared.clock.as_ref())
+    }
+
+    /// The workflow's status as this instance sees it (for tests and
+    /// inspections: `ActorRef::inspect`, the test kit's `wait_for_state`).
+    pub fn status(&self) -> WorkflowStatus {
+        self.state.status(self.has_running_work())
+    }
+
+    fn has_running_work(&self) -> bool {
+        !self.running.is_empty()
+            || self.compensating.is_some()
+            || self.state.tasks.iter().enumerate().any(|(task, state)| {
+                state.phase == TaskPhase::InFlight && !self.state.is_builtin(task as u32)
+            })
+    }
+
+    pub(crate) fn info(&self) -> WorkflowInfo {
+        info_from(&self.id, &self.state, self.has_running_work())
+    }
+
+    fn waiting_for(&self, signal: &str) -> Option<u32> {
+        self.state
+            .definition
+            .tasks()
+            .iter()
+            .enumerate()
+            .find_map(|(task, spec)| {
+                (spec.work == AWAIT_SIGNAL
+                    && self.state.tasks[task].phase == TaskPhase::InFlight
+                    && spec.params.get("signal").and_then(Value::as_str) == Some(signal))
+                .then_some(task as u32)
+            })
+    }
+
+    /// Stages `events`: applies them to the state now and journals them
+    /// with the next [`flush`](Self::flush). Nothing outside the process
+    /// sees a staged event before it is durable: works are started, timers
+    /// matter, and replies leave only after a flush (a failed flush ends
+    /// the instance, and the next one replays the journal).
+    async fn write(&mut self, events: Vec<Event>) -> Result<(), Error> {
+        self.write_with(events, None).await
+    }
+
+    async fn write_with(
+        &mut self,
+        events: Vec<Event>,
+        status: Option<WorkflowStatus>,
+    ) -> Result<(), Error> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            self.pending_from = self.state.next_sequence;
+        }
+        for event in &events {
+            self.state.apply(event)?;
+        }
+        self.pending.extend(events);
+        if status.is_some() {
+            self.pending_status = status;
+        }
+        Ok(())
+    }
+
+    /// Journals the staged events in one durable batch, fenced by the lease
+    /// and by the journal's expected sequence number, with the summary when
+    /// the status changed.
+    async fn flush(&mut self) -> Result<(), Error> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.shared.leases.check(&self.lease)?;
+        let keyspaces = &self.shared.keyspaces;
+        let mut batch = keyspaces.store.batch();
+        for (offset, event) in self.pending.iter().enumerate() {
+            if offset == 0 {
+                batch.append_expecting(&keyspaces.journal, &self.id, self.pending_from, event)?;
+            } else {
+                batch.append(&keyspaces.journal, &self.id, event)?;
+            }
+        }
+        let status = self.pending_status.take();
+        if let Some(status) = status.filter(|status| *status != self.stored_status) {
+            let summary = Summary {
+                name: self.state.definition.name().to_owned(),
+                definition: self.state.definition.hash().as_str().to_owned(),
+                status: status.code(),
+                metadata: to_json_text(&self.state.metadata),
+                started_at_ms: self.state.started_at_ms,
+                updated_at_ms: self.now_ms(),
+            };
+            batch.put(&keyspaces.summaries, &self.id, &summary)?;
+        }
+        batch.commit().await?;
+        if let Some(status) = status {
+            self.stored_status = status;
+        }
+        // Freed rather than kept: most workflows wait far more than they
+        // write.
+        self.pending = Vec::new();
+        Ok(())
+    }
+
+    /// Brings the workflow forward: resume once, then either compensate or
+    /// start what is ready, or finish.
+    async fn advance(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
+        if let Some(status) = self.state.finished {
+            self.stop(status, ctx);
+            return Ok(());
+        }
+        if !self.resumed {
+            self.resumed = true;
+            self.resume(ctx).await?;
+        }
+        if self.state.is_unwinding() {
+            return self.compensate(ctx).await;
+        }
+        loop {
+            let room = self.shared.max_parallel.saturating_sub(self.running.len());
+            let mut ready = Vec::new();
+            let done = self.state.ready(&mut ready, room);
+            if done {
+                return self.finish(WorkflowStatus::Completed, ctx).await;
+            }
+            if ready.is_empty() {
+                return Ok(());
+            }
+            self.launch(ready, ctx).await?;
+            if self.state.is_unwinding() {
+                return self.compensate(ctx).await;
+            }
+        }
+    }
+
+    /// After a (re)start: re-arm durable timers, re-run or interrupt steps
+    /// that were in flight.
+    async fn resume(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
+        let now = self.now_ms();
+        let mut relaunch = Vec::new();
+        let mut interrupted = Vec::new();
+        for (index, task) in self.state.tasks.iter().enumerate() {
+            let index = index as u32;
+            match task.phase {
+                TaskPhase::InFlight if self.state.is_builtin(index) => {
+                    if let Some(due) = task.timer_due_ms {
+                        ctx.send_after(
+                            Duration::from_millis(due.saturating_sub(now)),
+                            StepMessage::Timer { task: index },
+                        );
+                    }
+                }
+                TaskPhase::InFlight => {
+                    if self.state.definition.tasks()[index as usize].delivery
+                        == Delivery::AtMostOnce
+                    {
+                        interrupted.push(Event::StepInterrupted { task: index });
+                    } else {
+                        relaunch.push(index);
+                    }
+                }
+                TaskPhase::RetryWait => {
+                    let due = task.retry_at_ms.unwrap_or(now);
+                    ctx.send_after(
+                        Duration::from_millis(due.saturating_sub(now)),
+                        StepMessage::Timer { task: index },
+                    );
+                }
+                _ => {}
+            }
+        }
+        if !interrupted.is_empty() {
+            ::metrics::counter!(metrics::STEP_ATTEMPTS_TOTAL, "outcome" => "interrupted")
+                .increment(interrupted.len() as u64);
+            self.write_with(interrupted, Some(WorkflowStatus::Compensating))
+                .await?;
+        }
+        if !self.state.is_unwinding() && !relaunch.is_empty() {
+            self.launch(relaunch, ctx).await?;
+        }
+        // A signal that arrived while a wait was being set up.
+        let waiting: Vec<(u32, String)> = self
+            .state
+            .definition
+            .tasks()
+            .iter()
+            .enumerate()
+            .filter(|(task, spec)| {
+                spec.work == AWAIT_SIGNAL && self.state.tasks[*task].phase == TaskPhase::InFlight
+            })
+            .filter_map(|(task, spec)| {
+                Some((task as u32, spec.params.get("signal")?.as_str()?.to_owned()))
+            })
+            .collect();
+        for (task, signal) in waiting {
+            self.complete_from_buffer(task, &signal).await?;
+        }
+        Ok(())
+    }
+
+    /// Journals the starts of `tasks` in one write, then runs them.
+    async fn launch(&mut self, tasks: Vec<u32>, ctx: &mut Context<Self>) -> Result<(), Error> {
+        let now = self.now_ms();
+        let mut events = Vec::with_capacity(tasks.len() * 2);
+        for &task in &tasks {
+            let spec = &self.state.definition.tasks()[task as usize];
+            events.push(Event::StepStarted {
+                task,
+                attempt: self.state.tasks[task as usize].attempts + 1,
+            });
+            if spec.work == DELAY {
+                let duration = spec
+                    .params
+                    .get("duration_ms")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                events.push(Event::TimerSet {
+                    task,
+                    due_ms: now.saturating_add(duration),
+                });
+            } else if spec.work == AWAIT_SIGNAL {
+                let timeout = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
+                events.push(Event::TimerSet {
+                    task,
+                    due_ms: now.saturating_add(timeout),
+                });
+            }
+        }
+        let status = if self.stored_status == WorkflowStatus::Pending {
+            Some(WorkflowStatus::Running)
+        } else {
+            None
+        };
+        self.write_with(events, status).await?;
+        // The starts (and whatever was staged before them, such as the
+        // result that made these tasks ready) are durable before any runs.
+        self.flush().await?;
+        for task in tasks {
+            let spec = &self.state.definition.tasks()[task as usize];
+            if spec.work == DELAY || spec.work == AWAIT_SIGNAL {
+                let due = self.state.tasks[task as usize].timer_due_ms.unwrap_or(now);
+                ctx.send_after(
+                    Duration::from_millis(due.saturating_sub(now)),
+                    StepMessage::Timer { task },
+                );
+                if spec.work == AWAIT_SIGNAL {
+                    let signal = spec
+                        .params
+                        .get("signal")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned();
+                    self.complete_from_buffer(task, &signal).await?;
+                }
+            } else {
+                self.start_job(task, false, ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes a signal wait from a signal that arrived earlier.
+    async fn complete_from_buffer(&mut self, task: u32, signal: &str) -> Result<(), Error> {
+        let buffered = self
+            .state
+            .signals
+            .get(signal)
+            .and_then(|queue| queue.front())
+            .cloned();
+        if let Some(payload) = buffered {
+            self.write(vec![Event::StepSucceeded {
+                task,
+                output: payload,
+            }])
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Hands a task's work (or its compensation) to the executor.
+    fn start_job(
+        &mut self,
+        task: u32,
+        compensation: bool,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        let spec = &self.state.definition.tasks()[task as usize];
+        let (work_name, params, key) = match (&spec.compensation, compensation) {
+            (Some(compensation), true) => (
+                compensation.work.clone(),
+                compensation.params.clone(),
+                format!("{}/{}/compensate", self.id, spec.path),
+            ),
+            _ => (
+                spec.work.clone(),
+                spec.params.clone(),
+                format!("{}/{}", self.id, spec.path),
+            ),
+        };
+        let work = self.shared.works.get(&work_name).ok_or_else(|| {
+            Error::new(
+                ErrorCode::VALIDATION_FAILED,
+                format!("unknown work {work_name:?}"),
+            )
+            .with_context("path", &spec.path)
+        })?;
+        let run = self.shared.next_run.fetch_add(1, Ordering::Relaxed);
+        let job = StepJob {
+            work,
+            input: StepInput {
+                workflow_id: Arc::clone(&self.id),
+                step_id: spec.id.clone(),
+                path: spec.path.clone(),
+                idempotency_key: key,
+                attempt: self.state.tasks[task as usize].attempts.max(1),
+                params,
+                outputs: Arc::clone(&self.state.outputs),
+            },
+            timeout: spec.timeout,
+            report: Report {
+                process: ctx.myself(),
+                task,
+                run,
+                compensation,
+                sent: false,
+            },
+        };
+        let abort = self.shared.executor.execute(job)?;
+        let running = Running { run, abort };
+        if compensation {
+            self.compensating = Some((task, running));
+        } else {
+            self.running.insert(task, running);
+        }
+        Ok(())
+    }
+
+    async fn outcome(
+        &mut self,
+        task: u32,
+        run: u64,
+        outcome: Option<Result<Value, Error>>,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        match self.running.get(&task) {
+            Some(running) if running.run == run => {}
+            // A report from a run this instance did not start, or stopped.
+            _ => return Ok(()),
+        }
+        self.running.remove(&task);
+        if self.state.is_unwinding() || self.state.finished.is_some() {
+            return Ok(());
+        }
+        let spec = &self.state.definition.tasks()[task as usize];
+        let state = &self.state.tasks[task as usize];
+        match outcome {
+            Some(Ok(output)) => {
+                ::metrics::counter!(metrics::STEP_ATTEMPTS_TOTAL, "outcome" => "succeeded")
+                    .increment(1);
+                let output = to_json_text(&output);
+                self.write(vec![Event::StepSucceeded { task, output }])
+                    .await
+            }
+            Some(Err(error))
+                if error.is_retryable() && state.failures + 1 < spec.retry.attempts =>
+            {
+                ::metrics::counter!(metrics::STEP_ATTEMPTS_TOTAL, "outcome" => "retried")
+                    .increment(1);
+                let delay = spec.retry.delay(state.failures + 1);
+                let retry_at_ms = self
+                    .now_ms()
+                    .saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+                self.write(vec![Event::AttemptFailed {
+                    task,
+                    error: StoredError::from_error(&error),
+                    retry_at_ms,
+                }])
+                .await?;
+                ctx.send_after(delay, StepMessage::Timer { task });
+                Ok(())
+            }
+            Some(Err(error)) => {
+                ::metrics::counter!(metrics::STEP_ATTEMPTS_TOTAL, "outcome" => "failed")
+                    .increment(1);
+                let error = StoredError::from_error(&error);
+                self.write_with(
+                    vec![Event::StepFailed { task, error }],
+                    Some(WorkflowStatus::Compensating),
+                )
+                .await
+            }
+            None => {
+                ::metrics::counter!(metrics::STEP_ATTEMPTS_TOTAL, "outcome" => "interrupted")
+                    .increment(1);
+                if spec.delivery == Delivery::AtMostOnce {
+                    return self
+                        .write_with(
+                            vec![Event::StepInterrupted { task }],
+                            Some(WorkflowStatus::Compensating),
+                        )
+                        .await;
+                }
+                if state.attempts.saturating_sub(state.failures) >= MAX_INTERRUPTIONS {
+                    let error = StoredError {
+                        code: ErrorCode::PROCESS_CRASHED.number(),
+                        message: format!(
+                            "step {} was interrupted {MAX_INTERRUPTIONS} times",
+                            spec.path
+                        ),
+                    };
+                    return self
+                        .write_with(
+                            vec![Event::StepFailed { task, error }],
+                            Some(WorkflowStatus::Compensating),
+                        )
+                        .await;
+                }
+                self.launch(vec![task], ctx).await
+            }
+        }
+    }
+
+    async fn timer(&mut self, task: u32, ctx: &mut Context<Self>) -> Result<(), Error> {
+        if self.state.is_unwinding() || self.state.finished.is_some() {
+            return Ok(());
+        }
+        let spec = &self.state.definition.tasks()[task as usize];
+        let state = &self.state.tasks[task as usize];
+        let now = self.now_ms();
+        if state.phase == TaskPhase::InFlight
+            && let Some(due) = state.timer_due_ms
+            && now < due
+        {
+            // Early by the wall clock (it moved back across a restart):
+            // wait for the rest.
+            ctx.send_after(
+                Duration::from_millis(due - now),
+                StepMessage::Timer { task },
+            );
+            return Ok(());
+        }
+        match state.phase {
+            TaskPhase::InFlight if spec.work == DELAY => {
+                self.write(vec![Event::StepSucceeded {
+                    task,
+                    output: "null".into(),
+                }])
+                .await
+            }
+            TaskPhase::InFlight if spec.work == AWAIT_SIGNAL => {
+                let signal = spec
+                    .params
+                    .get("signal")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let error = StoredError {
+                    code: ErrorCode::TIMEOUT.number(),
+                    message: format!(
+                        "no signal {signal:?} within {} ms",
+                        spec.timeout.as_millis()
+                    ),
+                };
+                self.write_with(
+                    vec![Event::StepFailed { task, error }],
+                    Some(WorkflowStatus::Compensating),
+                )
+                .await
+            }
+            TaskPhase::RetryWait => self.launch(vec![task], ctx).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs the compensations, one at a time, latest-completed first; then
+    /// ends the workflow failed or cancelled.
+    async fn compensate(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
+        for (_, running) in self.running.drain() {
+            running.abort.abort();
+        }
+        if self.compensating.is_some() {
+            return Ok(());
+        }
+        match self.state.next_compensation() {
+            Some(task) => {
+                if self.state.tasks[task as usize].compensation != CompensationPhase::Started {
+                    self.write_with(
+                        vec![Event::CompensationStarted { task }],
+                        Some(WorkflowStatus::Compensating),
+                    )
+                    .await?;
+                }
+                self.flush().await?;
+                self.start_job(task, true, ctx)
+            }
+            None => {
+                let status = if self.state.cancel.is_some() {
+                    WorkflowStatus::Cancelled
+                } else {
+                    WorkflowStatus::Failed
+                };
+                self.finish(status, ctx).await
+            }
+        }
+    }
+
+    async fn compensation_outcome(
+        &mut self,
+        task: u32,
+        run: u64,
+        outcome: Option<Result<Value, Error>>,
+    ) -> Result<(), Error> {
+        match &self.compensating {
+            Some((current, running)) if *current == task && running.run == run => {}
+            _ => return Ok(()),
+        }
+        self.compensating = None;
+        match outcome {
+            // Interrupted: `advance` runs it again.
+            None => Ok(()),
+            Some(result) => {
+                let error = result.err().map(|error| StoredError::from_error(&error));
+                self.write(vec![Event::CompensationFinished { task, error }])
+                    .await
+            }
+        }
+    }
+
+    async fn finish(
+        &mut self,
+        status: WorkflowStatus,
+        ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        self.write_with(
+            vec![Event::Finished {
+                status: status.code(),
+            }],
+            Some(status),
+        )
+        .await?;
+        self.flush().await?;
+        ::metrics::counter!(metrics::FINISHED_TOTAL, "status" => status.as_str()).increment(1);
+        self.stop(status, ctx);
+        Ok(())
+    }
+
+    fn stop(&mut self, status: WorkflowStatus, ctx: &mut Context<Self>) {
+        for (_, running) in self.running.drain() {
+            running.abort.abort();
+        }
+        self.shared
+            .notify_finished(&self.id, || info_from(&self.id, &self.state, false));
+        for listener in self.shared.listeners() {
+            listener(&self.id, status);
+        }
+        ctx.stop(ExitReason::Normal);
+    }
+}
+
+pub(crate) fn info_from(id: &str, state: &WorkflowState, running: bool) -> WorkflowInfo {
+    WorkflowInfo {
+        id: id.to_owned(),
+        name: state.definition.name().to_owned(),
+        definition: state.definition.hash().as_str().to_owned(),
+        status: state.status(running),
+        metadata: state.metadata.clone(),
+        started_at: time_from_millis(state.started_at_ms),
+        steps: state.steps(),
+    }
+}

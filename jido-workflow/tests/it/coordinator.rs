@@ -1,0 +1,424 @@
+//! The coordinators: the plan's integration test with the coordinator
+//! killed too, the deferred reply, V1's losses, routing by the flag and
+//! the V1 to V2 migration.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use foundation_core::testkit::wait_for;
+use foundation_core::{ActorRef, Supervisor, SupervisorRef, TaskSupervisor};
+use foundation_error::Error;
+use foundation_error::clock::SharedClock;
+use foundation_flags::{Attribution, Flag, FlagValue, Flags};
+use foundation_persist::Store;
+use jido_workflow::coordinator::{
+    CoordinatorRecorder, CoordinatorRouter, CoordinatorStats, CoordinatorV1, CoordinatorV1Args,
+    CoordinatorV2, CoordinatorV2Args, CoordinatorVersion, USE_V2_COORDINATOR, V1Call, V1Reply,
+    V2Call, V2Cast, V2Reply,
+};
+use jido_workflow::{WorkflowEngine, WorkflowStatus};
+use serde_json::{Value, json};
+
+use crate::support::{
+    Executions, KillableExecutor, clock, memory_store, pause, plan, plan_works, recorded,
+};
+
+const CALL: Duration = Duration::from_secs(5);
+
+/// Counts what the coordinators report.
+#[derive(Debug, Default)]
+struct Recorded {
+    requests: Mutex<Vec<(String, bool)>>,
+    restores: Mutex<Vec<(String, bool)>>,
+}
+
+impl CoordinatorRecorder for Recorded {
+    fn record_request(&self, cohort: &str, succeeded: bool, _duration: Duration) {
+        self.requests
+            .lock()
+            .expect("not poisoned")
+            .push((cohort.to_owned(), succeeded));
+    }
+
+    fn record_restore(&self, component: &str, succeeded: bool, _duration: Duration) {
+        self.restores
+            .lock()
+            .expect("not poisoned")
+            .push((component.to_owned(), succeeded));
+    }
+}
+
+async fn coordinators(
+    store: &Store,
+    engine: &WorkflowEngine,
+    clock: &SharedClock,
+) -> Result<
+    (
+        SupervisorRef,
+        ActorRef<CoordinatorV1>,
+        ActorRef<CoordinatorV2>,
+    ),
+    Error,
+> {
+    coordinators_recording(store, engine, clock, None).await
+}
+
+async fn coordinators_recording(
+    store: &Store,
+    engine: &WorkflowEngine,
+    clock: &SharedClock,
+    recorder: Option<Arc<Recorded>>,
+) -> Result<
+    (
+        SupervisorRef,
+        ActorRef<CoordinatorV1>,
+        ActorRef<CoordinatorV2>,
+    ),
+    Error,
+> {
+    let v2 = CoordinatorV2::child_spec(CoordinatorV2Args {
+        id: "integration_test".into(),
+        engine: engine.clone(),
+        store: store.clone(),
+        clock: Arc::clone(clock),
+        recorder: recorder
+            .clone()
+            .map(|recorder| recorder as Arc<dyn CoordinatorRecorder>),
+    });
+    let v1 = CoordinatorV1::child_spec(CoordinatorV1Args {
+        id: "legacy".into(),
+        works: engine.works().clone(),
+        tasks: TaskSupervisor::new("v1_tasks"),
+        clock: Arc::clone(clock),
+        recorder: recorder.map(|recorder| recorder as Arc<dyn CoordinatorRecorder>),
+    });
+    let (v1_handle, v2_handle) = (v1.handle(), v2.handle());
+    let mut app = Supervisor::builder("coordinators");
+    app.child(v1).child(v2);
+    Ok((app.start().await?, v1_handle, v2_handle))
+}
+
+async fn stats(v2: &ActorRef<CoordinatorV2>) -> Result<CoordinatorStats, Error> {
+    match v2.call_timeout(V2Call::Stats, CALL).await? {
+        V2Reply::Stats(stats) => Ok(stats),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinator()
+-> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let executor = KillableExecutor::new();
+    let mut builder = WorkflowEngine::builder(
+        store.clone(),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(100))),
+        ),
+    );
+    builder.clock(Arc::clone(&clock)).executor(executor.clone());
+    let engine = builder.start().await?;
+    let recorded_outcomes = Arc::new(Recorded::default());
+    let (app, _v1, v2) = coordinators_recording(
+        &store,
+        &engine,
+        &clock,
+        Some(Arc::clone(&recorded_outcomes)),
+    )
+    .await?;
+
+    let V2Reply::Started(id) = v2
+        .call_timeout(
+            V2Call::StartWorkflow {
+                definition: plan(),
+                metadata: json!({"by": "plan"}),
+            },
+            CALL,
+        )
+        .await?
+    else {
+        panic!("not started");
+    };
+    // A deferred reply, asked before the kill (tests may spawn tasks).
+    let asker = v2.clone();
+    let workflow = id.clone();
+    let finished = tokio::spawn(async move {
+        asker
+            .ask_timeout(
+                |reply| V2Cast::WhenFinished { workflow, reply },
+                Duration::from_secs(600),
+            )
+            .await
+    });
+    assert_eq!(stats(&v2).await?.active.len(), 1);
+    wait_for(|| executions.total() >= 3, Duration::from_secs(1)).await?;
+
+    assert!(executor.kill_all() > 0); // the task agent
+    engine.process(&id).expect("running").kill(); // the workflow process
+    let before = v2.incarnation();
+    v2.kill(); // the coordinator
+    wait_for(
+        || v2.incarnation() > before && v2.is_alive(),
+        Duration::from_secs(1),
+    )
+    .await?;
+
+    let info = engine.wait(&id, Duration::from_secs(30)).await?;
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    assert_eq!(info.results().len(), 5);
+    let (succeeded, restarted) = recorded(&engine, &id).await;
+    assert!(succeeded.len() == 5 && succeeded.values().all(|count| *count == 1));
+    assert!(!restarted);
+    // The restarted coordinator loaded its state and counts the end
+    // (polled every millisecond of tokio time, bounded).
+    for _ in 0..1000 {
+        if stats(&v2).await?.completed_count == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let stats = stats(&v2).await?;
+    assert_eq!(stats.completed_count, 1);
+    assert!(stats.active.is_empty());
+    // The deferred reply from before the kill died with that instance;
+    // asking the new one answers at once.
+    let kept = finished.await.map_err(|_| {
+        Error::new(
+            foundation_error::ErrorCode::INTERNAL_ERROR,
+            "the asking task panicked",
+        )
+    })?;
+    assert!(
+        kept.is_err(),
+        "the port of the killed instance fails its caller"
+    );
+    let status = v2
+        .ask_timeout(
+            |reply| V2Cast::WhenFinished {
+                workflow: id.clone(),
+                reply,
+            },
+            CALL,
+        )
+        .await?;
+    assert_eq!(status, WorkflowStatus::Completed);
+    // Reported to the recorder: one request served by V2; V1's start and
+    // V2's two (the first start and the recovery after the kill).
+    let requests = recorded_outcomes
+        .requests
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    assert_eq!(requests, [("v2".to_owned(), true)]);
+    let restores = recorded_outcomes
+        .restores
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    assert_eq!(
+        restores
+            .iter()
+            .filter(|(component, ok)| component == "coordinator_v2" && *ok)
+            .count(),
+        2
+    );
+    assert_eq!(
+        restores
+            .iter()
+            .filter(|(component, _)| component == "coordinator_v1")
+            .count(),
+        1
+    );
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deferred_reply_answers_when_the_workflow_ends() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let mut builder = WorkflowEngine::builder(
+        store.clone(),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
+    );
+    builder.clock(Arc::clone(&clock));
+    let engine = builder.start().await?;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    let V2Reply::Started(id) = v2
+        .call_timeout(
+            V2Call::StartWorkflow {
+                definition: plan(),
+                metadata: Value::Null,
+            },
+            CALL,
+        )
+        .await?
+    else {
+        panic!("not started");
+    };
+    let status = v2
+        .ask_timeout(
+            |reply| V2Cast::WhenFinished {
+                workflow: id.clone(),
+                reply,
+            },
+            Duration::from_secs(60),
+        )
+        .await?;
+    assert_eq!(status, WorkflowStatus::Completed);
+    assert_eq!(executions.total(), 5);
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+async fn flags() -> Result<Flags, Error> {
+    let mut builder = Flags::builder();
+    builder.declare(Flag::new(
+        USE_V2_COORDINATOR,
+        "Route workflows to V2",
+        FlagValue::Off,
+    ));
+    builder.open().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_flag_routes_by_coordinator_id_and_v1_workflows_migrate_to_v2() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let mut builder = WorkflowEngine::builder(
+        store.clone(),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
+    );
+    builder.clock(Arc::clone(&clock));
+    let engine = builder.start().await?;
+    let (app, v1, v2) = coordinators(&store, &engine, &clock).await?;
+    let flags = flags().await?;
+    let router = CoordinatorRouter::new(flags.clone(), v1.clone(), v2.clone())?;
+
+    // Off: everything goes to V1.
+    let mut on_v1 = Vec::new();
+    for index in 0..3 {
+        let routed = router
+            .start_workflow(&format!("client-{index}"), plan(), json!({"index": index}))
+            .await?;
+        assert_eq!(routed.version, CoordinatorVersion::V1);
+        on_v1.push(routed.workflow_id);
+    }
+    // Let V1 finish the parallel group of each and start its task4.
+    wait_for(|| executions.total() == 12, Duration::from_secs(5)).await?;
+
+    // 50%: the bucket decides, the same way every time.
+    flags
+        .set(
+            USE_V2_COORDINATOR,
+            FlagValue::percentage(50)?,
+            Attribution::new("test", "canary"),
+        )
+        .await?;
+    let versions: Vec<CoordinatorVersion> = (0..100)
+        .map(|index| router.route(&format!("client-{index}")))
+        .collect();
+    assert!(
+        versions.contains(&CoordinatorVersion::V1) && versions.contains(&CoordinatorVersion::V2)
+    );
+    assert!((0..100).all(|index| router.route(&format!("client-{index}")) == versions[index]));
+
+    // 100%: new starts go to V2; V1's in-flight workflows migrate.
+    flags
+        .set(
+            USE_V2_COORDINATOR,
+            FlagValue::On,
+            Attribution::new("test", "full rollout"),
+        )
+        .await?;
+    let routed = router
+        .start_workflow("client-0", plan(), Value::Null)
+        .await?;
+    assert_eq!(routed.version, CoordinatorVersion::V2);
+    let moved = router.migrate_v1_to_v2().await?;
+    assert_eq!(moved.len(), 3);
+    for (old, new) in &moved {
+        assert!(on_v1.contains(old));
+        let info = engine.wait(new, Duration::from_secs(60)).await?;
+        assert_eq!(info.status, WorkflowStatus::Completed);
+        assert_eq!(info.results().len(), 5);
+        assert_eq!(info.metadata["migrated"], json!(true));
+        assert_eq!(
+            info.metadata["original_step"],
+            json!("steps[1].sequential[0]")
+        );
+        assert_eq!(info.metadata["v1_id"], json!(old));
+        assert!(info.metadata.get("index").is_some());
+    }
+    engine
+        .wait(&routed.workflow_id, Duration::from_secs(60))
+        .await?;
+    // Completed tasks did not run again: V1 ran 4 tasks of each of 3
+    // workflows (task4 was in flight), V2 ran task4 and task5 of each, and
+    // the new V2 workflow's 5.
+    assert_eq!(executions.total(), 3 * 4 + 3 * 2 + 5);
+    match v1.call_timeout(V1Call::Stats, CALL).await? {
+        V1Reply::Stats { in_flight, .. } => assert_eq!(in_flight, 0),
+        other => panic!("unexpected reply {other:?}"),
+    }
+    let stats = stats(&v2).await?;
+    assert_eq!(stats.completed_count, 4);
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_v1_loses_its_workflows() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, v1, _v2) = coordinators(&store, &engine, &clock).await?;
+    let V1Reply::Started(id) = v1
+        .call_timeout(
+            V1Call::StartWorkflow {
+                definition: plan(),
+                metadata: Value::Null,
+            },
+            CALL,
+        )
+        .await?
+    else {
+        panic!("not started");
+    };
+    let before = v1.incarnation();
+    v1.kill();
+    wait_for(
+        || v1.incarnation() > before && v1.is_alive(),
+        Duration::from_secs(1),
+    )
+    .await?;
+    match v1
+        .call_timeout(V1Call::Status { workflow: id }, CALL)
+        .await?
+    {
+        V1Reply::Status(status) => assert_eq!(status, None, "V1 keeps nothing across a crash"),
+        other => panic!("unexpected reply {other:?}"),
+    }
+    app.shutdown().await?;
+    engine.shutdown().await
+}

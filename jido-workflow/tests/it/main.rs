@@ -1,0 +1,9 @@
+//! The integration tests of jido-workflow, one binary.
+
+mod chaos;
+mod coordinator;
+mod definition;
+mod engine;
+mod lease;
+mod real_process;
+mod support;
