@@ -523,7 +523,7 @@ pub(crate) mod test_tree {
             url: None,
             token: None,
             suite_timeout: Duration::from_secs(600),
-            progress: run::Progress::quiet(),
+            progress: run::Progress::silent(),
         }
     }
 

@@ -38,8 +38,8 @@ impl Progress {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn quiet() -> Progress {
+    /// No progress (a step too short to show).
+    pub(crate) fn silent() -> Progress {
         Progress {
             enabled: false,
             terminal: false,
