@@ -38,7 +38,8 @@ impl Progress {
         }
     }
 
-    /// No progress (a step too short to show).
+    /// No progress (tests, and steps too short to show).
+    #[cfg(test)]
     pub(crate) fn silent() -> Progress {
         Progress {
             enabled: false,

@@ -362,6 +362,7 @@ pub(crate) fn findings(tree: &Tree) -> (usize, Vec<Finding>) {
     (commands.len(), findings)
 }
 
+#[cfg(test)]
 /// Replaces `$NAME` and `${NAME}` in `word` with the runbook's variables;
 /// an unknown variable is an error (the runbook sets every one it uses).
 pub(crate) fn expand(word: &str, variables: &HashMap<String, String>) -> Result<String, String> {
@@ -394,6 +395,7 @@ pub(crate) fn expand(word: &str, variables: &HashMap<String, String>) -> Result<
     Ok(out)
 }
 
+#[cfg(test)]
 /// Runs the runbook's commands in order, without a shell: `export`
 /// sets a variable for the commands after it (`overrides` win over the
 /// runbook's own values, so a test points `JIDO_URL` at its server);
@@ -414,11 +416,10 @@ pub(crate) fn execute(
         let fail = |message: String| Finding::new(RUNBOOK, command.line, message);
         if command.words[0] == "export" {
             if let Some((name, value)) = command.words.get(1).and_then(|word| word.split_once('='))
+                && !overrides.iter().any(|(overridden, _)| *overridden == name)
             {
-                if !overrides.iter().any(|(overridden, _)| *overridden == name) {
-                    let value = expand(value, &variables).map_err(fail)?;
-                    variables.insert(name.to_owned(), value);
-                }
+                let value = expand(value, &variables).map_err(fail)?;
+                variables.insert(name.to_owned(), value);
             }
             continue;
         }
