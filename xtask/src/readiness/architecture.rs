@@ -758,28 +758,30 @@ fn child_id(
     })
 }
 
-/// Every `Supervisor::builder("NAME")` chain in `file`.
-pub(crate) fn built_trees(file: &SourceFile, name: &str) -> Vec<BuiltTree> {
-    let constants: HashMap<String, String> = file
-        .syntax
-        .items
+/// The string constants of `files` (`const HTTP: &str = "http";`).
+fn string_constants(files: &[&SourceFile]) -> HashMap<String, String> {
+    files
         .iter()
+        .flat_map(|file| file.syntax.items.iter())
         .filter_map(|item| match item {
             syn::Item::Const(constant) => {
                 first_literal(&constant.expr).map(|value| (constant.ident.to_string(), value))
             }
             _ => None,
         })
-        .collect();
-    struct Functions<'a>(Vec<&'a syn::Block>);
+        .collect()
+}
+
+/// The non-test free functions of `files`, by name (in nested modules
+/// too), with their file.
+fn free_functions<'a>(files: &[&'a SourceFile]) -> HashMap<String, (&'a str, &'a syn::ItemFn)> {
+    struct Functions<'a>(&'a str, HashMap<String, (&'a str, &'a syn::ItemFn)>);
     impl<'ast> Visit<'ast> for Functions<'ast> {
         fn visit_item_fn(&mut self, function: &'ast syn::ItemFn) {
             if !source::is_test_function(&function.attrs) && !source::is_cfg_test(&function.attrs) {
-                self.0.push(&function.block);
+                self.1
+                    .insert(function.sig.ident.to_string(), (self.0, function));
             }
-        }
-        fn visit_impl_item_fn(&mut self, function: &'ast syn::ImplItemFn) {
-            self.0.push(&function.block);
         }
         fn visit_item_mod(&mut self, module: &'ast syn::ItemMod) {
             if !source::is_cfg_test(&module.attrs) {
@@ -787,111 +789,225 @@ pub(crate) fn built_trees(file: &SourceFile, name: &str) -> Vec<BuiltTree> {
             }
         }
     }
-    let mut functions = Functions(Vec::new());
-    functions.visit_file(&file.syntax);
+    let mut found = HashMap::new();
+    for file in files {
+        let mut functions = Functions(&file.path, HashMap::new());
+        functions.visit_file(&file.syntax);
+        found.extend(functions.1);
+    }
+    found
+}
+
+/// Every `Supervisor::builder("NAME")` tree built in `files` (one crate),
+/// following the builder into the crate's functions it is handed to
+/// (`add_children(&mut tree, ...)`).
+pub(crate) fn built_trees(files: &[&SourceFile], name: &str) -> Vec<BuiltTree> {
+    let scan = Scan {
+        name,
+        constants: string_constants(files),
+        functions: free_functions(files),
+    };
     let mut trees = Vec::new();
-    for block in functions.0 {
-        trees.extend(trees_in(file, block, name, &constants));
+    for file in files {
+        struct Blocks<'a>(Vec<&'a syn::Block>);
+        impl<'ast> Visit<'ast> for Blocks<'ast> {
+            fn visit_item_fn(&mut self, function: &'ast syn::ItemFn) {
+                if !source::is_test_function(&function.attrs)
+                    && !source::is_cfg_test(&function.attrs)
+                {
+                    self.0.push(&function.block);
+                }
+            }
+            fn visit_impl_item_fn(&mut self, function: &'ast syn::ImplItemFn) {
+                self.0.push(&function.block);
+            }
+            fn visit_item_mod(&mut self, module: &'ast syn::ItemMod) {
+                if !source::is_cfg_test(&module.attrs) {
+                    visit::visit_item_mod(self, module);
+                }
+            }
+        }
+        let mut blocks = Blocks(Vec::new());
+        blocks.visit_file(&file.syntax);
+        for block in blocks.0 {
+            let mut tree = None;
+            scan.block(&file.path, block, Vec::new(), &mut tree, 0);
+            trees.extend(tree);
+        }
     }
     trees
 }
 
-/// Whether `expr` is `Supervisor::builder("NAME")`.
-fn is_builder(expr: &syn::Expr, name: &str, constants: &HashMap<String, String>) -> bool {
-    let syn::Expr::Call(call) = expr else {
-        return false;
-    };
-    let syn::Expr::Path(path) = &*call.func else {
-        return false;
-    };
-    let segments: Vec<String> = path
-        .path
-        .segments
-        .iter()
-        .map(|segment| segment.ident.to_string())
-        .collect();
-    segments.ends_with(&["Supervisor".to_owned(), "builder".to_owned()])
-        && call
-            .args
-            .first()
-            .and_then(|argument| child_id(argument, &HashMap::new(), constants, 0))
-            .is_some_and(|found| found == name)
+/// Reads supervisor builder chains.
+struct Scan<'a> {
+    name: &'a str,
+    constants: HashMap<String, String>,
+    functions: HashMap<String, (&'a str, &'a syn::ItemFn)>,
 }
 
-fn trees_in(
-    file: &SourceFile,
-    block: &syn::Block,
-    name: &str,
-    constants: &HashMap<String, String>,
-) -> Vec<BuiltTree> {
-    // Local bindings, for following a child's id and the builder variable.
-    let mut locals: HashMap<String, syn::Expr> = HashMap::new();
-    struct Locals<'a>(&'a mut HashMap<String, syn::Expr>);
-    impl<'ast> Visit<'ast> for Locals<'_> {
-        fn visit_local(&mut self, local: &'ast syn::Local) {
-            if let Some(init) = &local.init {
-                for name in bound_names(&local.pat) {
-                    self.0.insert(name, (*init.expr).clone());
+/// A call met in a block, in source order.
+enum Met<'a> {
+    Method(&'a syn::ExprMethodCall),
+    Function(&'a syn::ExprCall),
+}
+
+impl Scan<'_> {
+    /// Whether `expr` is `Supervisor::builder("NAME")`.
+    fn is_builder(&self, expr: &syn::Expr) -> bool {
+        let syn::Expr::Call(call) = expr else {
+            return false;
+        };
+        let syn::Expr::Path(path) = &*call.func else {
+            return false;
+        };
+        let segments: Vec<String> = path
+            .path
+            .segments
+            .iter()
+            .map(|segment| segment.ident.to_string())
+            .collect();
+        segments.ends_with(&["Supervisor".to_owned(), "builder".to_owned()])
+            && call
+                .args
+                .first()
+                .and_then(|argument| child_id(argument, &HashMap::new(), &self.constants, 0))
+                .is_some_and(|found| found == self.name)
+    }
+
+    /// Reads `block`, where `builders` name the builder (a parameter it
+    /// was handed to, or none at the top), into `tree`.
+    fn block(
+        &self,
+        path: &str,
+        block: &syn::Block,
+        mut builders: Vec<String>,
+        tree: &mut Option<BuiltTree>,
+        depth: usize,
+    ) {
+        // Local bindings, for a child's id and the builder variable.
+        let mut locals: HashMap<String, syn::Expr> = HashMap::new();
+        struct Locals<'a>(&'a mut HashMap<String, syn::Expr>);
+        impl<'ast> Visit<'ast> for Locals<'_> {
+            fn visit_local(&mut self, local: &'ast syn::Local) {
+                if let Some(init) = &local.init {
+                    for name in bound_names(&local.pat) {
+                        self.0.insert(name, (*init.expr).clone());
+                    }
                 }
+                visit::visit_local(self, local);
             }
-            visit::visit_local(self, local);
         }
-    }
-    Locals(&mut locals).visit_block(block);
-    let builder_variables: Vec<String> = locals
-        .iter()
-        .filter(|(_, init)| is_builder(init, name, constants))
-        .map(|(variable, _)| variable.clone())
-        .collect();
-    // Method calls in source order (post-order: a chain's inner calls first).
-    struct Calls<'a>(Vec<&'a syn::ExprMethodCall>);
-    impl<'ast> Visit<'ast> for Calls<'ast> {
-        fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
-            visit::visit_expr_method_call(self, call);
-            self.0.push(call);
+        Locals(&mut locals).visit_block(block);
+        builders.extend(
+            locals
+                .iter()
+                .filter(|(_, init)| self.is_builder(init))
+                .map(|(variable, _)| variable.clone()),
+        );
+        // Calls in source order (post-order: a chain's inner calls first).
+        struct Calls<'a>(Vec<Met<'a>>);
+        impl<'ast> Visit<'ast> for Calls<'ast> {
+            fn visit_expr_method_call(&mut self, call: &'ast syn::ExprMethodCall) {
+                visit::visit_expr_method_call(self, call);
+                self.0.push(Met::Method(call));
+            }
+            fn visit_expr_call(&mut self, call: &'ast syn::ExprCall) {
+                visit::visit_expr_call(self, call);
+                self.0.push(Met::Function(call));
+            }
         }
-    }
-    let mut calls = Calls(Vec::new());
-    calls.visit_block(block);
-    let mut tree: Option<BuiltTree> = None;
-    for call in calls.0 {
-        let mut root: &syn::Expr = &call.receiver;
-        while let syn::Expr::MethodCall(inner) = root {
-            root = &inner.receiver;
-        }
-        let on_builder = is_builder(root, name, constants)
-            || matches!(root, syn::Expr::Path(path) if path.path.get_ident().is_some_and(|ident| builder_variables.contains(&ident.to_string())));
-        if !on_builder {
-            continue;
-        }
-        let tree = tree.get_or_insert_with(|| BuiltTree {
-            path: file.path.clone(),
-            line: source::line(call.method.span()),
-            strategy: None,
-            children: Vec::new(),
-        });
-        match call.method.to_string().as_str() {
-            "strategy" => {
-                tree.strategy = call.args.first().and_then(|argument| match argument {
-                    syn::Expr::Path(path) => path
+        let mut calls = Calls(Vec::new());
+        calls.visit_block(block);
+        let is_builder_variable = |expr: &syn::Expr| {
+            let mut expr = expr;
+            while let syn::Expr::Reference(reference) = expr {
+                expr = &reference.expr;
+            }
+            matches!(expr, syn::Expr::Path(path) if path.path.get_ident().is_some_and(|ident| builders.contains(&ident.to_string())))
+        };
+        for met in calls.0 {
+            match met {
+                Met::Function(call) => {
+                    // The builder handed to a function of this crate.
+                    let Some(position) = call
+                        .args
+                        .iter()
+                        .position(|argument| is_builder_variable(argument))
+                    else {
+                        continue;
+                    };
+                    let syn::Expr::Path(callee) = &*call.func else {
+                        continue;
+                    };
+                    let Some((function_path, function)) = callee
                         .path
                         .segments
                         .last()
-                        .map(|segment| segment.ident.to_string()),
-                    _ => None,
-                });
+                        .and_then(|segment| self.functions.get(&segment.ident.to_string()))
+                    else {
+                        continue;
+                    };
+                    let parameter =
+                        function
+                            .sig
+                            .inputs
+                            .iter()
+                            .nth(position)
+                            .and_then(|input| match input {
+                                syn::FnArg::Typed(typed) => {
+                                    bound_names(&typed.pat).into_iter().next()
+                                }
+                                syn::FnArg::Receiver(_) => None,
+                            });
+                    if let Some(parameter) = parameter
+                        && depth < 4
+                    {
+                        self.block(
+                            function_path,
+                            &function.block,
+                            vec![parameter],
+                            tree,
+                            depth + 1,
+                        );
+                    }
+                }
+                Met::Method(call) => {
+                    let mut root: &syn::Expr = &call.receiver;
+                    while let syn::Expr::MethodCall(inner) = root {
+                        root = &inner.receiver;
+                    }
+                    if !self.is_builder(root) && !is_builder_variable(root) {
+                        continue;
+                    }
+                    let tree = tree.get_or_insert_with(|| BuiltTree {
+                        path: path.to_owned(),
+                        line: source::line(call.method.span()),
+                        strategy: None,
+                        children: Vec::new(),
+                    });
+                    match call.method.to_string().as_str() {
+                        "strategy" => {
+                            tree.strategy = call.args.first().and_then(|argument| match argument {
+                                syn::Expr::Path(path) => path
+                                    .path
+                                    .segments
+                                    .last()
+                                    .map(|segment| segment.ident.to_string()),
+                                _ => None,
+                            });
+                        }
+                        "child" => {
+                            let id = call.args.first().and_then(|argument| {
+                                child_id(argument, &locals, &self.constants, 0)
+                            });
+                            tree.children.push(id);
+                        }
+                        _ => {}
+                    }
+                }
             }
-            "child" => {
-                let id = call
-                    .args
-                    .first()
-                    .and_then(|argument| child_id(argument, &locals, constants, 0));
-                tree.children.push(id);
-            }
-            _ => {}
         }
     }
-    tree.into_iter().collect()
 }
 
 /// The application tree's findings on `tree`.
@@ -912,10 +1028,7 @@ pub(crate) fn application_tree_findings(tree: &Tree) -> Result<String, Vec<Findi
             ),
         )]);
     }
-    let built: Vec<BuiltTree> = files
-        .iter()
-        .flat_map(|file| built_trees(file, &documented.supervisor))
-        .collect();
+    let built = built_trees(&files, &documented.supervisor);
     let [built] = built.as_slice() else {
         return Err(vec![Finding::new(
             documented.crate_folder.clone(),
@@ -1144,6 +1257,31 @@ pub async fn start() -> Result<(), Error> {
         assert!(summary.contains("3 children"), "{summary}");
     }
 
+    /// jido-system's shape: the builder made in one file, its children
+    /// added by a function of another that is handed the builder.
+    #[test]
+    fn children_added_by_a_helper_function_are_read() {
+        let app = r#"//! The app.
+pub async fn start() -> Result<(), Error> {
+    let mut tree = Supervisor::builder("top");
+    tree.strategy(Strategy::RestForOne).intensity(3, 5);
+    parts::add_children(&mut tree, &shared);
+    tree.start().await
+}
+"#;
+        let parts = r#"//! The parts.
+pub(crate) fn add_children(tree: &mut SupervisorBuilder, shared: &Shared) {
+    let part = |id: &'static str, kind: Kind| ChildSpec::<Part>::from_fn(id, move || kind);
+    tree.child(part("store", Kind::Store))
+        .child(shared.workers.child_spec("workers"))
+        .child(part("http", Kind::Http));
+}
+"#;
+        let summary =
+            app_tree(&[("app/src/lib.rs", app), ("app/src/parts.rs", parts)]).expect("passes");
+        assert!(summary.contains("3 children"), "{summary}");
+    }
+
     #[test]
     fn a_wrong_strategy_a_wrong_order_or_no_tree_fails() {
         let one_for_one = APP.replace("RestForOne", "OneForOne");
@@ -1173,7 +1311,7 @@ pub async fn start() -> Result<(), Error> {
             .tree
             .file("jido-workflow/src/engine.rs")
             .expect("the engine is in the tree");
-        let trees = built_trees(file, "jido_workflow");
+        let trees = built_trees(&[file], "jido_workflow");
         assert_eq!(trees.len(), 1);
         assert_eq!(trees[0].strategy.as_deref(), Some("RestForOne"));
         let ids: Vec<Option<&str>> = trees[0].children.iter().map(|id| id.as_deref()).collect();

@@ -248,6 +248,8 @@ pub(crate) struct CheckResult {
 /// What to run and how to report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Options {
+    /// The tree to check (`--root`); this workspace by default.
+    pub(crate) root: Option<PathBuf>,
     pub(crate) static_only: bool,
     pub(crate) url: Option<String>,
     pub(crate) token: Option<String>,
@@ -258,6 +260,7 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
+            root: None,
             static_only: false,
             url: None,
             token: None,
@@ -268,7 +271,7 @@ impl Default for Options {
 }
 
 /// The usage line, also the reference the runbook check holds commands to.
-pub(crate) const USAGE: &str = "usage: cargo xtask readiness [--static] [--url URL] [--token TOKEN] [--format text|json] [--suite-timeout SECONDS]";
+pub(crate) const USAGE: &str = "usage: cargo xtask readiness [--static] [--url URL] [--token TOKEN] [--format text|json] [--suite-timeout SECONDS] [--root DIR]";
 
 /// Parses the arguments after `readiness`.
 pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, String> {
@@ -283,6 +286,7 @@ pub(crate) fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Opti
             "--static" => options.static_only = true,
             "--url" => options.url = Some(value("--url")?),
             "--token" => options.token = Some(value("--token")?),
+            "--root" => options.root = Some(PathBuf::from(value("--root")?)),
             "--format" => match value("--format")?.as_str() {
                 "text" => options.json = false,
                 "json" => options.json = true,
@@ -474,7 +478,11 @@ pub(crate) fn run<I: IntoIterator<Item = String>>(args: I) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let results = evaluate(crate::workspace_root(), &options);
+    let root = options
+        .root
+        .clone()
+        .unwrap_or_else(|| crate::workspace_root().to_path_buf());
+    let results = evaluate(&root, &options);
     let text = if options.json {
         format!("{:#}\n", render_json(&results))
     } else {

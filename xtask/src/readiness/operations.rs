@@ -11,7 +11,9 @@
 //! - Rollback tested: a drill on the live server, with the API token: roll
 //!   back one phase and advance again (or, at phase 0, advance and roll
 //!   back), checking the phase after each step and that it ends where it
-//!   began. It changes the live rollout for the length of the drill.
+//!   began. Its advance is forced (`"force": true`, recorded as a forced
+//!   advance), since the rules refuse an advance within an hour of a
+//!   rollback. It changes the live rollout for the length of the drill.
 //! - Performance acceptable: the p99 of a short sample of `GET /health`
 //!   is under the plan's 100 ms.
 //! - Runbook commands are real (static): see `runbook.rs`.
@@ -220,7 +222,16 @@ pub(crate) fn alert_findings(base: &BaseUrl) -> (usize, Vec<Finding>) {
     }) {
         Ok(rollout) => {
             count = thresholds(&rollout);
-            if count < MIN_THRESHOLDS {
+            if rollout
+                .get("health")
+                .is_some_and(serde_json::Value::is_null)
+            {
+                findings.push(Finding::new(
+                    base.url("/api/v1/rollout"),
+                    0,
+                    "no health evaluation yet (`health` is null): the rules have not been applied; run again after one analysis interval",
+                ));
+            } else if count < MIN_THRESHOLDS {
                 findings.push(Finding::new(
                     base.url("/api/v1/rollout"),
                     0,
@@ -270,7 +281,14 @@ fn current_phase(base: &BaseUrl) -> Result<u64, String> {
 
 fn step(base: &BaseUrl, token: &str, action: &str, expected: u64) -> Result<(), String> {
     let path = format!("/api/v1/rollout/{action}");
-    let body = serde_json::json!({ "reason": format!("readiness rollback drill: {action}") });
+    let reason = format!("readiness rollback drill: {action}");
+    // The drill's advance is forced: the rules (healthy for the phase's
+    // minimum, an hour's quiet after a rollback) would refuse it.
+    let body = if action == "advance" {
+        serde_json::json!({ "reason": reason, "force": true })
+    } else {
+        serde_json::json!({ "reason": reason })
+    };
     let response = http::request(base, "POST", &path, Some(&body), Some(token))?;
     if !(200..300).contains(&response.status) {
         return Err(format!(
@@ -409,6 +427,7 @@ pub(crate) mod test_server {
     pub(crate) struct Faults {
         pub(crate) missing_gauge: Option<&'static str>,
         pub(crate) no_thresholds: bool,
+        pub(crate) not_evaluated: bool,
         pub(crate) refuse_advance: bool,
         pub(crate) unhealthy: bool,
     }
@@ -471,12 +490,18 @@ pub(crate) mod test_server {
             ("GET", "/api/v1/rollout") => {
                 let checks = if faults.no_thresholds {
                     "[]".to_owned()
+                } else if faults.not_evaluated {
+                    "null".to_owned()
                 } else {
                     "[{\"metric\":\"error_rate\",\"threshold\":0.05},{\"metric\":\"restarts\",\"threshold\":10},{\"metric\":\"delivery\",\"threshold\":0.95},{\"metric\":\"recovery\",\"threshold\":0.99}]".to_owned()
                 };
                 (
                     200,
-                    format!("{{\"phase\":{current},\"health\":{{\"checks\":{checks}}}}}"),
+                    if checks == "null" {
+                        format!("{{\"phase\":{current},\"health\":null}}")
+                    } else {
+                        format!("{{\"phase\":{current},\"health\":{{\"checks\":{checks}}}}}")
+                    },
                 )
             }
             ("POST", _) if !authorised => (401, "{\"code\":4010}".to_owned()),
@@ -552,6 +577,7 @@ mod tests {
         let faults = Faults {
             missing_gauge: Some("foundation_deploy_error_rate_ratio"),
             no_thresholds: true,
+            not_evaluated: false,
             refuse_advance: true,
             unhealthy: true,
         };
@@ -566,6 +592,16 @@ mod tests {
         );
         let (count, findings) = alert_findings(&base);
         assert_eq!((count, findings.len()), (0, 1));
+        let fresh = Faults {
+            not_evaluated: true,
+            ..Faults::default()
+        };
+        let fresh = BaseUrl::parse(&start(0, Vec::new(), fresh)).expect("url");
+        let (_, findings) = alert_findings(&fresh);
+        assert!(
+            findings[0].message.contains("no health evaluation yet"),
+            "{findings:#?}"
+        );
         let error = drill(&base, "secret").expect_err("refused");
         assert!(
             error.contains("409") && error.contains("LEFT AT PHASE 1"),

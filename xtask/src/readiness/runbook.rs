@@ -8,7 +8,9 @@
 //! `jido-system SUBCOMMAND [SUBCOMMAND]` (directly or through `cargo run
 //! -p jido-system --`) must name subcommands that jido-system's clap
 //! definitions declare (read from its source: the variants of its
-//! `#[derive(Subcommand)]` enums, kebab-cased); `curl` may only read
+//! `#[derive(Subcommand)]` enums, kebab-cased) and give each long option
+//! to a subcommand that takes it (its `#[arg(long)]` fields, flattened
+//! `Args` structs followed); `curl` may only read
 //! `$JIDO_URL/health` or `$JIDO_URL/metrics`; `export NAME=VALUE` sets the
 //! runbook's variables. Anything else is not a
 //! command of this system. Running the commands against a server is the
@@ -145,13 +147,25 @@ pub(crate) fn commands(markdown: &str) -> Result<Vec<Command>, Finding> {
     Ok(commands)
 }
 
-/// jido-system's subcommands, read from its clap definitions: each
-/// `#[derive(Subcommand)]` enum's variants (kebab-cased), and for a
-/// variant that wraps another such enum, that enum's name.
+/// jido-system's command line, read from its clap definitions: each
+/// `#[derive(Subcommand)]` enum's variants (kebab-cased) with the long
+/// options each takes (its `#[arg(long)]` fields, the fields of the
+/// `Args` structs it wraps or flattens) and the subcommand enum it leads
+/// to, if any.
 #[derive(Debug, Default)]
 pub(crate) struct Subcommands {
-    /// enum name -> (variant, wrapped enum)
-    enums: HashMap<String, Vec<(String, Option<String>)>>,
+    /// enum name -> its variants.
+    enums: HashMap<String, Vec<Variant>>,
+}
+
+/// One subcommand.
+#[derive(Debug, Clone, Default)]
+struct Variant {
+    name: String,
+    /// Its long options, without `--`.
+    options: Vec<String>,
+    /// The subcommand enum it leads to.
+    inner: Option<String>,
 }
 
 fn kebab(name: &str) -> String {
@@ -162,6 +176,8 @@ fn kebab(name: &str) -> String {
                 out.push('-');
             }
             out.extend(c.to_lowercase());
+        } else if c == '_' {
+            out.push('-');
         } else {
             out.push(c);
         }
@@ -169,103 +185,190 @@ fn kebab(name: &str) -> String {
     out
 }
 
+/// Whether an attribute list holds `#[NAME(... WORD ...)]`.
+fn has(attributes: &[syn::Attribute], name: &str, word: &str) -> bool {
+    attributes.iter().any(|attribute| {
+        attribute.path().is_ident(name) && crate::source::mentions_ident(attribute, word)
+    })
+}
+
+fn type_name(ty: &syn::Type) -> Option<String> {
+    match ty {
+        syn::Type::Path(path) => path.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    }
+}
+
+/// The long options of `fields` into `out`, following flattened and
+/// wrapped `Args` structs (bounded depth); a field of a subcommand enum's
+/// type is where the next level starts.
+fn read_options(
+    fields: &syn::Fields,
+    structs: &HashMap<String, &syn::Fields>,
+    enum_names: &[String],
+    depth: usize,
+    out: &mut Variant,
+) {
+    for field in fields {
+        let ty = type_name(&field.ty);
+        let subcommand = has(&field.attrs, "command", "subcommand")
+            || ty.as_ref().is_some_and(|ty| enum_names.contains(ty));
+        if subcommand {
+            out.inner = ty;
+            continue;
+        }
+        let flatten = has(&field.attrs, "command", "flatten") || field.ident.is_none();
+        if flatten {
+            if let Some(inner) = ty.as_ref().and_then(|ty| structs.get(ty))
+                && depth < 4
+            {
+                read_options(inner, structs, enum_names, depth + 1, out);
+            }
+            continue;
+        }
+        if has(&field.attrs, "arg", "long")
+            && let Some(ident) = &field.ident
+        {
+            out.options.push(kebab(&ident.to_string()));
+        }
+    }
+}
+
 impl Subcommands {
     pub(crate) fn read(tree: &Tree, crate_folder: &str) -> Subcommands {
-        let mut subcommands = Subcommands::default();
-        for file in tree
+        let files: Vec<&crate::source::SourceFile> = tree
             .files
             .iter()
             .filter(|file| file.crate_folder() == crate_folder && !file.is_test_file())
-        {
+            .collect();
+        let mut structs: HashMap<String, &syn::Fields> = HashMap::new();
+        let mut enums: Vec<&syn::ItemEnum> = Vec::new();
+        for file in &files {
             for item in &file.syntax.items {
-                let syn::Item::Enum(declaration) = item else {
-                    continue;
-                };
-                let derives_subcommand = declaration.attrs.iter().any(|attribute| {
-                    attribute.path().is_ident("derive")
-                        && crate::source::mentions_ident(attribute, "Subcommand")
-                });
-                if !derives_subcommand {
-                    continue;
+                match item {
+                    syn::Item::Struct(declaration) => {
+                        structs.insert(declaration.ident.to_string(), &declaration.fields);
+                    }
+                    syn::Item::Enum(declaration)
+                        if has(&declaration.attrs, "derive", "Subcommand") =>
+                    {
+                        enums.push(declaration);
+                    }
+                    _ => {}
                 }
-                let variants = declaration
-                    .variants
-                    .iter()
-                    .map(|variant| {
-                        let wrapped = variant.fields.iter().find_map(|field| match &field.ty {
-                            syn::Type::Path(path) => {
-                                path.path.segments.last().map(|s| s.ident.to_string())
-                            }
-                            _ => None,
-                        });
-                        (kebab(&variant.ident.to_string()), wrapped)
-                    })
-                    .collect();
-                subcommands
-                    .enums
-                    .insert(declaration.ident.to_string(), variants);
             }
+        }
+        let enum_names: Vec<String> = enums.iter().map(|e| e.ident.to_string()).collect();
+        let mut subcommands = Subcommands::default();
+        for declaration in enums {
+            let variants = declaration
+                .variants
+                .iter()
+                .map(|variant| {
+                    let mut read = Variant {
+                        name: kebab(&variant.ident.to_string()),
+                        ..Variant::default()
+                    };
+                    read_options(&variant.fields, &structs, &enum_names, 0, &mut read);
+                    read
+                })
+                .collect();
+            subcommands
+                .enums
+                .insert(declaration.ident.to_string(), variants);
         }
         subcommands
     }
 
-    /// Checks `words` (after the program name); `Err` says what is wrong.
+    /// Checks `words` (after the program name): the subcommands exist and
+    /// every long option is one the subcommand it follows takes. `Err`
+    /// says what is wrong.
     pub(crate) fn check(&self, words: &[String]) -> Result<(), String> {
         if self.enums.is_empty() {
             return Err(
                 "jido-system declares no subcommands in the tree (is the crate there?)".to_owned(),
             );
         }
-        // The top level: an enum that no variant wraps.
-        let wrapped: Vec<&String> = self
+        // The top level: an enum no variant leads to.
+        let inner: Vec<&String> = self
             .enums
             .values()
             .flatten()
-            .filter_map(|(_, inner)| inner.as_ref())
+            .filter_map(|variant| variant.inner.as_ref())
             .collect();
-        let top: Vec<&String> = self
-            .enums
-            .keys()
-            .filter(|name| !wrapped.contains(name))
-            .collect();
-        // Positional words: not options, and not the value after an option
-        // written without `=` (`--url $JIDO_URL`).
-        let mut positional: Vec<&String> = Vec::new();
-        let mut after_option = false;
-        for word in words {
+        let Some(top) = self.enums.keys().find(|name| !inner.contains(name)) else {
+            return Err("jido-system's subcommands have no top level".to_owned());
+        };
+        let mut level: Option<&String> = Some(top);
+        let mut current: Option<&Variant> = None;
+        let mut index = 0;
+        while index < words.len() {
+            let word = &words[index];
+            index += 1;
+            if let Some(option) = word.strip_prefix("--") {
+                let (name, inline_value) = match option.split_once('=') {
+                    Some((name, _)) => (name, true),
+                    None => (option, false),
+                };
+                if matches!(name, "help" | "version") {
+                    continue;
+                }
+                let Some(variant) = current else {
+                    return Err(format!("`--{name}` before any subcommand"));
+                };
+                if !variant.options.iter().any(|known| known == name) {
+                    return Err(format!(
+                        "`{}` takes no option `--{name}` (it takes: {})",
+                        variant.name,
+                        variant
+                            .options
+                            .iter()
+                            .map(|option| format!("--{option}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                // An option takes the next word as its value, unless it is
+                // a flag or the value was written with `=`.
+                if !inline_value
+                    && !is_flag(name)
+                    && words.get(index).is_some_and(|next| !next.starts_with('-'))
+                {
+                    index += 1;
+                }
+                continue;
+            }
             if word.starts_with('-') {
-                after_option = !word.contains('=');
-            } else if after_option {
-                after_option = false;
-            } else {
-                positional.push(word);
+                continue;
+            }
+            // A positional word: the next subcommand, or an argument of
+            // the current one.
+            if let Some(enum_name) = level {
+                let Some(variant) = self.enums[enum_name]
+                    .iter()
+                    .find(|variant| variant.name == *word)
+                else {
+                    return Err(format!("`{word}` is not a jido-system subcommand"));
+                };
+                current = Some(variant);
+                level = variant
+                    .inner
+                    .as_ref()
+                    .filter(|inner| self.enums.contains_key(*inner));
             }
         }
-        let Some(first) = positional.first() else {
-            return Err("no subcommand".to_owned());
-        };
-        let found = top.iter().find_map(|name| {
-            self.enums[*name]
-                .iter()
-                .find(|(variant, _)| variant == *first)
-        });
-        let Some((_, inner)) = found else {
-            return Err(format!("`{first}` is not a jido-system subcommand"));
-        };
-        if let Some(inner) = inner
-            && let Some(variants) = self.enums.get(inner)
-        {
-            let second = positional
-                .get(1)
-                .ok_or_else(|| format!("`{first}` needs a subcommand"))?;
-            if !variants.iter().any(|(variant, _)| variant == *second) {
-                return Err(format!(
-                    "`{first} {second}` is not a jido-system subcommand"
-                ));
-            }
+        match (current, level) {
+            (None, _) => Err("no subcommand".to_owned()),
+            (Some(variant), Some(_)) => Err(format!("`{}` needs a subcommand", variant.name)),
+            (Some(_), None) => Ok(()),
         }
-        Ok(())
     }
+}
+
+/// Options that take no value (`bool` fields), by the names jido-system
+/// uses; any other option takes the next word as its value.
+fn is_flag(name: &str) -> bool {
+    matches!(name, "force" | "allow-remote")
 }
 
 /// Checks one command; `Err` says why it is not a command of this system.
@@ -521,10 +624,18 @@ mod tests {
     const CLI: &str = r#"//! The CLI.
 #[derive(Parser)]
 struct Cli { #[command(subcommand)] command: Command }
+#[derive(Args)]
+struct ServeArgs { #[arg(long)] data_dir: PathBuf, #[arg(long)] allow_remote: bool }
+#[derive(Args)]
+struct ClientArgs { #[arg(long, env = "JIDO_URL")] url: String }
 #[derive(Subcommand)]
-enum Command { Serve(ServeArgs), Rollout(RolloutCommand), Backup { path: PathBuf } }
+enum Command {
+    Serve(ServeArgs),
+    Rollout { #[command(flatten)] client: ClientArgs, #[command(subcommand)] command: RolloutCommand },
+    Backup { path: PathBuf, #[arg(long)] data_dir: PathBuf },
+}
 #[derive(Subcommand)]
-enum RolloutCommand { Status, Advance { reason: String }, EmergencyRollback { reason: String } }
+enum RolloutCommand { Status, Advance { #[arg(long)] reason: String, #[arg(long)] force: bool }, EmergencyRollback { #[arg(long)] reason: String } }
 "#;
 
     #[test]
@@ -543,13 +654,28 @@ enum RolloutCommand { Status, Advance { reason: String }, EmergencyRollback { re
             check("jido-system rollout emergency-rollback --reason x"),
             Ok(())
         );
-        assert_eq!(check("jido-system --url $JIDO_URL rollout status"), Ok(()));
+        assert_eq!(check("jido-system rollout --url $JIDO_URL status"), Ok(()));
         assert_eq!(
-            check("cargo run --release -p jido-system -- serve --data-dir d"),
+            check("jido-system rollout advance --force --reason \"go on\""),
             Ok(())
         );
-        assert_eq!(check("jido-system backup /tmp/b"), Ok(()));
+        assert_eq!(
+            check("cargo run --release -p jido-system -- serve --data-dir d --allow-remote"),
+            Ok(())
+        );
+        assert_eq!(check("jido-system backup /tmp/b --data-dir d"), Ok(()));
         assert_eq!(check("cargo xtask readiness --static"), Ok(()));
+        // --url belongs to `rollout`, not to `status`.
+        let misplaced = check("jido-system rollout status --url $JIDO_URL").expect_err("misplaced");
+        assert!(
+            misplaced.contains("`status` takes no option `--url`"),
+            "{misplaced}"
+        );
+        assert!(
+            check("jido-system rollout")
+                .expect_err("incomplete")
+                .contains("needs a subcommand")
+        );
         assert!(check("jido-system rollout explode").is_err());
         assert!(check("jido-system remote_console").is_err());
         assert!(check("cargo xtask readiness --fast").is_err());
