@@ -929,11 +929,7 @@ impl Scan<'_> {
             match met {
                 Met::Function(call) => {
                     // The builder handed to a function of this crate.
-                    let Some(position) = call
-                        .args
-                        .iter()
-                        .position(|argument| is_builder_variable(argument))
-                    else {
+                    let Some(position) = call.args.iter().position(&is_builder_variable) else {
                         continue;
                     };
                     let syn::Expr::Path(callee) = &*call.func else {
