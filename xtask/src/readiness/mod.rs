@@ -612,6 +612,45 @@ mod tests {
         assert_eq!(json["categories"][4]["checks"][0]["status"], "skipped");
     }
 
+    /// `--static --url`: the server checks run (here against a good
+    /// fixture server, and pass), the build checks are skipped, the static
+    /// ones run.
+    #[test]
+    fn the_selection_follows_the_options() {
+        let tree = Tree::load(crate::workspace_root());
+        let gauges = operations::health_gauges(&tree).expect("gauges");
+        let url =
+            operations::test_server::start(1, gauges, operations::test_server::Faults::default());
+        let options = Options {
+            static_only: true,
+            url: Some(url),
+            token: Some("secret".to_owned()),
+            ..Options::default()
+        };
+        let results = evaluate(crate::workspace_root(), &options);
+        assert_eq!(results.len(), checklist().len());
+        for result in &results {
+            match result.kind {
+                Kind::Build => assert!(matches!(result.status, Status::Skipped(_)), "{result:?}"),
+                Kind::Server => assert!(matches!(result.status, Status::Passed(_)), "{result:?}"),
+                Kind::Static => assert!(!matches!(result.status, Status::Skipped(_)), "{result:?}"),
+            }
+        }
+        let without_url = evaluate(
+            crate::workspace_root(),
+            &Options {
+                static_only: true,
+                ..Options::default()
+            },
+        );
+        assert!(
+            without_url
+                .iter()
+                .filter(|result| result.kind == Kind::Server)
+                .all(|result| matches!(result.status, Status::Skipped(_)))
+        );
+    }
+
     #[test]
     fn every_check_has_a_unique_name_and_every_category_has_checks() {
         let checks = checklist();
