@@ -141,12 +141,16 @@ impl Outcome {
         }
     }
 
-    /// Passes when `findings` is empty.
+    /// Passes when `findings` is empty; `summary` says what passing means,
+    /// and a failure's summary counts the problems against it.
     pub(crate) fn from_findings(summary: impl Into<String>, findings: Vec<Finding>) -> Outcome {
-        Outcome {
-            summary: summary.into(),
-            findings,
-        }
+        let summary = summary.into();
+        let summary = if findings.is_empty() {
+            summary
+        } else {
+            format!("{} problem(s); expected: {summary}", findings.len())
+        };
+        Outcome { summary, findings }
     }
 
     pub(crate) fn passed(&self) -> bool {

@@ -380,7 +380,7 @@ fn run_suites_at(root: &Path, env: &Env, what: &str, suites: &[Suite]) -> Outcom
             suites.len()
         )
     } else {
-        format!("{what}: {} problem(s)", findings.len())
+        format!("{what}: {} suite(s) run and pass", suites.len())
     };
     Outcome::from_findings(summary, findings)
 }
