@@ -1087,7 +1087,7 @@ fn application_tree(env: &Env) -> Outcome {
     match application_tree_findings(&env.tree) {
         Ok(summary) => Outcome::pass(summary),
         Err(findings) => Outcome::from_findings(
-            "the application tree does not match its documented order",
+            "the application tree is rest_for_one with its children in the documented order",
             findings,
         ),
     }
