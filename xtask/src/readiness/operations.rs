@@ -151,14 +151,20 @@ pub(crate) fn monitoring_findings(tree: &Tree, base: &BaseUrl) -> (usize, Vec<Fi
     };
     match http::request(base, "GET", "/metrics", None, None) {
         Ok(response) if response.status == 200 => {
-            for gauge in &gauges {
-                if !has_metric(&response.body, gauge) {
-                    findings.push(Finding::new(
-                        base.url("/metrics"),
-                        0,
-                        format!("the health gauge `{gauge}` is missing"),
-                    ));
-                }
+            let missing: Vec<&str> = gauges
+                .iter()
+                .filter(|gauge| !has_metric(&response.body, gauge))
+                .map(String::as_str)
+                .collect();
+            if !missing.is_empty() {
+                findings.push(Finding::new(
+                    base.url("/metrics"),
+                    0,
+                    format!(
+                        "the health gauges {} are missing (a new server publishes them at the monitor's first evaluation, one analysis interval after start)",
+                        missing.join(", ")
+                    ),
+                ));
             }
         }
         Ok(response) => findings.push(Finding::new(
