@@ -164,6 +164,8 @@ struct Variant {
     name: String,
     /// Its long options, without `--`.
     options: Vec<String>,
+    /// Those of its options that take no value (`bool` fields).
+    flags: Vec<String>,
     /// The subcommand enum it leads to.
     inner: Option<String>,
 }
@@ -229,7 +231,11 @@ fn read_options(
         if has(&field.attrs, "arg", "long")
             && let Some(ident) = &field.ident
         {
-            out.options.push(kebab(&ident.to_string()));
+            let option = kebab(&ident.to_string());
+            if ty.as_deref() == Some("bool") {
+                out.flags.push(option.clone());
+            }
+            out.options.push(option);
         }
     }
 }
@@ -331,7 +337,7 @@ impl Subcommands {
                 // An option takes the next word as its value, unless it is
                 // a flag or the value was written with `=`.
                 if !inline_value
-                    && !is_flag(name)
+                    && !variant.flags.iter().any(|flag| flag == name)
                     && words.get(index).is_some_and(|next| !next.starts_with('-'))
                 {
                     index += 1;
@@ -363,12 +369,6 @@ impl Subcommands {
             (Some(_), None) => Ok(()),
         }
     }
-}
-
-/// Options that take no value (`bool` fields), by the names jido-system
-/// uses; any other option takes the next word as its value.
-fn is_flag(name: &str) -> bool {
-    matches!(name, "force" | "allow-remote")
 }
 
 /// Checks one command; `Err` says why it is not a command of this system.
@@ -627,7 +627,7 @@ struct Cli { #[command(subcommand)] command: Command }
 #[derive(Args)]
 struct ServeArgs { #[arg(long)] data_dir: PathBuf, #[arg(long)] allow_remote: bool }
 #[derive(Args)]
-struct ClientArgs { #[arg(long, env = "JIDO_URL")] url: String }
+struct ClientArgs { #[arg(long, env = "JIDO_URL")] url: String, #[arg(long)] verbose: bool }
 #[derive(Subcommand)]
 enum Command {
     Serve(ServeArgs),
@@ -665,6 +665,8 @@ enum RolloutCommand { Status, Advance { #[arg(long)] reason: String, #[arg(long)
         );
         assert_eq!(check("jido-system backup /tmp/b --data-dir d"), Ok(()));
         assert_eq!(check("cargo xtask readiness --static"), Ok(()));
+        // A flag takes no value: `status` after `--verbose` is the subcommand.
+        assert_eq!(check("jido-system rollout --verbose status"), Ok(()));
         // --url belongs to `rollout`, not to `status`.
         let misplaced = check("jido-system rollout status --url $JIDO_URL").expect_err("misplaced");
         assert!(
