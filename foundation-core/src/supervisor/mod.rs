@@ -639,7 +639,14 @@ pub(crate) fn end_children_with(supervisor: &ProcessRef, shared: &Arc<Supervisor
             }
         }
     });
-    let _ = supervisor.inner.add_exit_hook(hook);
+    // A fresh process has not ended, so the hook registers; if it ever had,
+    // the hook runs now, so the children end all the same.
+    if let Err((hook, reason)) = supervisor.inner.add_exit_hook(hook) {
+        hook(&crate::Down {
+            process: supervisor.id(),
+            reason,
+        });
+    }
 }
 
 fn unexpected_reply() -> Error {
