@@ -37,7 +37,8 @@ use std::time::Duration;
 
 use benches::on_threads;
 use criterion::{Criterion, criterion_group, criterion_main};
-use foundation_core::{CircuitBreaker, Limiter, RateLimiter};
+use foundation_core::circuit_breaker::CircuitBreaker;
+use foundation_core::rate_limiter::{Limiter, RateLimiter};
 use foundation_error::Error;
 use governor::{DefaultKeyedRateLimiter, Quota};
 

@@ -140,15 +140,9 @@ pub use actor::{
     DEFAULT_SEND_TIMEOUT, DEFAULT_START_TIMEOUT, MonitorRef, ReplyPort, SendError, SendErrorKind,
     TimerRef, Undelivered, spawn, spawn_with,
 };
-pub use circuit_breaker::{
-    CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerRegistry, CircuitState, StateChange,
-    TransitionReason,
-};
-pub use clock::{Clock, ManualClock, TokioClock};
 pub use foundation_error::{Error, Result};
 pub use monitor::{Monitor, live_monitors};
 pub use process::{Down, ExitReason, ProcessId, ProcessRef, ProcessStatus};
-pub use rate_limiter::{Decision, Limiter, RateLimiter, RateLimiterBuilder, Status};
 pub use supervisor::{
     AutoShutdown, ChildCounts, ChildInfo, ChildKind, ChildSpec, ChildStatus,
     DEFAULT_CONTROL_TIMEOUT, DEFAULT_EVENT_CAPACITY, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_PERIOD,

@@ -107,6 +107,7 @@ pub(crate) fn monitors_removed(count: usize) {
 /// # Ok(())
 /// # }
 /// ```
+#[must_use = "a monitor that is dropped at once monitors nothing: await it or keep it"]
 pub struct Monitor {
     process: ProcessId,
     receiver: oneshot::Receiver<Down>,

@@ -327,6 +327,11 @@ builtin_codes! {
     STORE_IN_USE = 2104, "store_in_use", Infrastructure, High, RetryStrategy::Never;
     /// 2105: the component was shut down and accepts no more work.
     SHUT_DOWN = 2105, "shut_down", System, Medium, RetryStrategy::Never;
+    /// 2106: the storage device failed an operation (EIO on a write, a
+    /// read or an fsync). Infrastructure, but not retried: a store that
+    /// saw it refuses writes until it is reopened, and the disk should be
+    /// checked.
+    STORAGE_FAILURE = 2106, "storage_failure", Infrastructure, Critical, RetryStrategy::Never;
     /// 2201: memory, disk or another resource is exhausted.
     RESOURCE_EXHAUSTED = 2201, "resource_exhausted", Infrastructure, Critical, RetryStrategy::Never;
     /// 2202: a mailbox is full.

@@ -14,8 +14,8 @@
 //! ([`Store::open_in_memory`]) with inline writes, for tests. Another crate (the
 //! PostgreSQL backend of issue 15) implements [`Backend`] and builds its
 //! stores with [`Store::with_backend`]; the behaviour all of them must share
-//! is written once as the conformance suite (feature `conformance`,
-//! [`crate::conformance`]).
+//! is written once as the conformance suite (the `conformance` module,
+//! behind the feature of the same name).
 //!
 //! The contract every backend keeps:
 //!

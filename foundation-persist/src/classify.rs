@@ -35,7 +35,7 @@ pub(crate) fn storage_error(error: impl Into<redb::Error>, operation: &'static s
             format!("a value of {bytes} bytes is larger than the storage engine accepts"),
         ),
         redb::Error::PreviousIo => Error::new(
-            ErrorCode::SERVICE_UNAVAILABLE,
+            ErrorCode::STORAGE_FAILURE,
             "an earlier I/O error left the store unable to write; close and reopen it to recover",
         ),
         redb::Error::DatabaseClosed => closed(),
@@ -63,8 +63,8 @@ pub(crate) fn storage_error(error: impl Into<redb::Error>, operation: &'static s
 /// their codes (a full disk is `resource_exhausted`, a read-only file
 /// system `permission_denied`); any other failure of the disk (EIO on a
 /// write, a read or an fsync) is an infrastructure storage failure,
-/// `service_unavailable`, not a bug of ours. After a failed write or fsync
-/// redb refuses further writes (`PreviousIo`, also `service_unavailable`)
+/// `storage_failure`, not a bug of ours. After a failed write or fsync
+/// redb refuses further writes (`PreviousIo`, also `storage_failure`)
 /// until the store is reopened: the OS may have dropped the dirty pages,
 /// so nothing written since the last good fsync can be trusted.
 fn io_error(io: std::io::Error) -> Error {
@@ -74,7 +74,7 @@ fn io_error(io: std::io::Error) -> Error {
         return error;
     }
     let mut storage_failure = Error::new(
-        ErrorCode::SERVICE_UNAVAILABLE,
+        ErrorCode::STORAGE_FAILURE,
         "the disk failed an I/O operation on the store file; the store refuses writes until it \
          is reopened, and the disk should be checked",
     )
@@ -126,8 +126,9 @@ mod tests {
             redb::Error::Io(io::Error::other("injected storage fault")),
         ] {
             let mapped = storage_error(error, "commit");
-            assert_eq!(mapped.code(), ErrorCode::SERVICE_UNAVAILABLE, "{mapped}");
+            assert_eq!(mapped.code(), ErrorCode::STORAGE_FAILURE, "{mapped}");
             assert_eq!(mapped.category(), Category::Infrastructure);
+            assert!(!mapped.is_retryable(), "a failed disk is not retried");
             assert_eq!(mapped.context_value("storage_failure"), Some("io"));
         }
         let eio = storage_error(redb::Error::Io(io::Error::from_raw_os_error(EIO)), "sync");
@@ -145,7 +146,7 @@ mod tests {
         let corrupt = storage_error(redb::StorageError::Corrupted("bad page".into()), "read");
         assert_eq!(corrupt.code(), ErrorCode::DATA_CORRUPTION);
         let previous = storage_error(redb::StorageError::PreviousIo, "begin_write");
-        assert_eq!(previous.code(), ErrorCode::SERVICE_UNAVAILABLE);
+        assert_eq!(previous.code(), ErrorCode::STORAGE_FAILURE);
         assert_eq!(previous.category(), Category::Infrastructure);
         let closed = storage_error(redb::StorageError::DatabaseClosed, "read");
         assert_eq!(closed.code(), ErrorCode::SERVICE_UNAVAILABLE);

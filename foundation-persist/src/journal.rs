@@ -40,6 +40,17 @@ pub struct StreamHead {
     pub truncated_through: u64,
 }
 
+impl StreamHead {
+    /// A stream's position, as a backend in another crate reports it
+    /// (`StreamHead::new(1, 0)` for a stream never written).
+    pub const fn new(next_sequence: u64, truncated_through: u64) -> StreamHead {
+        StreamHead {
+            next_sequence,
+            truncated_through,
+        }
+    }
+}
+
 /// A typed journal keyspace: records of `T` appended per stream.
 ///
 /// ```

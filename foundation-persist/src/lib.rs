@@ -45,9 +45,9 @@
 //! Every failure is a [`foundation_error::Error`]: `store_in_use` when
 //! another process has the file, `data_corruption` (naming the store) for a
 //! file that is not a store or is damaged, never a panic;
-//! `resource_exhausted` for a full disk, `service_unavailable` for any
-//! other disk failure (after which the store refuses writes until
-//! reopened) and once the store is closed, `queue_full` and `timeout`
+//! `resource_exhausted` for a full disk, `storage_failure` for any other
+//! disk failure (after which the store refuses writes until reopened),
+//! `service_unavailable` once the store is closed, `queue_full` and `timeout`
 //! under overload, `version_conflict` for a failed compare-and-set.
 //! Metrics: [`metrics::BATCH_SIZE`] and [`metrics::COMMIT_DURATION_SECONDS`].
 //!

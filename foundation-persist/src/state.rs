@@ -302,9 +302,10 @@ impl<T: Record> StateStore<T> {
     /// # Storage failures
     ///
     /// After a failed write or fsync (an I/O error from the disk,
-    /// `service_unavailable` with context `storage_failure`), or a panic
-    /// inside the storage engine, the store refuses every later write with
-    /// `service_unavailable` until it is closed and reopened: the OS may
+    /// `storage_failure`), or a panic
+    /// inside the storage engine, the store refuses every later write
+    /// (`storage_failure`, or `service_unavailable` after an engine panic)
+    /// until it is closed and reopened: the OS may
     /// have dropped the pages that failed, so nothing is trusted until the
     /// next open has re-read the file. Reads go on.
     ///

@@ -361,6 +361,10 @@ impl Writer {
                 Err(_) => break,
             }
         }
+        // Nobody is left to answer: a failed last flush can lose only writes
+        // acknowledged under `Durability::Deferred`, which that mode
+        // documents; `contained` marks the store failed, and redb repairs
+        // the file at the next open.
         let _ = self.contained("flush", Writer::flush);
         let database = self.shared.writer_exclusive().take();
         if let Some(database) = database {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foundation_core::registry::Registry;
-use foundation_core::{Supervisor, TaskSupervisor};
+use foundation_core::{Supervisor, TaskSupervisor, testkit};
 use foundation_error::Error;
 use foundation_error::clock::{SharedClock, TokioClock};
 use foundation_persist::{Store, StoreOptions};
@@ -25,6 +25,9 @@ use jido_agents::task::{
 };
 use jido_agents::{AgentRef, AgentSpec, route};
 use serde_json::json;
+
+/// How long the tour waits for an event (work finishing, a restart).
+const WAIT: Duration = Duration::from_secs(5);
 
 /// The application's work: doubles a number.
 struct Doubler;
@@ -110,23 +113,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "submit",
             json!({"id": "bad", "type": "double", "timeout_ms": 10}),
         )
-        .await
-        .unwrap_err();
-    println!(
-        "rejected: {invalid} (parameter {:?})",
-        invalid.context_value("parameter")
-    );
+        .await;
+    match invalid {
+        Err(error) => println!(
+            "rejected: {error} (parameter {:?})",
+            error.context_value("parameter")
+        ),
+        Ok(accepted) => return Err(format!("a 10 ms timeout was accepted: {accepted}").into()),
+    }
 
     // 2. A crash with 5 tasks queued: the restarted agent has them all.
     let before = task_agent.run(TaskStatusQuery {}).await?;
     let incarnation = task_agent.actor().incarnation();
     task_agent.actor().kill();
-    for _ in 0..100 {
-        if task_agent.actor().incarnation() > incarnation {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    let restarted = task_agent.clone();
+    testkit::wait_for(move || restarted.actor().incarnation() > incarnation, WAIT).await?;
     let after = task_agent.run(TaskStatusQuery {}).await?;
     println!(
         "before the kill: {} queued; after the restart (incarnation {}): {} queued, same counters: {}",
@@ -138,20 +139,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 3. Resume and let the work run under the task supervisor.
     task_agent.run(ResumeTasks {}).await?;
-    for _ in 0..100 {
-        let status = task_agent.run(TaskStatusQuery {}).await?;
-        if status.counters.processed == 5 {
-            println!(
-                "processed {} (average {:.3} ms, fastest {:?} us, slowest {:?} us)",
-                status.counters.processed,
-                status.average_duration_ms.unwrap_or_default(),
-                status.counters.fastest_us,
-                status.counters.slowest_us
-            );
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    testkit::wait_for_state(
+        task_agent.actor(),
+        |server| server.agent().state().counters.processed == 5,
+        WAIT,
+    )
+    .await?;
+    let status = task_agent.run(TaskStatusQuery {}).await?;
+    println!(
+        "processed {} (average {:.3} ms, fastest {:?} us, slowest {:?} us)",
+        status.counters.processed,
+        status.average_duration_ms.unwrap_or_default(),
+        status.counters.fastest_us,
+        status.counters.slowest_us
+    );
 
     // 4. Routing by capability.
     let routed = route::<TaskAgent<Doubler>>(&registry, "tasks")?;
@@ -162,16 +163,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 5. Health: this OS process's CPU and memory, and the store's commit latency.
     monitor.run(CheckNow {}).await?;
-    for _ in 0..100 {
-        let report = monitor.run(HealthQuery {}).await?;
-        if report.rounds > 0 {
-            println!("health {:.1} ({:?})", report.score, report.band);
-            for (component, health) in &report.components {
-                println!("  {component}: {:?}", health.readings);
-            }
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    testkit::wait_for_state(
+        monitor.actor(),
+        |server| server.agent().state().rounds > 0,
+        WAIT,
+    )
+    .await?;
+    let report = monitor.run(HealthQuery {}).await?;
+    println!("health {:.1} ({:?})", report.score, report.band);
+    for (component, health) in &report.components {
+        println!("  {component}: {:?}", health.readings);
     }
 
     app.shutdown().await?;

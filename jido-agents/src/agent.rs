@@ -4,7 +4,7 @@
 //!
 //! Actions are synchronous state transitions: they run inside the agent's
 //! mailbox and must not wait on I/O. Work that waits (a task, a health
-//! check) is handed to the runtime with [`ActionContext::spawn`], runs under
+//! check) is handed to the runtime with [`ActionContext::start_work`], runs under
 //! the task supervisor, and reports back by sending the agent another
 //! action. That keeps every agent answering while its work runs.
 //!
@@ -239,7 +239,7 @@ pub enum Directive<A: Agent> {
     Enqueue(PendingAction<A>),
     /// Run this work under the task supervisor (after the save; dropped if
     /// the save fails).
-    Spawn(Work),
+    StartWork(Work),
     /// Stop the agent normally after the reply.
     Stop,
 }
@@ -249,37 +249,42 @@ impl<A: Agent> std::fmt::Debug for Directive<A> {
         match self {
             Directive::SetState(_) => f.write_str("SetState"),
             Directive::Enqueue(action) => f.debug_tuple("Enqueue").field(action).finish(),
-            Directive::Spawn(_) => f.write_str("Spawn"),
+            Directive::StartWork(_) => f.write_str("StartWork"),
             Directive::Stop => f.write_str("Stop"),
         }
     }
 }
 
-/// What a running action can see and ask for besides the state.
-pub struct ActionContext<A: Agent> {
+/// What every action of one agent instance shares: built once per
+/// instance, so that an action's context costs one reference count.
+pub(crate) struct Shared<A: Agent> {
     pub(crate) env: AgentEnv,
     pub(crate) myself: AgentRef<A>,
+}
+
+/// What a running action can see and ask for besides the state.
+pub struct ActionContext<A: Agent> {
+    pub(crate) shared: Arc<Shared<A>>,
     pub(crate) directives: Vec<Directive<A>>,
 }
 
 impl<A: Agent> ActionContext<A> {
-    pub(crate) fn new(env: AgentEnv, myself: AgentRef<A>) -> ActionContext<A> {
+    pub(crate) fn new(shared: &Arc<Shared<A>>) -> ActionContext<A> {
         ActionContext {
-            env,
-            myself,
+            shared: Arc::clone(shared),
             directives: Vec::new(),
         }
     }
 
     /// The runtime environment (id, clock, task supervisor, registry).
     pub fn env(&self) -> &AgentEnv {
-        &self.env
+        &self.shared.env
     }
 
     /// A handle to this agent, valid across its restarts (for work that
     /// reports back).
     pub fn myself(&self) -> &AgentRef<A> {
-        &self.myself
+        &self.shared.myself
     }
 
     /// Leaves a directive for the runtime.
@@ -299,8 +304,8 @@ impl<A: Agent> ActionContext<A> {
 
     /// Runs `work` under the task supervisor once the action's state is
     /// saved.
-    pub fn spawn(&mut self, work: impl Future<Output = ()> + Send + 'static) {
-        self.directive(Directive::Spawn(Box::pin(work)));
+    pub fn start_work(&mut self, work: impl Future<Output = ()> + Send + 'static) {
+        self.directive(Directive::StartWork(Box::pin(work)));
     }
 
     /// Stops the agent normally after the reply.

@@ -35,7 +35,8 @@
 //!   [`SharedClock`](foundation_error::clock::SharedClock).
 //! - **Nothing added on the hot path.** A save is one `StateStore::put`;
 //!   concurrent agents share the store's group commit. This crate spawns
-//!   no thread and no task of its own.
+//!   no thread and no task of its own: work starts through the
+//!   `TaskSupervisor` given in the `AgentSpec` (`src/server.rs`).
 //!
 //! # Example
 //!

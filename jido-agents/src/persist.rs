@@ -84,9 +84,9 @@ pub enum OnCorruptState {
     /// default): the supervisor reports it, nothing is overwritten.
     #[default]
     FailStart,
-    /// Start from the defaults and overwrite the stored value at the first
-    /// save. The stored state is lost; choose this only for state that can
-    /// be rebuilt.
+    /// Start from the defaults, which the start saves over the stored
+    /// value at once. The stored state is lost; choose this only for state
+    /// that can be rebuilt.
     StartFromDefaults,
 }
 

@@ -27,7 +27,7 @@ use foundation_error::{Error, ErrorCode};
 use foundation_persist::Store;
 
 use crate::action::{ActionSet, AnyOutput};
-use crate::agent::{ActionContext, Agent, AgentEnv, Directive, PendingAction, Work};
+use crate::agent::{ActionContext, Agent, AgentEnv, Directive, PendingAction, Shared, Work};
 use crate::metrics;
 use crate::persist::{OnCorruptState, PersistentAgent, Persister, StorePersister};
 
@@ -218,11 +218,9 @@ where
     /// cannot name a keyspace.
     pub fn child_spec(&self) -> Result<ChildSpec<AgentServer<A>>, Error> {
         self.check()?;
-        let template = self.start_with(self.args.clone());
-        let factory = move || template.clone();
-        Ok(ChildSpec::from_fn_with_options(
+        Ok(ChildSpec::with_options(
             Arc::clone(&self.id),
-            factory,
+            self.start_with(self.args.clone()),
             self.options.clone(),
         ))
     }
@@ -302,6 +300,8 @@ pub struct AgentServer<A: Agent> {
     agent: A,
     env: AgentEnv,
     myself: AgentRef<A>,
+    shared: Arc<Shared<A>>,
+    counters: metrics::ActionCounters,
     actions: ActionSet<A>,
     persister: Option<Box<dyn Persister<A>>>,
     followups: VecDeque<PendingAction<A>>,
@@ -326,7 +326,7 @@ impl<A: Agent> AgentServer<A> {
         ctx: &mut Context<Self>,
     ) -> Result<AnyOutput, Error> {
         let outcome = self.execute_inner(action, ctx).await;
-        metrics::action(A::KIND, outcome.is_ok());
+        self.counters.record(outcome.is_ok());
         outcome
     }
 
@@ -344,7 +344,7 @@ impl<A: Agent> AgentServer<A> {
             self.agent.on_action_error(name, &error);
             return Err(error);
         }
-        let mut actx = ActionContext::new(self.env.clone(), self.myself.clone());
+        let mut actx = ActionContext::new(&self.shared);
         match action.inner.run(&mut self.agent, &mut actx) {
             Ok(output) => {
                 self.commit(name, actx.directives, ctx).await?;
@@ -387,7 +387,7 @@ impl<A: Agent> AgentServer<A> {
         for directive in after_save {
             match directive {
                 Directive::Enqueue(action) => self.followups.push_back(action),
-                Directive::Spawn(work) => self.launch(name, work),
+                Directive::StartWork(work) => self.launch(name, work),
                 Directive::Stop => ctx.stop(ExitReason::Normal),
                 Directive::SetState(_) => {}
             }
@@ -493,10 +493,16 @@ impl<A: Agent> Actor for AgentServer<A> {
         let myself = AgentRef {
             actor: ctx.myself(),
         };
+        let shared = Arc::new(Shared {
+            env: env.clone(),
+            myself: myself.clone(),
+        });
         let mut server = AgentServer {
             agent,
             env,
             myself,
+            shared,
+            counters: metrics::ActionCounters::new(A::KIND),
             actions: ActionSet::of(),
             persister: None,
             followups: VecDeque::new(),
@@ -508,7 +514,7 @@ impl<A: Agent> Actor for AgentServer<A> {
             persister.load(&mut server.agent).await?;
             server.persister = Some(persister);
         }
-        let mut actx = ActionContext::new(server.env.clone(), server.myself.clone());
+        let mut actx = ActionContext::new(&server.shared);
         server.agent.on_start(&mut actx)?;
         server.commit(START, actx.directives, ctx).await?;
         server.register(ctx)?;
@@ -530,7 +536,7 @@ impl<A: Agent> Actor for AgentServer<A> {
                 let action = match self.actions.decode(&name, params) {
                     Ok(action) => action,
                     Err(error) => {
-                        metrics::action(A::KIND, false);
+                        self.counters.record(false);
                         return Err(error.with_context("agent", &*self.env.id));
                     }
                 };
@@ -571,7 +577,7 @@ impl<A: Agent> Actor for AgentServer<A> {
                 self.schedule_drain();
                 let outcome = match self.agent.before_action("tick") {
                     Ok(()) => {
-                        let mut actx = ActionContext::new(self.env.clone(), self.myself.clone());
+                        let mut actx = ActionContext::new(&self.shared);
                         match self.agent.tick(&mut actx) {
                             Ok(()) => self.commit("tick", actx.directives, ctx).await,
                             Err(error) => {
@@ -588,7 +594,7 @@ impl<A: Agent> Actor for AgentServer<A> {
                         Err(error)
                     }
                 };
-                metrics::action(A::KIND, outcome.is_ok());
+                self.counters.record(outcome.is_ok());
                 if let Err(error) = outcome {
                     tracing::warn!(agent = %self.env.id, %error, "an agent's tick failed");
                 }

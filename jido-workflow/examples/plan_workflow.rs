@@ -4,10 +4,11 @@
 //! `cargo run -p jido-workflow --example plan_workflow`
 //!
 //! The example re-runs itself as a child process that starts the workflow;
-//! once the parallel group has finished it kills the child with SIGKILL
-//! mid-run, then starts a second child on the same store, which resumes
-//! the workflow from its journal and finishes it. The recorded steps never
-//! run again.
+//! the first run of task4 hangs, and while it is in flight the parent kills
+//! the child with SIGKILL, then starts a second child on the same store,
+//! which resumes the workflow from its journal and finishes it. The
+//! recorded steps never run again; task4 runs again with the same
+//! idempotency key.
 
 #![allow(clippy::print_stdout)]
 
@@ -40,23 +41,25 @@ const WORKFLOW_ID: &str = "plan-example";
 
 fn works() -> WorkRegistry {
     let mut works = WorkRegistry::new();
-    for (name, millis) in [
-        ("process_data", 200),
-        ("validate_data", 100),
-        ("transform_data", 150),
-        ("aggregate_results", 1500),
-        ("save_results", 300),
+    for name in [
+        "process_data",
+        "validate_data",
+        "transform_data",
+        "aggregate_results",
+        "save_results",
     ] {
         works.register(name, move |input: StepInput| async move {
+            let pid = std::process::id();
             println!(
-                "  [pid {}] running {} (attempt {}, key {})",
-                std::process::id(),
-                input.step_id,
-                input.attempt,
-                input.idempotency_key
+                "  [pid {pid}] running {} (attempt {}, key {})",
+                input.step_id, input.attempt, input.idempotency_key
             );
-            tokio::time::sleep(Duration::from_millis(millis)).await;
-            println!("  [pid {}] finished {}", std::process::id(), input.step_id);
+            if name == "aggregate_results" && input.attempt == 1 {
+                // The first run hangs, as on a stuck dependency: the
+                // process is killed while it is in flight.
+                std::future::pending::<()>().await;
+            }
+            println!("  [pid {pid}] finished {}", input.step_id);
             Ok(json!({"step": input.step_id, "inputs_seen": input.outputs.len()}))
         });
     }

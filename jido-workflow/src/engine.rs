@@ -17,7 +17,7 @@
 //! default) bounds that.
 //!
 //! The WorkflowRegistry is a `foundation_core::registry::Registry`: each
-//! process registers its workflow id (unique) and its definition's name.
+//! process registers its workflow id (unique keys).
 //!
 //! This module is not for how one workflow runs (see `process`).
 
@@ -29,7 +29,7 @@ use std::time::Duration;
 use foundation_core::registry::Registry;
 use foundation_core::{
     Actor, ActorOptions, ActorRef, ChildSpec, Context, DynamicSupervisor, Restart, Strategy,
-    Supervisor, SupervisorRef, TaskSupervisor,
+    Supervisor, SupervisorBuilder, SupervisorRef, TaskSupervisor,
 };
 use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
@@ -238,6 +238,29 @@ impl WorkflowEngineBuilder {
     /// `invalid_config_value` for a parallel bound of 0; the store's
     /// errors opening the keyspaces; the supervisors' start errors.
     pub async fn start(&self) -> Result<WorkflowEngine, Error> {
+        let (top, parts) = self.build()?;
+        let supervisor = top.start().await?;
+        Ok(parts.into_engine(supervisor))
+    }
+
+    /// Makes the engine's tree the child `id` of an application's
+    /// supervisor; the returned engine works once the parent has started
+    /// the child (and resumes unfinished workflows then).
+    ///
+    /// # Errors
+    ///
+    /// As for [`start`](Self::start), except the supervisors' start errors,
+    /// which the parent reports.
+    pub fn into_child_spec(
+        &self,
+        id: impl Into<Arc<str>>,
+    ) -> Result<(ChildSpec<Supervisor>, WorkflowEngine), Error> {
+        let (top, parts) = self.build()?;
+        let (spec, supervisor) = top.into_child_spec(id)?;
+        Ok((spec, parts.into_engine(supervisor)))
+    }
+
+    fn build(&self) -> Result<(SupervisorBuilder, EngineParts), Error> {
         if self.max_parallel == 0 {
             return Err(Error::new(
                 ErrorCode::INVALID_CONFIG_VALUE,
@@ -264,7 +287,7 @@ impl WorkflowEngineBuilder {
             clock,
             works: self.works.clone(),
             executor,
-            registry: Registry::builder().index("name").build(),
+            registry: Registry::new(),
             leases,
             owner: self.owner.clone(),
             max_parallel: self.max_parallel,
@@ -290,7 +313,7 @@ impl WorkflowEngineBuilder {
             workflows: workflows.clone(),
             resumed: Arc::clone(&resumed),
         };
-        let resumer = ChildSpec::<Resumer>::from_fn("resumer", move || resumer_args.clone());
+        let resumer = ChildSpec::<Resumer>::new("resumer", resumer_args);
 
         let mut top = Supervisor::builder("jido_workflow");
         top.strategy(Strategy::RestForOne)
@@ -298,14 +321,35 @@ impl WorkflowEngineBuilder {
             .child(tasks.child_spec("tasks"))
             .child(workflows_spec)
             .child(resumer);
-        let supervisor = top.start().await?;
-        Ok(WorkflowEngine {
-            shared,
+        Ok((
+            top,
+            EngineParts {
+                shared,
+                workflows,
+                tasks,
+                resumed,
+            },
+        ))
+    }
+}
+
+/// An engine's handles, before its tree is started.
+struct EngineParts {
+    shared: Arc<Shared>,
+    workflows: DynamicSupervisor<WorkflowProcess>,
+    tasks: TaskSupervisor,
+    resumed: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl EngineParts {
+    fn into_engine(self, supervisor: SupervisorRef) -> WorkflowEngine {
+        WorkflowEngine {
+            shared: self.shared,
             supervisor,
-            workflows,
-            tasks,
-            resumed,
-        })
+            workflows: self.workflows,
+            tasks: self.tasks,
+            resumed: self.resumed,
+        }
     }
 }
 
@@ -402,7 +446,7 @@ impl WorkflowEngine {
             .map(|summary| summary.status()))
     }
 
-    /// The WorkflowRegistry: workflow id to process, indexed by `name`.
+    /// The WorkflowRegistry: workflow id to process (unique keys).
     pub fn registry(&self) -> &Registry {
         &self.shared.registry
     }
@@ -578,7 +622,7 @@ impl WorkflowEngine {
             .start_child(ProcessArgs {
                 shared: Arc::clone(shared),
                 id: id.into(),
-                fresh: Some(Arc::new(Mutex::new(Some((summary, state))))),
+                fresh: Some(Arc::new(Mutex::new(Some(Box::new((summary, state)))))),
             })
             .await
             .map(drop)

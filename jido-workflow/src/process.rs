@@ -55,7 +55,8 @@ pub struct ProcessArgs {
 }
 
 /// A just-written workflow's summary and state, for its first `init`.
-pub(crate) type FreshStart = Arc<Mutex<Option<(Summary, WorkflowState)>>>;
+/// Boxed, so that what the supervisor keeps for restarts is small once taken.
+pub(crate) type FreshStart = Arc<Mutex<Option<Box<(Summary, WorkflowState)>>>>;
 
 impl std::fmt::Debug for ProcessArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -162,18 +163,15 @@ impl Actor for WorkflowProcess {
         let fresh =
             fresh.and_then(|fresh| fresh.lock().unwrap_or_else(PoisonError::into_inner).take());
         let (summary, state) = match fresh {
-            Some(loaded) => loaded,
+            Some(loaded) => *loaded,
             None => load(&shared, &id).await?,
         };
         if shared.registry.whereis(&id).is_none() {
-            let mut metadata = Metadata::new();
-            metadata.insert(
-                "name".into(),
-                foundation_core::registry::Value::Text(summary.name.clone()),
-            );
+            // No metadata: an entry per waiting workflow is kept small
+            // (the summaries answer queries by name).
             shared
                 .registry
-                .register(id.to_string(), ctx.myself(), metadata)?;
+                .register(id.to_string(), ctx.myself(), Metadata::new())?;
         }
         // After the registration, so that a duplicate start fails before it
         // takes the lease from the running instance.
@@ -346,13 +344,22 @@ impl WorkflowProcess {
         wall_millis(self.shared.clock.as_ref())
     }
 
-    pub(crate) fn info(&self) -> WorkflowInfo {
-        let regular_running = !self.running.is_empty()
+    /// The workflow's status as this instance sees it (for tests and
+    /// inspections: `ActorRef::inspect`, the test kit's `wait_for_state`).
+    pub fn status(&self) -> WorkflowStatus {
+        self.state.status(self.has_running_work())
+    }
+
+    fn has_running_work(&self) -> bool {
+        !self.running.is_empty()
             || self.compensating.is_some()
             || self.state.tasks.iter().enumerate().any(|(task, state)| {
                 state.phase == TaskPhase::InFlight && !self.state.is_builtin(task as u32)
-            });
-        info_from(&self.id, &self.state, regular_running)
+            })
+    }
+
+    pub(crate) fn info(&self) -> WorkflowInfo {
+        info_from(&self.id, &self.state, self.has_running_work())
     }
 
     fn waiting_for(&self, signal: &str) -> Option<u32> {

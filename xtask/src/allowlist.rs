@@ -1,12 +1,14 @@
 //! The allow-lists that ARCHITECTURE.md shows and the checks read, so the
 //! document cannot drift from what is enforced.
 //!
-//! Two fenced ```` ```text ```` blocks, each the first fenced block after
+//! Three fenced ```` ```text ```` blocks, each the first fenced block after
 //! its heading:
 //!
 //! - under "Allowed spawn sites": one site per line, a path relative to
 //!   the workspace root (a file, or a folder ending in `/`), then the
 //!   reason;
+//! - under "Allowed catch_unwind sites": the same form, for the places
+//!   that may catch a panic (`cargo xtask readiness`);
 //! - under "Closed public enums": one enum per line, its file, its name,
 //!   then the reason it will never grow.
 //!
@@ -19,18 +21,21 @@ use std::path::Path;
 
 /// The heading of the spawn-site block.
 pub(crate) const SPAWN_SITES_HEADING: &str = "Allowed spawn sites";
+/// The heading of the catch_unwind-site block.
+pub(crate) const CATCH_UNWIND_SITES_HEADING: &str = "Allowed catch_unwind sites";
 /// The heading of the closed-enum block.
 pub(crate) const CLOSED_ENUMS_HEADING: &str = "Closed public enums";
 
-/// A place where tasks and threads may be started.
+/// A place where something otherwise forbidden may be written: tasks and
+/// threads started, panics caught.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SpawnSite {
+pub(crate) struct Site {
     /// A file, or a folder ending in `/`.
     pub(crate) path: String,
     pub(crate) reason: String,
 }
 
-impl SpawnSite {
+impl Site {
     /// Whether the file at `path` lies in this site.
     pub(crate) fn covers(&self, path: &str) -> bool {
         if self.path.ends_with('/') {
@@ -52,7 +57,8 @@ pub(crate) struct ClosedEnum {
 /// Both lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct AllowList {
-    pub(crate) spawn_sites: Vec<SpawnSite>,
+    pub(crate) spawn_sites: Vec<Site>,
+    pub(crate) catch_unwind_sites: Vec<Site>,
     pub(crate) closed_enums: Vec<ClosedEnum>,
 }
 
@@ -60,6 +66,11 @@ impl AllowList {
     /// Whether starting a task or thread in the file at `path` is allowed.
     pub(crate) fn allows_spawn_in(&self, path: &str) -> bool {
         self.spawn_sites.iter().any(|site| site.covers(path))
+    }
+
+    /// Whether catching a panic in the file at `path` is allowed.
+    pub(crate) fn allows_catch_unwind_in(&self, path: &str) -> bool {
+        self.catch_unwind_sites.iter().any(|site| site.covers(path))
     }
 
     /// Whether the public enum `name` in `path` may stay exhaustive.
@@ -93,19 +104,10 @@ pub(crate) fn load(root: &Path) -> Result<AllowList, AllowListError> {
     parse(&text)
 }
 
-/// Parses both lists from the text of ARCHITECTURE.md.
+/// Parses the lists from the text of ARCHITECTURE.md.
 pub(crate) fn parse(markdown: &str) -> Result<AllowList, AllowListError> {
-    let spawn_sites = block_after(markdown, SPAWN_SITES_HEADING)?
-        .into_iter()
-        .map(|(line, text)| {
-            let (path, reason) = split_word(text);
-            require_reason(line, reason)?;
-            Ok(SpawnSite {
-                path: path.to_owned(),
-                reason: reason.to_owned(),
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let spawn_sites = sites(markdown, SPAWN_SITES_HEADING)?;
+    let catch_unwind_sites = sites(markdown, CATCH_UNWIND_SITES_HEADING)?;
     let closed_enums = block_after(markdown, CLOSED_ENUMS_HEADING)?
         .into_iter()
         .map(|(line, text)| {
@@ -127,11 +129,28 @@ pub(crate) fn parse(markdown: &str) -> Result<AllowList, AllowListError> {
         .collect::<Result<Vec<_>, _>>()?;
     Ok(AllowList {
         spawn_sites,
+        catch_unwind_sites,
         closed_enums,
     })
 }
 
-fn split_word(text: &str) -> (&str, &str) {
+/// The sites (path, reason) of the block under `heading`.
+fn sites(markdown: &str, heading: &str) -> Result<Vec<Site>, AllowListError> {
+    block_after(markdown, heading)?
+        .into_iter()
+        .map(|(line, text)| {
+            let (path, reason) = split_word(text);
+            require_reason(line, reason)?;
+            Ok(Site {
+                path: path.to_owned(),
+                reason: reason.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// The first word of `text` and the rest, trimmed.
+pub(crate) fn split_word(text: &str) -> (&str, &str) {
     let text = text.trim();
     match text.split_once(char::is_whitespace) {
         Some((word, rest)) => (word, rest.trim()),
@@ -139,7 +158,7 @@ fn split_word(text: &str) -> (&str, &str) {
     }
 }
 
-fn require_reason(line: usize, reason: &str) -> Result<(), AllowListError> {
+pub(crate) fn require_reason(line: usize, reason: &str) -> Result<(), AllowListError> {
     if reason.is_empty() {
         return Err(AllowListError {
             line,
@@ -151,7 +170,7 @@ fn require_reason(line: usize, reason: &str) -> Result<(), AllowListError> {
 
 /// The entry lines (1-based line number, text) of the first ```` ```text ````
 /// block after the heading whose text is `heading`.
-fn block_after<'a>(
+pub(crate) fn block_after<'a>(
     markdown: &'a str,
     heading: &str,
 ) -> Result<Vec<(usize, &'a str)>, AllowListError> {
@@ -213,7 +232,7 @@ fn block_after<'a>(
 mod tests {
     use super::*;
 
-    const GOOD: &str = "# Doc\n\n### Allowed spawn sites\n\nSome words.\n\n```text\n# comment\nfoundation-core/src/task.rs   supervised tasks\nfoundation-persist/           its threads\n```\n\n### Closed public enums\n\n```text\nfoundation-core/src/x.rs State   the three states\n```\n";
+    const GOOD: &str = "# Doc\n\n### Allowed spawn sites\n\nSome words.\n\n```text\n# comment\nfoundation-core/src/task.rs   supervised tasks\nfoundation-persist/           its threads\n```\n\n### Allowed catch_unwind sites\n\n```text\nfoundation-persist/src/contain.rs   redb panics on damaged files\n```\n\n### Closed public enums\n\n```text\nfoundation-core/src/x.rs State   the three states\n```\n";
 
     #[test]
     fn both_blocks_are_read() {
@@ -223,6 +242,8 @@ mod tests {
         assert!(list.allows_spawn_in("foundation-persist/src/writer.rs"));
         assert!(!list.allows_spawn_in("foundation-core/src/task.rs.bak"));
         assert!(!list.allows_spawn_in("foundation-core/src/actor/run.rs"));
+        assert!(list.allows_catch_unwind_in("foundation-persist/src/contain.rs"));
+        assert!(!list.allows_catch_unwind_in("foundation-persist/src/writer.rs"));
         assert!(list.allows_exhaustive("foundation-core/src/x.rs", "State"));
         assert!(!list.allows_exhaustive("foundation-core/src/x.rs", "Other"));
         assert_eq!(list.closed_enums[0].reason, "the three states");

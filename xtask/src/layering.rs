@@ -26,6 +26,7 @@ pub(crate) const LAYERS: &[(&str, Place)] = &[
     ("foundation-core", Place::Layer(1)),
     ("foundation-flags", Place::Layer(1)),
     ("foundation-persist", Place::Layer(1)),
+    ("foundation-persist-postgres", Place::Layer(2)),
     ("jido-agents", Place::Layer(2)),
     ("deploy-monitor", Place::Layer(2)),
     ("jido-workflow", Place::Layer(3)),

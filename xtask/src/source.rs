@@ -146,6 +146,9 @@ pub(crate) struct Context {
     /// Inside a test function run on paused tokio time
     /// (`#[tokio::test(start_paused = true)]`).
     pub(crate) in_paused_test: bool,
+    /// Inside a synchronous test function (`#[test] fn`): no runtime, so
+    /// nothing in it waits on tokio time.
+    pub(crate) in_sync_test: bool,
 }
 
 /// What a rule sees. Every method has an empty default, so a rule
@@ -176,6 +179,7 @@ pub(crate) fn walk(file: &SourceFile, rule: &mut dyn Rule) {
         context: Context {
             in_test: file.is_test_file(),
             in_paused_test: false,
+            in_sync_test: false,
         },
     };
     walker.visit_file(&file.syntax);
@@ -364,6 +368,20 @@ impl Walker<'_> {
         inner(self);
         self.context = saved;
     }
+
+    /// Runs `inner` inside a function: a synchronous test function sets
+    /// `in_sync_test`, any other function clears it.
+    fn in_function(
+        &mut self,
+        attributes: &[syn::Attribute],
+        signature: &syn::Signature,
+        inner: impl FnOnce(&mut Self),
+    ) {
+        let saved = self.context.in_sync_test;
+        self.context.in_sync_test = is_test_function(attributes) && signature.asyncness.is_none();
+        self.with_attributes(attributes, inner);
+        self.context.in_sync_test = saved;
+    }
 }
 
 impl<'ast> Visit<'ast> for Walker<'_> {
@@ -377,11 +395,13 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     }
 
     fn visit_item_fn(&mut self, item: &'ast syn::ItemFn) {
-        self.with_attributes(&item.attrs, |walker| visit::visit_item_fn(walker, item));
+        self.in_function(&item.attrs, &item.sig, |walker| {
+            visit::visit_item_fn(walker, item)
+        });
     }
 
     fn visit_impl_item_fn(&mut self, item: &'ast syn::ImplItemFn) {
-        self.with_attributes(&item.attrs, |walker| {
+        self.in_function(&item.attrs, &item.sig, |walker| {
             visit::visit_impl_item_fn(walker, item)
         });
     }

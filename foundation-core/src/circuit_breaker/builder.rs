@@ -73,7 +73,7 @@ impl fmt::Debug for BreakerConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use foundation_core::CircuitBreaker;
+/// use foundation_core::circuit_breaker::CircuitBreaker;
 ///
 /// let breaker = CircuitBreaker::builder("payments")
 ///     .failure_threshold(3)

@@ -55,7 +55,7 @@
 //! isolating work on its own task (see [`foundation_error::isolate`]).
 //!
 //! ```
-//! use foundation_core::{CircuitBreaker, CircuitState};
+//! use foundation_core::circuit_breaker::{CircuitBreaker, CircuitState};
 //! use foundation_error::{Error, ErrorCode};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -163,7 +163,7 @@ impl CircuitBreaker {
     /// waits for an outcome that will not come.
     ///
     /// ```
-    /// use foundation_core::CircuitBreaker;
+    /// use foundation_core::circuit_breaker::CircuitBreaker;
     /// use foundation_error::{Error, ErrorCode};
     ///
     /// # #[tokio::main(flavor = "current_thread")]

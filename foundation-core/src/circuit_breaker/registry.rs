@@ -19,7 +19,7 @@ use super::{CircuitBreaker, CircuitState};
 /// Circuit breakers by id. Cheap to clone; clones share the breakers.
 ///
 /// ```
-/// use foundation_core::{CircuitBreaker, CircuitBreakerRegistry, CircuitState};
+/// use foundation_core::circuit_breaker::{CircuitBreaker, CircuitBreakerRegistry, CircuitState};
 /// use foundation_error::{Error, ErrorCode};
 ///
 /// # #[tokio::main(flavor = "current_thread")]

@@ -45,7 +45,7 @@ pub const RATE_LIMITER_CHECKS_TOTAL: &str = "foundation_rate_limiter_checks_tota
 ///
 /// ```
 /// use std::time::Duration;
-/// use foundation_core::{Decision, RateLimiter};
+/// use foundation_core::rate_limiter::{Decision, RateLimiter};
 ///
 /// let limiters = RateLimiter::new();
 /// let login = limiters.configure("login", 2, Duration::from_secs(60))?;

@@ -35,7 +35,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use foundation_core::{Decision, RateLimiter};
+//! use foundation_core::rate_limiter::{Decision, RateLimiter};
 //! use foundation_error::ErrorCode;
 //!
 //! let limiters = RateLimiter::new();
@@ -96,7 +96,8 @@ struct Shared {
 /// Builds a [`RateLimiter`].
 ///
 /// ```
-/// use foundation_core::{ManualClock, RateLimiter};
+/// use foundation_core::clock::ManualClock;
+/// use foundation_core::rate_limiter::RateLimiter;
 ///
 /// let clock = ManualClock::new();
 /// let limiters = RateLimiter::builder().clock(clock.clone()).build()?;

@@ -201,7 +201,7 @@ impl SupervisorBuilder {
     /// Sets the clock the restart-intensity window is measured on and
     /// events are stamped with (default: a [`TokioClock`] made at the
     /// start, so paused tokio time drives it). Pass the application's one
-    /// clock, or a [`ManualClock`](crate::ManualClock) in tests.
+    /// clock, or a [`ManualClock`](crate::clock::ManualClock) in tests.
     pub fn clock(&mut self, clock: SharedClock) -> &mut Self {
         self.clock = Some(clock);
         self
@@ -639,7 +639,14 @@ pub(crate) fn end_children_with(supervisor: &ProcessRef, shared: &Arc<Supervisor
             }
         }
     });
-    let _ = supervisor.inner.add_exit_hook(hook);
+    // A fresh process has not ended, so the hook registers; if it ever had,
+    // the hook runs now, so the children end all the same.
+    if let Err((hook, reason)) = supervisor.inner.add_exit_hook(hook) {
+        hook(&crate::Down {
+            process: supervisor.id(),
+            reason,
+        });
+    }
 }
 
 fn unexpected_reply() -> Error {

@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use foundation_core::circuit_breaker::{
     CIRCUIT_BREAKER_REJECTED_CALLS_TOTAL, CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS_TOTAL,
-};
-use foundation_core::{
-    CircuitBreaker, CircuitBreakerRegistry, CircuitState, ManualClock, StateChange,
+    CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerRegistry, CircuitState, StateChange,
     TransitionReason,
 };
+use foundation_core::clock::ManualClock;
 use foundation_error::{Category, Error, ErrorCode, RetryPolicy, retry};
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use proptest::prelude::*;
@@ -110,7 +109,7 @@ fn the_defaults_are_the_original_systems() {
     assert_eq!(breaker.id(), "defaults");
 }
 
-type Misconfigure = fn(&mut foundation_core::CircuitBreakerBuilder);
+type Misconfigure = fn(&mut CircuitBreakerBuilder);
 
 #[test]
 fn invalid_configuration_is_a_validation_error() {

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use foundation_core::clock::ManualClock;
 use foundation_core::rate_limiter::RATE_LIMITER_CHECKS_TOTAL;
-use foundation_core::{Decision, ManualClock, RateLimiter};
+use foundation_core::rate_limiter::{Decision, RateLimiter};
 use foundation_error::ErrorCode;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use proptest::prelude::*;

@@ -517,7 +517,7 @@ async fn supervisor_events_and_the_sync_barrier() {
 
 #[tokio::test(start_paused = true)]
 async fn the_restart_window_runs_on_the_supervisors_clock() {
-    let clock = Arc::new(foundation_core::ManualClock::new());
+    let clock = Arc::new(foundation_core::clock::ManualClock::new());
     let mut builder = Supervisor::builder("clocked");
     builder
         .intensity(1, Duration::from_secs(5))

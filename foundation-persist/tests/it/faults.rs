@@ -150,7 +150,7 @@ async fn failing_writes_lose_no_acknowledged_write() {
         for error in errors {
             assert_eq!(
                 error.code(),
-                ErrorCode::SERVICE_UNAVAILABLE,
+                ErrorCode::STORAGE_FAILURE,
                 "after {after} writes: {error}"
             );
             assert_eq!(error.category(), Category::Infrastructure);
@@ -164,7 +164,7 @@ async fn failing_syncs_lose_no_acknowledged_write() {
         let errors = inject(Fault::Syncs, after, io::ErrorKind::Other, false).await;
         assert!(!errors.is_empty());
         for error in errors {
-            assert_eq!(error.code(), ErrorCode::SERVICE_UNAVAILABLE, "{error}");
+            assert_eq!(error.code(), ErrorCode::STORAGE_FAILURE, "{error}");
         }
     }
 }
@@ -187,12 +187,12 @@ async fn after_a_failed_fsync_writes_are_refused_until_reopened() {
     let failed = bounded(state.put("failed", &Task::new(2)))
         .await
         .expect_err("the fsync fails");
-    assert_eq!(failed.code(), ErrorCode::SERVICE_UNAVAILABLE, "{failed}");
+    assert_eq!(failed.code(), ErrorCode::STORAGE_FAILURE, "{failed}");
     faults.heal();
     let refused = bounded(state.put("after", &Task::new(3)))
         .await
         .expect_err("writes are refused until the store is reopened");
-    assert_eq!(refused.code(), ErrorCode::SERVICE_UNAVAILABLE, "{refused}");
+    assert_eq!(refused.code(), ErrorCode::STORAGE_FAILURE, "{refused}");
     assert_eq!(
         bounded(state.get("before"))
             .await
@@ -227,11 +227,7 @@ async fn a_full_disk_is_resource_exhausted() {
     );
     for error in &errors {
         assert!(
-            [
-                ErrorCode::RESOURCE_EXHAUSTED,
-                ErrorCode::SERVICE_UNAVAILABLE
-            ]
-            .contains(&error.code()),
+            [ErrorCode::RESOURCE_EXHAUSTED, ErrorCode::STORAGE_FAILURE].contains(&error.code()),
             "{error}"
         );
     }

@@ -235,7 +235,7 @@ impl MonitorAgent {
         let checks = self.args.checks.clone();
         let timeout = self.args.check_timeout;
         let agent: AgentRef<MonitorAgent> = ctx.myself().clone();
-        ctx.spawn(async move {
+        ctx.start_work(async move {
             let mut results = Vec::with_capacity(checks.len());
             for check in checks {
                 let component = check.component().to_owned();
@@ -273,7 +273,10 @@ impl MonitorAgent {
                             .evaluate(&component, *reading, threshold, now_ms)
                         {
                             tracing::warn!(agent = %self.id, alert = %alert.message, "health alert");
-                            metrics::alert_raised(&self.id, reading.metric.name());
+                            metrics::alert_raised(
+                                <MonitorAgent as Agent>::KIND,
+                                reading.metric.name(),
+                            );
                         }
                     }
                     health.readings = readings;
@@ -298,7 +301,7 @@ impl MonitorAgent {
             self.state.history.pop_front();
         }
         self.state.rounds += 1;
-        metrics::health_score(&self.id, score);
+        metrics::health_score(<MonitorAgent as Agent>::KIND, score);
     }
 }
 

@@ -204,6 +204,7 @@ impl HealthBand {
 /// How serious an alert is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AlertSeverity {
     /// Over the threshold.
     Warning,

@@ -2,7 +2,7 @@
 //! that runs each task under the task supervisor.
 //!
 //! A task moves queue -> in progress -> finished. Moving it into progress
-//! is saved before its work starts (the work is a `Spawn` directive, run
+//! is saved before its work starts (the work is a `StartWork` directive, run
 //! after the save), and its completion is an action saved like any other,
 //! so a kill at any point leaves it queued or in progress on disk, never
 //! lost, and counted only once: a run's completion counts only if that run
@@ -212,7 +212,6 @@ impl<H: TaskHandler> TaskAgent<H> {
                 TaskStatus::Processing
             };
         }
-        metrics::gauge_queue(&self.id, self.state.queue.len());
     }
 
     /// Leaves the work of one run for the runtime to start after the save.
@@ -240,7 +239,7 @@ impl<H: TaskHandler> TaskAgent<H> {
             Arc::clone(&self.clock),
             ctx.myself().clone(),
         );
-        ctx.spawn(work);
+        ctx.start_work(work);
     }
 }
 
@@ -562,7 +561,7 @@ impl<H: TaskHandler> Action<TaskAgent<H>> for TaskFinished {
         state.in_progress.remove(index);
         let succeeded = self.error.is_none();
         state.counters.record(succeeded, self.duration);
-        metrics::task_finished(&agent.id, succeeded, self.duration);
+        metrics::task_finished(<TaskAgent<H> as Agent>::KIND, succeeded, self.duration);
         match &self.error {
             None => state.consecutive_errors = 0,
             Some(error) => {

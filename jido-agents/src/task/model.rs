@@ -26,6 +26,7 @@ pub const MAX_TASK_ID_BYTES: usize = 256;
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Priority {
     /// Behind every other task.
     Low,

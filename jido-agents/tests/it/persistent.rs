@@ -111,11 +111,8 @@ async fn a_failed_save_fails_the_action_and_memory_equals_disk() {
 
     faults.fail_writes_after(0, io::ErrorKind::Other);
     let error = agent.run(Add { amount: 3 }).await.unwrap_err();
-    // The store's error, as the store classifies an injected fault.
-    assert!(
-        [ErrorCode::INTERNAL_ERROR, ErrorCode::SERVICE_UNAVAILABLE].contains(&error.code()),
-        "{error}"
-    );
+    // The store's own error for a failed disk write.
+    assert_eq!(error.code(), ErrorCode::STORAGE_FAILURE, "{error}");
     assert_eq!(error.context_value("agent"), Some("counter-1"));
     assert!(
         args.hooks()

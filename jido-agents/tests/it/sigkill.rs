@@ -241,7 +241,7 @@ async fn child(path: &Path, round: u64) {
     assert_eq!(ready.status, TaskStatus::Paused);
     say(&format!("ready {}", serde_json::to_string(&ready).unwrap()));
     // Wait to be killed (bounded: the parent kills at once).
-    tokio::time::sleep(LINE_TIMEOUT).await;
+    let _killed_first = tokio::time::timeout(LINE_TIMEOUT, std::future::pending::<()>()).await;
 }
 
 async fn wait_processed(agent: &jido_agents::AgentRef<TaskAgent<ChildHandler>>, processed: u64) {

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use foundation_core::Decision;
+use foundation_core::rate_limiter::Decision;
 use foundation_error::{Error, ErrorCode};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;

@@ -28,7 +28,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use deploy_monitor::{Cohort, RequestOutcome};
-use foundation_core::{Limiter, RateLimiter, TaskHandle};
+use foundation_core::TaskHandle;
+use foundation_core::rate_limiter::{Limiter, RateLimiter};
 use foundation_error::{Error, ErrorCode, Result};
 use tokio::sync::watch;
 

@@ -25,7 +25,9 @@ use std::time::Duration;
 
 pub use router::{CoordinatorRouter, CoordinatorVersion, Routed, USE_V2_COORDINATOR};
 pub use v1::{CoordinatorV1, CoordinatorV1Args, V1Call, V1Reply, V1Workflow};
-pub use v2::{ActiveWorkflow, CoordinatorStats, CoordinatorV2, CoordinatorV2Args, V2Call, V2Reply};
+pub use v2::{
+    ActiveWorkflow, CoordinatorStats, CoordinatorV2, CoordinatorV2Args, V2Call, V2Cast, V2Reply,
+};
 
 /// Where coordinators report what the deployment monitor judges: request
 /// outcomes per cohort and state recoveries. Every method has an empty

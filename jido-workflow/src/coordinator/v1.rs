@@ -148,7 +148,7 @@ impl CoordinatorV1 {
         let mut options = ActorOptions::new();
         options.unbounded_mailbox();
         let id = format!("coordinator_v1_{}", args.id);
-        ChildSpec::from_fn_with_options(id, move || args.clone(), options)
+        ChildSpec::with_options(id, args, options)
     }
 
     fn start(

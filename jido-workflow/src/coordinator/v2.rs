@@ -16,13 +16,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foundation_core::{Actor, ActorOptions, ActorRef, ChildSpec, Context};
+use foundation_core::{Actor, ActorOptions, ActorRef, ChildSpec, Context, ReplyPort};
 use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
 use foundation_persist::{Record, StateStore, Store};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::CoordinatorRecorder;
 use crate::definition::WorkflowDefinition;
@@ -111,12 +110,22 @@ pub enum V2Call {
     },
     /// The state.
     Stats,
-    /// A deferred reply: a receiver answered with the workflow's final
-    /// status when it ends (at once if it has ended). The receiver fails if
-    /// the coordinator restarts meanwhile; ask again.
+}
+
+/// Requests to CoordinatorV2 answered later, through a kept
+/// `foundation_core::ReplyPort` (use `ActorRef::ask`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum V2Cast {
+    /// Answered with the workflow's final status when it ends (at once if
+    /// it has ended; `data_not_found` for an unknown workflow). If the
+    /// coordinator restarts meanwhile, the port is dropped and the caller
+    /// fails at once: ask again.
     WhenFinished {
         /// The workflow.
         workflow: String,
+        /// Where the answer goes.
+        reply: ReplyPort<WorkflowStatus>,
     },
 }
 
@@ -128,8 +137,6 @@ pub enum V2Reply {
     Started(String),
     /// The state.
     Stats(CoordinatorStats),
-    /// Answered when the workflow ends.
-    WhenFinished(oneshot::Receiver<WorkflowStatus>),
 }
 
 /// A workflow ended (from the engine's finish listener).
@@ -144,7 +151,7 @@ pub struct CoordinatorV2 {
     args: CoordinatorV2Args,
     states: StateStore<CoordinatorState>,
     state: CoordinatorState,
-    waiters: BTreeMap<String, Vec<oneshot::Sender<WorkflowStatus>>>,
+    waiters: BTreeMap<String, Vec<ReplyPort<WorkflowStatus>>>,
 }
 
 impl std::fmt::Debug for CoordinatorV2 {
@@ -164,8 +171,7 @@ impl CoordinatorV2 {
         let id = format!("coordinator_v2_{}", args.id);
         let mut options = ActorOptions::new();
         options.unbounded_mailbox();
-        let spec =
-            ChildSpec::<CoordinatorV2>::from_fn_with_options(id, move || args.clone(), options);
+        let spec = ChildSpec::<CoordinatorV2>::with_options(id, args, options);
         listen(&engine, spec.handle());
         spec
     }
@@ -234,7 +240,7 @@ impl CoordinatorV2 {
     fn ended(&mut self, workflow: &str, status: WorkflowStatus) -> bool {
         if let Some(waiters) = self.waiters.remove(workflow) {
             for waiter in waiters {
-                let _ = waiter.send(status);
+                waiter.send(Ok(status));
             }
         }
         if self.state.active.remove(workflow).is_none() {
@@ -266,7 +272,7 @@ impl Actor for CoordinatorV2 {
     type Args = CoordinatorV2Args;
     type Call = V2Call;
     type Reply = V2Reply;
-    type Cast = ();
+    type Cast = V2Cast;
     type Info = WorkflowEnded;
 
     async fn init(args: CoordinatorV2Args, _ctx: &mut Context<Self>) -> Result<Self, Error> {
@@ -332,21 +338,32 @@ impl Actor for CoordinatorV2 {
                 .await
                 .map(V2Reply::Started),
             V2Call::Stats => Ok(V2Reply::Stats(self.stats())),
-            V2Call::WhenFinished { workflow } => {
-                let (sender, receiver) = oneshot::channel();
-                match self.args.engine.summary_status(&workflow).await? {
-                    None => {
-                        return Err(Error::new(
+        }
+    }
+
+    async fn handle_cast(
+        &mut self,
+        message: V2Cast,
+        _ctx: &mut Context<Self>,
+    ) -> Result<(), Error> {
+        match message {
+            V2Cast::WhenFinished { workflow, reply } => {
+                match self.args.engine.summary_status(&workflow).await {
+                    Err(error) => {
+                        reply.send(Err(error));
+                    }
+                    Ok(None) => {
+                        reply.send(Err(Error::new(
                             ErrorCode::DATA_NOT_FOUND,
                             format!("no workflow {workflow}"),
-                        ));
+                        )));
                     }
-                    Some(status) if status.is_terminal() => {
-                        let _ = sender.send(status);
+                    Ok(Some(status)) if status.is_terminal() => {
+                        reply.send(Ok(status));
                     }
-                    Some(_) => self.waiters.entry(workflow).or_default().push(sender),
+                    Ok(Some(_)) => self.waiters.entry(workflow).or_default().push(reply),
                 }
-                Ok(V2Reply::WhenFinished(receiver))
+                Ok(())
             }
         }
     }

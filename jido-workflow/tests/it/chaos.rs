@@ -14,7 +14,7 @@ use jido_workflow::{WorkflowEngine, WorkflowStatus};
 use serde_json::json;
 
 use crate::support::{
-    Executions, KillableExecutor, clock, memory_store, plan, plan_works, recorded,
+    Executions, KillableExecutor, clock, memory_store, pause, plan, plan_works, recorded,
 };
 
 #[tokio::test(start_paused = true)]
@@ -26,7 +26,10 @@ async fn a_hundred_workflows_survive_twenty_random_kills() -> Result<(), Error> 
     let store = memory_store();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_secs(2)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(2))),
+        ),
     );
     builder.clock(Arc::clone(&clock)).executor(executor.clone());
     let engine = builder.start().await?;

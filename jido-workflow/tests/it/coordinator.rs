@@ -14,13 +14,13 @@ use foundation_persist::Store;
 use jido_workflow::coordinator::{
     CoordinatorRecorder, CoordinatorRouter, CoordinatorStats, CoordinatorV1, CoordinatorV1Args,
     CoordinatorV2, CoordinatorV2Args, CoordinatorVersion, USE_V2_COORDINATOR, V1Call, V1Reply,
-    V2Call, V2Reply,
+    V2Call, V2Cast, V2Reply,
 };
 use jido_workflow::{WorkflowEngine, WorkflowStatus};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Executions, KillableExecutor, clock, memory_store, plan, plan_works, recorded,
+    Executions, KillableExecutor, clock, memory_store, pause, plan, plan_works, recorded,
 };
 
 const CALL: Duration = Duration::from_secs(5);
@@ -114,7 +114,10 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     let executor = KillableExecutor::new();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_millis(100)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(100))),
+        ),
     );
     builder.clock(Arc::clone(&clock)).executor(executor.clone());
     let engine = builder.start().await?;
@@ -139,17 +142,17 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     else {
         panic!("not started");
     };
-    let V2Reply::WhenFinished(finished) = v2
-        .call_timeout(
-            V2Call::WhenFinished {
-                workflow: id.clone(),
-            },
-            CALL,
-        )
-        .await?
-    else {
-        panic!("no deferred reply");
-    };
+    // A deferred reply, asked before the kill (tests may spawn tasks).
+    let asker = v2.clone();
+    let workflow = id.clone();
+    let finished = tokio::spawn(async move {
+        asker
+            .ask_timeout(
+                |reply| V2Cast::WhenFinished { workflow, reply },
+                Duration::from_secs(600),
+            )
+            .await
+    });
     assert_eq!(stats(&v2).await?.active.len(), 1);
     wait_for(|| executions.total() >= 3, Duration::from_secs(1)).await?;
 
@@ -182,19 +185,26 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     assert!(stats.active.is_empty());
     // The deferred reply from before the kill died with that instance;
     // asking the new one answers at once.
-    assert!(finished.await.is_err());
-    let V2Reply::WhenFinished(finished) = v2
-        .call_timeout(
-            V2Call::WhenFinished {
+    let kept = finished.await.map_err(|_| {
+        Error::new(
+            foundation_error::ErrorCode::INTERNAL_ERROR,
+            "the asking task panicked",
+        )
+    })?;
+    assert!(
+        kept.is_err(),
+        "the port of the killed instance fails its caller"
+    );
+    let status = v2
+        .ask_timeout(
+            |reply| V2Cast::WhenFinished {
                 workflow: id.clone(),
+                reply,
             },
             CALL,
         )
-        .await?
-    else {
-        panic!("no deferred reply");
-    };
-    assert_eq!(finished.await.ok(), Some(WorkflowStatus::Completed));
+        .await?;
+    assert_eq!(status, WorkflowStatus::Completed);
     // Reported to the recorder: one request served by V2; V1's start and
     // V2's two (the first start and the recovery after the kill).
     let requests = recorded_outcomes
@@ -233,7 +243,10 @@ async fn the_deferred_reply_answers_when_the_workflow_ends() -> Result<(), Error
     let executions = Executions::default();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_secs(1)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
     );
     builder.clock(Arc::clone(&clock));
     let engine = builder.start().await?;
@@ -250,21 +263,16 @@ async fn the_deferred_reply_answers_when_the_workflow_ends() -> Result<(), Error
     else {
         panic!("not started");
     };
-    let V2Reply::WhenFinished(finished) = v2
-        .call_timeout(
-            V2Call::WhenFinished {
+    let status = v2
+        .ask_timeout(
+            |reply| V2Cast::WhenFinished {
                 workflow: id.clone(),
+                reply,
             },
-            CALL,
+            Duration::from_secs(60),
         )
-        .await?
-    else {
-        panic!("no deferred reply");
-    };
-    let status = tokio::time::timeout(Duration::from_secs(60), finished)
-        .await
-        .map_err(|_| Error::timeout("late"))?;
-    assert_eq!(status.ok(), Some(WorkflowStatus::Completed));
+        .await?;
+    assert_eq!(status, WorkflowStatus::Completed);
     assert_eq!(executions.total(), 5);
     app.shutdown().await?;
     engine.shutdown().await
@@ -287,7 +295,10 @@ async fn the_flag_routes_by_coordinator_id_and_v1_workflows_migrate_to_v2() -> R
     let executions = Executions::default();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_secs(1)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
     );
     builder.clock(Arc::clone(&clock));
     let engine = builder.start().await?;
@@ -374,7 +385,10 @@ async fn a_killed_v1_loses_its_workflows() -> Result<(), Error> {
     let executions = Executions::default();
     let engine = crate::support::engine(
         &store,
-        plan_works(&executions, Duration::from_secs(1)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(1))),
+        ),
         &clock,
     )
     .await;

@@ -15,7 +15,7 @@ use jido_workflow::{
 use serde_json::{Value, json};
 
 use crate::support::{
-    Executions, KillableExecutor, clock, engine, memory_store, plan, plan_works, recorded,
+    Executions, KillableExecutor, clock, engine, memory_store, pause, plan, plan_works, recorded,
 };
 
 const LONG: Duration = Duration::from_secs(3600);
@@ -28,7 +28,10 @@ async fn the_plan_survives_killing_its_tasks_and_its_process() -> Result<(), Err
     let executor = KillableExecutor::new();
     let mut builder = WorkflowEngine::builder(
         store.clone(),
-        plan_works(&executions, Duration::from_millis(100)),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(100))),
+        ),
     );
     builder.clock(Arc::clone(&clock)).executor(executor.clone());
     let engine = builder.start().await?;
@@ -188,8 +191,9 @@ fn saga_works(log: &Arc<Mutex<Vec<String>>>) -> WorkRegistry {
             }
         });
     }
+    // Never ends by itself (a stuck dependency); only cancellation stops it.
     works.register("ship", |_input: StepInput| async {
-        tokio::time::sleep(LONG).await;
+        std::future::pending::<()>().await;
         Ok(Value::Null)
     });
     works.register("fail", |_input: StepInput| async {
@@ -437,7 +441,10 @@ async fn an_at_most_once_step_in_flight_during_a_crash_is_reported_interrupted()
 async fn list_filters_by_status_and_name_and_pages() -> Result<(), Error> {
     let clock = clock();
     let executions = Executions::default();
-    let mut works = plan_works(&executions, Duration::from_millis(10));
+    let mut works = plan_works(
+        &executions,
+        pause(|| tokio::time::sleep(Duration::from_millis(10))),
+    );
     works.register("fail", |_input: StepInput| async {
         Err::<Value, _>(Error::business("no"))
     });
@@ -518,20 +525,96 @@ async fn a_running_workflow_keeps_the_version_it_started_with() -> Result<(), Er
     second.shutdown().await
 }
 
-/// Polls the workflow's status (every millisecond of tokio time, at most
-/// ten seconds) until it is `status`.
+/// Waits (event-driven, at most ten seconds) until the workflow's process
+/// reports `status`.
 async fn wait_status(
     engine: &WorkflowEngine,
     id: &str,
     status: WorkflowStatus,
 ) -> Result<(), Error> {
-    for _ in 0..10_000 {
-        if engine.status(id).await?.status == status {
-            return Ok(());
+    let process = engine
+        .process(id)
+        .ok_or_else(|| Error::not_found(format!("workflow {id} has no process")))?;
+    foundation_core::testkit::wait_for_state(
+        &process,
+        move |workflow: &jido_workflow::WorkflowProcess| workflow.status() == status,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_parallel_group_runs_within_the_bound() -> Result<(), Error> {
+    let clock = clock();
+    let running = Arc::new(Mutex::new((0u32, 0u32))); // (now, most)
+    let mut works = WorkRegistry::new();
+    let gauge = Arc::clone(&running);
+    works.register("slow", move |_input: StepInput| {
+        let gauge = Arc::clone(&gauge);
+        async move {
+            {
+                let mut counts = gauge.lock().expect("not poisoned");
+                counts.0 += 1;
+                counts.1 = counts.1.max(counts.0);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            gauge.lock().expect("not poisoned").0 -= 1;
+            Ok(Value::Null)
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    Err(Error::timeout(format!(
-        "workflow {id} did not reach {status}"
-    )))
+    });
+    let mut builder = WorkflowEngine::builder(memory_store(), works);
+    builder.clock(Arc::clone(&clock)).max_parallel(2);
+    let engine = builder.start().await?;
+    let tasks: Vec<Value> = (0..5)
+        .map(|index| json!({"task": {"id": format!("t{index}"), "work": "slow"}}))
+        .collect();
+    let wide =
+        WorkflowDefinition::from_value(&json!({"name": "wide", "steps": [{"parallel": tasks}]}))?;
+    let started = clock.elapsed();
+    let id = engine.start_workflow(&wide, Value::Null).await?;
+    let info = engine.wait(&id, Duration::from_secs(10)).await?;
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    assert_eq!(
+        running.lock().expect("not poisoned").1,
+        2,
+        "at most 2 at once, and 2 did run together"
+    );
+    // Five 100 ms tasks two at a time: three rounds.
+    assert!(clock.elapsed() - started >= Duration::from_millis(300));
+    assert_eq!(
+        WorkflowEngine::builder(memory_store(), WorkRegistry::new())
+            .max_parallel(0)
+            .start()
+            .await
+            .unwrap_err()
+            .code(),
+        ErrorCode::INVALID_CONFIG_VALUE
+    );
+    engine.shutdown().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_engine_runs_as_a_child_of_an_application_supervisor() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let mut builder = WorkflowEngine::builder(
+        store.clone(),
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+    );
+    builder.clock(Arc::clone(&clock));
+    let (spec, engine) = builder.into_child_spec("workflows")?;
+    let mut app = foundation_core::Supervisor::builder("app");
+    app.child(spec);
+    let app = app.start().await?;
+    engine.resumed(Duration::from_secs(5)).await?;
+    let id = engine.start_workflow(&plan(), Value::Null).await?;
+    let info = engine.wait(&id, Duration::from_secs(10)).await?;
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    app.shutdown().await?;
+    assert!(!engine.supervisor().process().is_alive());
+    Ok(())
 }

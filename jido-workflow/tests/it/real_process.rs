@@ -17,6 +17,7 @@ use foundation_error::{Error, ErrorCode};
 use foundation_persist::{Store, StoreOptions};
 use jido_workflow::{StepInput, WorkRegistry, WorkflowEngine, WorkflowStatus};
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::{PLAN_WORKS, plan, recorded};
 
@@ -42,6 +43,9 @@ fn logging_works(side: &Path) -> WorkRegistry {
                     .append(true)
                     .open(&*side)?;
                 file.write_all(format!("{}\n", input.idempotency_key).as_bytes())?;
+                // Progress for the parent, which kills after a random
+                // number of these.
+                eprintln!("executed {}", input.idempotency_key);
                 tokio::task::yield_now().await;
                 Ok(json!({"step": input.step_id}))
             }
@@ -99,19 +103,18 @@ fn executions(side: &Path) -> HashMap<String, u32> {
     counts
 }
 
-fn lines(side: &Path) -> usize {
-    std::fs::read(side)
-        .map(|bytes| bytes.iter().filter(|byte| **byte == b'\n').count())
-        .unwrap_or(0)
-}
-
 fn child(directory: &Path) -> Result<tokio::process::Child, Error> {
     let executable = std::env::current_exe()?;
     let child = tokio::process::Command::new(executable)
-        .args(["--exact", "real_process::child_role", "--test-threads=1"])
+        .args([
+            "--exact",
+            "real_process::child_role",
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env(CHILD, directory)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
     Ok(child)
@@ -129,37 +132,49 @@ async fn sigkilled_processes_lose_no_recorded_step() -> Result<(), Error> {
     for round in 1.. {
         assert!(round <= 4 * KILL_ROUNDS, "too many rounds");
         let mut running = child(directory.path())?;
-        if kills < KILL_ROUNDS {
-            // Kill once the child has done a random amount of new work
-            // (polled; bounded), or accept that it finished.
-            let target = lines(&side) + rng.usize(100..400);
-            let mut exited = None;
-            for _ in 0..12_000 {
-                if lines(&side) >= target {
-                    break;
+        let stderr = running
+            .stderr
+            .take()
+            .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "the child has no stderr"))?;
+        let mut lines = BufReader::new(stderr).lines();
+        // Kill once the child has run a random number of works (read from
+        // its progress lines), unless it ends first; in the last round,
+        // read until it ends.
+        let target = if kills < KILL_ROUNDS {
+            rng.usize(100..400)
+        } else {
+            usize::MAX
+        };
+        let mut executed = 0;
+        let ended = loop {
+            let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+                .await
+                .map_err(|_| Error::timeout("the child went silent"))??;
+            match line {
+                None => break true,
+                Some(line) if line.starts_with("executed ") => {
+                    executed += 1;
+                    if executed >= target {
+                        break false;
+                    }
                 }
-                if let Some(status) = running.try_wait()? {
-                    exited = Some(status);
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                Some(other) => eprintln!("child: {other}"),
             }
-            match exited {
-                Some(status) => assert!(status.success(), "the child failed: {status}"),
-                None => {
-                    running.start_kill()?; // SIGKILL
-                    tokio::time::timeout(Duration::from_secs(10), running.wait())
-                        .await
-                        .map_err(|_| Error::timeout("the killed child did not exit"))??;
-                    kills += 1;
-                }
+        };
+        if ended {
+            let status = tokio::time::timeout(Duration::from_secs(60), running.wait())
+                .await
+                .map_err(|_| Error::timeout("the child did not exit"))??;
+            assert!(status.success(), "the child failed: {status}");
+            if kills >= KILL_ROUNDS {
+                break;
             }
         } else {
-            let status = tokio::time::timeout(Duration::from_secs(300), running.wait())
+            running.start_kill()?; // SIGKILL
+            tokio::time::timeout(Duration::from_secs(10), running.wait())
                 .await
-                .map_err(|_| Error::timeout("the last child did not finish"))??;
-            assert!(status.success(), "the last child failed: {status}");
-            break;
+                .map_err(|_| Error::timeout("the killed child did not exit"))??;
+            kills += 1;
         }
     }
     assert!(kills >= KILL_ROUNDS);

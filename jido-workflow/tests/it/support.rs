@@ -2,6 +2,8 @@
 //! whose running works a test can kill, engines on in-memory stores.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -71,17 +73,32 @@ impl Executions {
     }
 }
 
-/// The plan's works: each records its execution, takes `duration` of
-/// (virtual) time, and returns how many outputs it saw.
-pub(crate) fn plan_works(executions: &Executions, duration: Duration) -> WorkRegistry {
+/// How long a work takes: a future the test makes (a paused test makes a
+/// tokio sleep, which only advances virtual time).
+pub(crate) type Pause = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// A [`Pause`] from a closure written in the test.
+pub(crate) fn pause<F, Fut>(make: F) -> Pause
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move || Box::pin(make()))
+}
+
+/// The plan's works: each records its execution, takes the test's
+/// `pause`, and returns how many outputs it saw.
+pub(crate) fn plan_works(executions: &Executions, pause: Pause) -> WorkRegistry {
     let mut works = WorkRegistry::new();
     for name in PLAN_WORKS {
         let executions = executions.clone();
+        let pause = Arc::clone(&pause);
         works.register(name, move |input: StepInput| {
             let executions = executions.clone();
+            let wait = pause();
             async move {
                 executions.record(&input.idempotency_key);
-                tokio::time::sleep(duration).await;
+                wait.await;
                 Ok(json!({"step": input.step_id, "saw": input.outputs.len()}))
             }
         });

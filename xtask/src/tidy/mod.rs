@@ -11,10 +11,10 @@
 //! (`layering.rs`).
 
 mod enums;
-mod ignore;
+pub(crate) mod ignore;
 mod redb_names;
-mod sleep;
-mod spawn;
+pub(crate) mod sleep;
+pub(crate) mod spawn;
 
 use std::fmt;
 use std::path::Path;
@@ -89,15 +89,8 @@ pub(crate) fn check_tree(root: &Path) -> Vec<Violation> {
     violations
 }
 
-/// The workspace root: the parent of this crate's folder.
-fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-}
-
 pub(crate) fn run() -> ExitCode {
-    let violations = check_tree(workspace_root());
+    let violations = check_tree(crate::workspace_root());
     if violations.is_empty() {
         eprintln!(
             "tidy: no violations ({})",
@@ -128,8 +121,9 @@ pub(crate) mod test_tree {
 
     use super::{Violation, check_tree};
 
-    /// The ARCHITECTURE.md of test trees: one spawn site, one closed enum.
-    pub(crate) const ARCHITECTURE: &str = "# Architecture\n\n## Allowed spawn sites\n\n```text\nsite/src/runtime.rs   the runtime's own tasks\n```\n\n## Closed public enums\n\n```text\nsite/src/lib.rs Side   two sides, forever\n```\n";
+    /// The ARCHITECTURE.md of test trees: one spawn site, one catch_unwind
+    /// site, one closed enum.
+    pub(crate) const ARCHITECTURE: &str = "# Architecture\n\n## Allowed spawn sites\n\n```text\nsite/src/runtime.rs   the runtime's own tasks\n```\n\n## Allowed catch_unwind sites\n\n```text\nsite/src/boundary.rs   the one panic boundary\n```\n\n## Closed public enums\n\n```text\nsite/src/lib.rs Side   two sides, forever\n```\n";
 
     /// A tree holding `files` (path, text) and the test ARCHITECTURE.md.
     pub(crate) fn tree(files: &[(&str, &str)]) -> TempDir {

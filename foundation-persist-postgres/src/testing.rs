@@ -1,0 +1,401 @@
+//! A throwaway PostgreSQL cluster for tests and benchmarks (feature
+//! `test-harness`).
+//!
+//! [`TestCluster::start`] runs Debian's `initdb` and `pg_ctl` (from
+//! `/usr/lib/postgresql/*/bin/`, the newest version found, or from
+//! `FOUNDATION_POSTGRES_BIN`) into a temporary directory, listening on a
+//! free loopback port and on a unix socket in that directory. Running as
+//! root, it runs them as the `postgres` user (`runuser -u postgres --`),
+//! with the directory handed to that user. Every wait is bounded
+//! (`pg_ctl -w -t`).
+//!
+//! The cluster is removed by a watchdog process (`sh`) that holds the read
+//! end of a pipe whose write end only this process holds: when the
+//! [`TestCluster`] is dropped, or when the process ends in any way (a
+//! failed test, a panic, SIGKILL), the pipe closes, and the watchdog stops
+//! the server (`pg_ctl stop -m immediate`) and deletes the directory. So a
+//! cluster shared by a whole test binary through [`TestCluster::shared`]
+//! (a static, never dropped) is cleaned up too.
+//!
+//! When PostgreSQL is not installed, [`TestCluster::shared`] and
+//! [`TestCluster::start`] answer `None` after printing to stderr that the
+//! PostgreSQL tests were skipped and why, unless the environment variable
+//! `FOUNDATION_REQUIRE_POSTGRES=1` is set (as `.ci/run` does): then a
+//! missing PostgreSQL is an error.
+//!
+//! This module is not for production: the cluster trusts every local
+//! connection and its data is deleted with it.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use foundation_error::{Error, ErrorCode};
+
+/// The environment variable that turns "PostgreSQL not found" into a
+/// failure.
+pub const REQUIRE_POSTGRES_VAR: &str = "FOUNDATION_REQUIRE_POSTGRES";
+
+/// The environment variable naming the directory of `initdb` and `pg_ctl`
+/// (optional; Debian's versioned directories are searched otherwise).
+pub const POSTGRES_BIN_VAR: &str = "FOUNDATION_POSTGRES_BIN";
+
+/// How long `pg_ctl` may wait for a start, stop or restart.
+const PG_CTL_WAIT_SECONDS: u32 = 60;
+
+/// How often, and how many times, dropping a cluster checks whether its
+/// watchdog finished (at least 90 s in all).
+const CLEANUP_POLL_INTERVAL: Duration = Duration::from_millis(20);
+const CLEANUP_POLLS: u32 = 4500;
+
+/// A running throwaway PostgreSQL cluster. Dropping it stops the server
+/// and removes its directory.
+#[derive(Debug)]
+pub struct TestCluster {
+    directory: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+    watchdog: Mutex<Option<(Child, ChildStdin)>>,
+    next_database: AtomicU64,
+}
+
+impl TestCluster {
+    /// The cluster shared by every test of this process, started on first
+    /// use; `None` (with a loud message on stderr) when PostgreSQL is not
+    /// installed and not required.
+    ///
+    /// # Errors
+    ///
+    /// `dependency_failed` when PostgreSQL is required but missing, or
+    /// when the cluster does not start (the error names the step and
+    /// carries the server log's tail).
+    pub fn shared() -> Result<Option<&'static TestCluster>, Error> {
+        static SHARED: OnceLock<Result<Option<TestCluster>, Error>> = OnceLock::new();
+        match SHARED.get_or_init(TestCluster::start) {
+            Ok(Some(cluster)) => Ok(Some(cluster)),
+            Ok(None) => {
+                skipped_loudly("PostgreSQL is not installed");
+                Ok(None)
+            }
+            Err(error) => Err(error.clone()),
+        }
+    }
+
+    /// Starts a cluster of its own; `None` (with a loud message on
+    /// stderr) when PostgreSQL is not installed and not required.
+    ///
+    /// # Errors
+    ///
+    /// As for [`shared`](TestCluster::shared).
+    pub fn start() -> Result<Option<TestCluster>, Error> {
+        let Some(bin) = find_bin_directory() else {
+            if std::env::var(REQUIRE_POSTGRES_VAR).as_deref() == Ok("1") {
+                return Err(Error::new(
+                    ErrorCode::DEPENDENCY_FAILED,
+                    format!(
+                        "{REQUIRE_POSTGRES_VAR}=1 but no PostgreSQL server binaries were found \
+                         (initdb and pg_ctl under /usr/lib/postgresql/*/bin/ or in \
+                         {POSTGRES_BIN_VAR}); install Debian's postgresql package"
+                    ),
+                ));
+            }
+            skipped_loudly("PostgreSQL is not installed");
+            return Ok(None);
+        };
+        let directory = tempfile::Builder::new()
+            .prefix("foundation-pg-")
+            .tempdir()
+            .map_err(|error| step_failed("create the cluster directory", error))?
+            .keep();
+        let as_postgres_user = is_root();
+        let mut cluster = TestCluster {
+            directory,
+            bin,
+            port: 0,
+            as_postgres_user,
+            watchdog: Mutex::new(None),
+            next_database: AtomicU64::new(0),
+        };
+        // From here on, dropping `cluster` removes the directory.
+        cluster.start_watchdog()?;
+        if as_postgres_user {
+            run(
+                Command::new("chown")
+                    .arg("-R")
+                    .arg("postgres:")
+                    .arg(&cluster.directory),
+                "hand the cluster directory to the postgres user",
+            )?;
+        }
+        let data = cluster.data_directory();
+        run(
+            cluster
+                .server_command("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
+                .args(["--locale", "C"]),
+            "initdb",
+        )?;
+        cluster.port = free_port()?;
+        let config = format!(
+            "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
+             max_connections = 300\nfsync = on\nsynchronous_commit = on\n",
+            cluster.port,
+            cluster.directory.display()
+        );
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut file| file.write_all(config.as_bytes()))
+            .map_err(|error| step_failed("configure the cluster", error))?;
+        cluster.pg_ctl("start")?;
+        Ok(Some(cluster))
+    }
+
+    /// The cluster's port on 127.0.0.1 (also the number of its unix
+    /// socket).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection string for `database` over the cluster's unix socket,
+    /// as the `postgres` superuser (trusted, no password).
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname={database}",
+            self.directory.display(),
+            self.port
+        )
+    }
+
+    /// Creates a fresh, empty database and returns its connection string.
+    ///
+    /// # Errors
+    ///
+    /// A classified connection or server error when the database cannot
+    /// be created.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future may leave the database created and unused.
+    pub async fn create_database(&self) -> Result<String, Error> {
+        let number = self.next_database.fetch_add(1, Ordering::Relaxed);
+        let name = format!("test_{}_{number}", std::process::id());
+        crate::schema::execute_once(
+            &self.url("postgres"),
+            &format!("CREATE DATABASE {name}"),
+            Duration::from_secs(60),
+        )
+        .await?;
+        Ok(self.url(&name))
+    }
+
+    /// Restarts the server (`pg_ctl restart -m fast`): every connection is
+    /// cut, and the server comes back on the same port and socket.
+    ///
+    /// # Errors
+    ///
+    /// `dependency_failed` when `pg_ctl` fails or times out.
+    pub fn restart(&self) -> Result<(), Error> {
+        self.pg_ctl("restart")
+    }
+
+    /// The server's log so far (empty when it cannot be read).
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.directory.join("server.log")).unwrap_or_default()
+    }
+
+    /// The cluster's data directory.
+    fn data_directory(&self) -> PathBuf {
+        self.directory.join("data")
+    }
+
+    fn pg_ctl(&self, action: &str) -> Result<(), Error> {
+        let wait = PG_CTL_WAIT_SECONDS.to_string();
+        let data = self.data_directory();
+        let log = self.directory.join("server.log");
+        let result = run(
+            self.server_command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(&log)
+                .args(["-w", "-t", &wait, "-m", "fast", action]),
+            "pg_ctl",
+        );
+        result.map_err(|error| {
+            let tail = std::fs::read_to_string(&log)
+                .map(|text| {
+                    let lines: Vec<_> = text.lines().rev().take(20).collect();
+                    lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+                })
+                .unwrap_or_default();
+            error
+                .with_context("action", action)
+                .with_context("server_log", tail)
+        })
+    }
+
+    /// A command running one of the server binaries, as the `postgres`
+    /// user when this process is root.
+    fn server_command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if self.as_postgres_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// Starts the process that stops the server and deletes the directory
+    /// once this process closes its end of the pipe.
+    fn start_watchdog(&self) -> Result<(), Error> {
+        let pg_ctl = self.server_command("pg_ctl");
+        let mut stop = vec![pg_ctl.get_program().to_string_lossy().into_owned()];
+        stop.extend(
+            pg_ctl
+                .get_args()
+                .map(|arg| arg.to_string_lossy().into_owned()),
+        );
+        let script = format!(
+            "cat >/dev/null; if [ -f '{data}/postmaster.pid' ]; then {stop} -D '{data}' -w -t {wait} -m immediate stop >/dev/null 2>&1; fi; rm -rf '{dir}'",
+            data = self.data_directory().display(),
+            stop = stop.join(" "),
+            wait = PG_CTL_WAIT_SECONDS,
+            dir = self.directory.display(),
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| step_failed("start the cleanup watchdog", error))?;
+        let Some(stdin) = child.stdin.take() else {
+            return Err(Error::new(
+                ErrorCode::INTERNAL_ERROR,
+                "the cleanup watchdog has no stdin pipe",
+            ));
+        };
+        *self.watchdog.lock().unwrap_or_else(PoisonError::into_inner) = Some((child, stdin));
+        Ok(())
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let watchdog = self
+            .watchdog
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some((mut child, stdin)) = watchdog else {
+            return;
+        };
+        drop(stdin);
+        // Bounded: pg_ctl's own wait is bounded, rm is quick, and this
+        // polls at most CLEANUP_POLLS times.
+        for _ in 0..CLEANUP_POLLS {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => std::thread::park_timeout(CLEANUP_POLL_INTERVAL),
+            }
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "foundation-persist-postgres: the test cluster in {} was not removed in time",
+            self.directory.display()
+        );
+    }
+}
+
+/// Prints that the PostgreSQL tests were skipped, and why: once per
+/// process, straight to the stderr handle, so that the test runner's output
+/// capture does not swallow it.
+fn skipped_loudly(reason: &str) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n**********\n** SKIPPED: the foundation-persist-postgres tests did not run: {reason}.\n\
+             ** Install Debian's postgresql package, or set {REQUIRE_POSTGRES_VAR}=1 to make this a failure.\n**********\n"
+        );
+    });
+}
+
+/// The directory holding `initdb` and `pg_ctl`.
+fn find_bin_directory() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(POSTGRES_BIN_VAR) {
+        let dir = PathBuf::from(dir);
+        return has_server_binaries(&dir).then_some(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = entry.path().join("bin");
+            has_server_binaries(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+fn has_server_binaries(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> Result<u16, Error> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|error| step_failed("find a free port", error))?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| step_failed("find a free port", error))
+}
+
+/// Runs `command` to completion; a failure names `step` and carries the
+/// command's output.
+fn run(command: &mut Command, step: &str) -> Result<(), Error> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| step_failed(step, error))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorCode::DEPENDENCY_FAILED,
+        format!(
+            "the test cluster's step '{step}' failed ({})",
+            output.status
+        ),
+    )
+    .with_context("stdout", String::from_utf8_lossy(&output.stdout))
+    .with_context("stderr", String::from_utf8_lossy(&output.stderr)))
+}
+
+fn step_failed(step: &str, error: std::io::Error) -> Error {
+    Error::new(
+        ErrorCode::DEPENDENCY_FAILED,
+        format!("the test cluster's step '{step}' failed"),
+    )
+    .with_cause(error)
+}

@@ -1,0 +1,354 @@
+//! Group commit: the store's writer task.
+//!
+//! Every write request goes through one bounded queue to one task per
+//! store, which takes whatever requests are waiting (up to the batch
+//! limits) and applies them in one PostgreSQL transaction, each request in
+//! order, then commits once and answers every request. So concurrent
+//! writers of one node share transactions and their fsyncs (with
+//! `synchronous_commit = on`, set on every connection, acknowledged means
+//! flushed to the server's WAL).
+//!
+//! Retries, all bounded ([`MAX_ATTEMPTS`]):
+//!
+//! - a serialization failure or a deadlock: PostgreSQL rolled the
+//!   transaction back, so the batch is run again; after the last attempt
+//!   every request gets `service_unavailable`;
+//! - a lost connection (a restarted server, a killed backend) **before**
+//!   `COMMIT` was sent: nothing was committed, so the batch is run again
+//!   on a fresh connection;
+//! - a lost connection **while** `COMMIT` was in flight is never retried
+//!   and never reported as success: the outcome is unknown (the commit may
+//!   or may not have happened), and every request of the batch gets
+//!   `network_error` with the context `commit_outcome=unknown`.
+//!
+//! A request whose caller stopped waiting before its batch began is
+//! dropped unapplied; one whose queueing took longer than the write
+//! timeout is answered `timeout`, unapplied.
+//!
+//! The task is started by [`PostgresBackend`](crate::PostgresBackend)'s
+//! open (an allowed spawn site, ARCHITECTURE.md) and ends when the store is
+//! closed or dropped, after answering what was queued.
+//!
+//! This module is not for the statements (`ops.rs`).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use foundation_error::clock::SharedClock;
+use foundation_error::{Error, ErrorCode};
+use foundation_persist::Outcome;
+use foundation_persist::backend::Op;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
+use crate::ops::{Refusal, apply_request, is_pipelinable, needs_savepoint, prepare_pipelined};
+
+/// How many times a batch is tried when PostgreSQL rolled it back
+/// (serialization failure, deadlock, a connection lost before commit).
+pub(crate) const MAX_ATTEMPTS: u32 = 3;
+
+/// The pause before a retry after a lost connection, doubled each time.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// One write request and where its answer goes.
+pub(crate) struct Request {
+    pub(crate) ops: Vec<Op>,
+    /// When the write stops waiting for its batch, on the store's clock
+    /// (its `elapsed()`).
+    pub(crate) deadline: Duration,
+    pub(crate) reply: oneshot::Sender<Result<Vec<Outcome>, Error>>,
+}
+
+/// What the writer needs.
+pub(crate) struct Writer {
+    pub(crate) pool: Pool,
+    pub(crate) store: Arc<str>,
+    pub(crate) max_batch_operations: usize,
+    pub(crate) commit_timeout: Duration,
+    pub(crate) clock: SharedClock,
+}
+
+impl Writer {
+    /// Runs until every sender is gone, answering each request.
+    pub(crate) async fn run(self, mut requests: mpsc::Receiver<Request>) {
+        let mut pending: Option<Request> = None;
+        loop {
+            let first = match pending.take() {
+                Some(request) => request,
+                None => match requests.recv().await {
+                    Some(request) => request,
+                    None => return,
+                },
+            };
+            let mut batch = Vec::new();
+            let mut operations = 0;
+            let now = self.clock.elapsed();
+            if let Some(request) = admit(first, now) {
+                operations += request.ops.len();
+                batch.push(request);
+            }
+            while operations < self.max_batch_operations {
+                let Ok(request) = requests.try_recv() else {
+                    break;
+                };
+                if operations > 0 && operations + request.ops.len() > self.max_batch_operations {
+                    pending = Some(request);
+                    break;
+                }
+                if let Some(request) = admit(request, now) {
+                    operations += request.ops.len();
+                    batch.push(request);
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let answers = self.commit_with_retries(&batch).await;
+            match answers {
+                Ok(answers) => {
+                    for (request, answer) in batch.into_iter().zip(answers) {
+                        let _ = request.reply.send(answer);
+                    }
+                }
+                Err(error) => {
+                    for request in batch {
+                        let _ = request.reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits the batch, retrying what PostgreSQL rolled back.
+    async fn commit_with_retries(
+        &self,
+        batch: &[Request],
+    ) -> Result<Vec<Result<Vec<Outcome>, Error>>, Error> {
+        let mut attempt = 1;
+        loop {
+            match self.commit_once(batch).await {
+                Ok(answers) => return Ok(answers),
+                Err(Failed::Retryable(error)) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(store = %self.store, %error, attempt, "retrying a batch PostgreSQL rolled back");
+                    tokio::time::sleep(RECONNECT_BACKOFF * 2u32.pow(attempt - 1)).await;
+                    attempt += 1;
+                }
+                Err(Failed::Retryable(error) | Failed::Final(error)) => {
+                    return Err(error.with_context("attempts", attempt));
+                }
+            }
+        }
+    }
+
+    /// One attempt: one transaction for the whole batch.
+    async fn commit_once(
+        &self,
+        batch: &[Request],
+    ) -> Result<Vec<Result<Vec<Outcome>, Error>>, Failed> {
+        let started = self.clock.elapsed();
+        let mut client = match self.pool.get().await {
+            Ok(client) => client,
+            Err(error) => {
+                let retryable = pool_kind(&error) == Kind::Connection;
+                let error = pool_error(error, &self.store);
+                return Err(if retryable {
+                    Failed::Retryable(error)
+                } else {
+                    Failed::Final(error)
+                });
+            }
+        };
+        let work = async {
+            let mut transaction = client.transaction().await.map_err(Attempt::Before)?;
+            let mut answers = Vec::with_capacity(batch.len());
+            let mut operations = 0;
+            let mut index = 0;
+            while index < batch.len() {
+                let run = batch[index..]
+                    .iter()
+                    .take_while(|request| is_pipelinable(&request.ops))
+                    .count();
+                if run > 1 {
+                    // Sent back to back, answered in order.
+                    let requests = &batch[index..index + run];
+                    prepare_pipelined(&transaction)
+                        .await
+                        .map_err(Attempt::Before)?;
+                    let results = join_in_order(
+                        requests
+                            .iter()
+                            .map(|request| apply_request(&transaction, &request.ops)),
+                    )
+                    .await;
+                    for (request, result) in requests.iter().zip(results) {
+                        match result {
+                            Ok(outcomes) => {
+                                operations += request.ops.len();
+                                answers.push(Ok(outcomes));
+                            }
+                            Err(Refusal::Conflict(error)) => answers.push(Err(error)),
+                            Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
+                        }
+                    }
+                    index += run;
+                    continue;
+                }
+                let request = &batch[index];
+                index += 1;
+                let answer = if needs_savepoint(&request.ops) {
+                    let savepoint = transaction
+                        .savepoint("request")
+                        .await
+                        .map_err(Attempt::Before)?;
+                    match apply_request(&savepoint, &request.ops).await {
+                        Ok(outcomes) => {
+                            savepoint.commit().await.map_err(Attempt::Before)?;
+                            Ok(outcomes)
+                        }
+                        Err(Refusal::Conflict(error)) => {
+                            savepoint.rollback().await.map_err(Attempt::Before)?;
+                            Err(error)
+                        }
+                        Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
+                    }
+                } else {
+                    match apply_request(&transaction, &request.ops).await {
+                        Ok(outcomes) => Ok(outcomes),
+                        Err(Refusal::Conflict(error)) => Err(error),
+                        Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
+                    }
+                };
+                if answer.is_ok() {
+                    operations += request.ops.len();
+                }
+                answers.push(answer);
+            }
+            if operations == 0 {
+                transaction.rollback().await.map_err(Attempt::Before)?;
+                return Ok((answers, 0));
+            }
+            transaction.commit().await.map_err(Attempt::Commit)?;
+            Ok((answers, operations))
+        };
+        let result = tokio::time::timeout(self.commit_timeout, work).await;
+        match result {
+            Ok(Ok((answers, operations))) => {
+                if operations > 0 {
+                    crate::metrics::record_commit(
+                        operations,
+                        self.clock.elapsed().saturating_sub(started),
+                    );
+                }
+                Ok(answers)
+            }
+            Ok(Err(Attempt::Before(error))) => {
+                let retryable = matches!(kind(&error), Kind::Connection | Kind::Serialization);
+                let error = database_error(error, &self.store, "write");
+                if retryable {
+                    Err(Failed::Retryable(error))
+                } else {
+                    Err(Failed::Final(error))
+                }
+            }
+            Ok(Err(Attempt::Commit(error))) => {
+                if error.as_db_error().is_some() {
+                    // The server answered COMMIT with an error: it rolled
+                    // the transaction back.
+                    let retryable = kind(&error) == Kind::Serialization;
+                    let error = database_error(error, &self.store, "commit");
+                    return Err(if retryable {
+                        Failed::Retryable(error)
+                    } else {
+                        Failed::Final(error)
+                    });
+                }
+                crate::metrics::record_unknown_outcome();
+                Err(Failed::Final(
+                    database_error(error, &self.store, "commit")
+                        .with_message(
+                            "the connection to PostgreSQL was lost while committing; the writes \
+                             may or may not have been committed (read them back before retrying \
+                             a write that is not idempotent)",
+                        )
+                        .with_context("commit_outcome", "unknown"),
+                ))
+            }
+            Err(_elapsed) => {
+                // The connection is in an unknown state: keep it out of the
+                // pool. Its transaction ends when the connection closes.
+                drop(deadpool_postgres::Object::take(client));
+                crate::metrics::record_unknown_outcome();
+                Err(Failed::Final(
+                    Error::new(
+                        ErrorCode::TIMEOUT,
+                        format!(
+                            "the PostgreSQL transaction took longer than {:?}; the writes may or \
+                             may not have been committed",
+                            self.commit_timeout
+                        ),
+                    )
+                    .with_context("store", &*self.store)
+                    .with_context("commit_outcome", "unknown"),
+                ))
+            }
+        }
+    }
+}
+
+/// The request, unless its caller stopped waiting (dropped, not applied)
+/// or its deadline passed while it was queued (answered `timeout`, not
+/// applied).
+fn admit(request: Request, now: Duration) -> Option<Request> {
+    if request.reply.is_closed() {
+        return None;
+    }
+    if request.deadline <= now {
+        let _ = request.reply.send(Err(Error::new(
+            ErrorCode::TIMEOUT,
+            "the write waited longer than the write timeout for its turn; it was not applied",
+        )));
+        return None;
+    }
+    Some(request)
+}
+
+/// Where an attempt failed.
+enum Attempt {
+    /// Before `COMMIT` was sent: nothing was committed.
+    Before(tokio_postgres::Error),
+    /// While committing.
+    Commit(tokio_postgres::Error),
+}
+
+/// A failed attempt.
+enum Failed {
+    /// Nothing was committed; the batch may run again.
+    Retryable(Error),
+    /// Answer every request with this error.
+    Final(Error),
+}
+
+/// Awaits every future concurrently, polling them in order, so that the
+/// first poll of each (where a pipelined request sends its statement)
+/// happens in the order given.
+async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|context| {
+        let mut done = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(context) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
