@@ -44,14 +44,13 @@ use foundation_persist::{Store, StoreOptions};
 use jido_agents::AgentRef;
 use jido_agents::monitor::MonitorAgent;
 use jido_agents::task::TaskAgent;
-use jido_workflow::coordinator::CoordinatorRouter;
 use jido_workflow::{WorkRegistry, WorkflowEngine};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::watch;
 
 pub use events::{EventLog, EventLogSummary};
 pub use executor::GatedExecutor;
-pub use parts::DemoTaskHandler;
+pub use parts::{Coordinators, DemoTaskHandler};
 pub use slot::Slot;
 
 /// The store file inside a data directory.
@@ -102,13 +101,8 @@ pub struct Shared {
     pub monitor_agent: Slot<AgentRef<MonitorAgent>>,
     /// The workflow engine (child `workflows`).
     pub engine: Slot<WorkflowEngine>,
-    /// The coordinator router (child `coordinators`).
-    pub coordinators: Slot<CoordinatorRouter>,
-    /// CoordinatorV1, for the status of its in-memory workflows (child
-    /// `coordinators`).
-    pub coordinator_v1: Slot<foundation_core::ActorRef<jido_workflow::coordinator::CoordinatorV1>>,
-    /// CoordinatorV2 (child `coordinators`).
-    pub coordinator_v2: Slot<foundation_core::ActorRef<jido_workflow::coordinator::CoordinatorV2>>,
+    /// The coordinators, sharded, with their routers (child `coordinators`).
+    pub coordinators: Slot<Arc<Coordinators>>,
     /// The deployment monitor (child `deploy`).
     pub monitor: Slot<DeployMonitor>,
     /// The address the HTTP server listens on (child `http`).
@@ -336,8 +330,6 @@ impl ApplicationBuilder {
             monitor_agent: Slot::new("monitor agent"),
             engine: Slot::new("workflow engine"),
             coordinators: Slot::new("coordinators"),
-            coordinator_v1: Slot::new("coordinator v1"),
-            coordinator_v2: Slot::new("coordinator v2"),
             monitor: Slot::new("deployment monitor"),
             address: watch::channel(None).0,
             v2_start_faults: self.v2_start_faults,

@@ -11,10 +11,10 @@ use deploy_monitor::{DeployMonitor, MonitorActor, MonitorActorArgs};
 use foundation_core::registry::Registry;
 use foundation_core::signal::SignalRouter;
 use foundation_core::{
-    Actor, ActorRef, ChildSpec, Context, ExitReason, Shutdown, Strategy, Supervisor,
+    Actor, ActorRef, ChildSpec, Context, Down, ExitReason, Shutdown, Strategy, Supervisor,
     SupervisorBuilder, SupervisorRef,
 };
-use foundation_error::{ErrorTracker, Result};
+use foundation_error::{Error, ErrorCode, ErrorTracker, Result};
 use foundation_flags::Flags;
 use foundation_persist::StateStore;
 use jido_agents::monitor::{
@@ -39,8 +39,36 @@ use crate::works::ExecutionCount;
 const PART_SHUTDOWN: Duration = Duration::from_secs(10);
 /// How long a nested supervisor or the engine may take to stop.
 const INNER_SHUTDOWN: Duration = Duration::from_secs(8);
-/// The id of the application's coordinators (their saved state's key).
+/// The id of the application's coordinators (their saved state's key is
+/// `v2/main-{shard}`).
 const COORDINATOR_ID: &str = "main";
+/// How many V1/V2 coordinator pairs share the starts. A coordinator
+/// handles one start at a time (CoordinatorV2 saves its state before each
+/// reply), so one pair would bound durable starts by two commits in
+/// series; shards by coordinator id let the store's group commit batch
+/// the starts of different shards.
+pub(crate) const COORDINATOR_SHARDS: u32 = 16;
+
+/// The coordinators, sharded by coordinator id: shard `i` is a
+/// CoordinatorV1, a CoordinatorV2 and the `use_v2_coordinator` router over
+/// them.
+#[derive(Debug)]
+pub struct Coordinators {
+    /// The routers, one per shard.
+    pub routers: Vec<CoordinatorRouter>,
+    /// The CoordinatorV1 of each shard.
+    pub v1: Vec<ActorRef<CoordinatorV1>>,
+    /// The CoordinatorV2 of each shard.
+    pub v2: Vec<ActorRef<CoordinatorV2>>,
+}
+
+impl Coordinators {
+    /// The router of `coordinator_id`'s shard (stable: murmur3 of the id).
+    pub fn router(&self, coordinator_id: &str) -> &CoordinatorRouter {
+        let hash = foundation_flags::murmur3_x86_32(coordinator_id.as_bytes(), 0) as usize;
+        &self.routers[hash % self.routers.len()]
+    }
+}
 
 /// Which component a [`Part`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +113,8 @@ pub(crate) struct Part {
     kind: PartKind,
     shared: Arc<Shared>,
     owned: Owned,
+    /// The generations of what this instance published.
+    generations: Vec<Option<u64>>,
 }
 
 impl std::fmt::Debug for Part {
@@ -143,7 +173,7 @@ impl Actor for Part {
     type Cast = ();
     type Info = ();
 
-    async fn init(args: PartArgs, _ctx: &mut Context<Self>) -> Result<Self> {
+    async fn init(args: PartArgs, ctx: &mut Context<Self>) -> Result<Self> {
         let shared = args.shared;
         let owned = match args.kind {
             PartKind::Store => {
@@ -185,11 +215,48 @@ impl Actor for Part {
             PartKind::Deploy => start_deploy(&shared, args.monitor_tick).await?,
             PartKind::Http => Owned::Http(crate::http::serve(Arc::clone(&shared)).await?),
         };
+        // A nested tree that ends (its restart intensity exceeded, or
+        // killed) ends this part too, so the application's tree restarts it
+        // and every part after it.
+        match &owned {
+            Owned::Supervisor(supervisor)
+            | Owned::Router(_, supervisor)
+            | Owned::Deploy(supervisor, _) => {
+                ctx.monitor(supervisor.process());
+            }
+            Owned::Engine(engine) => {
+                ctx.monitor(engine.supervisor().process());
+            }
+            Owned::Nothing | Owned::Http(_) => {}
+        }
         Ok(Part {
             kind: args.kind,
+            generations: Part::published(args.kind, &shared),
             shared,
             owned,
         })
+    }
+
+    async fn handle_down(&mut self, down: Down, _ctx: &mut Context<Self>) -> Result<()> {
+        // A Down of an earlier instance's tree (stopped by its terminate)
+        // may reach this instance; only this instance's own tree counts.
+        let own = match &self.owned {
+            Owned::Supervisor(supervisor)
+            | Owned::Router(_, supervisor)
+            | Owned::Deploy(supervisor, _) => Some(supervisor.process().id()),
+            Owned::Engine(engine) => Some(engine.supervisor().process().id()),
+            Owned::Nothing | Owned::Http(_) => None,
+        };
+        if own != Some(down.process) {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorCode::DEPENDENCY_FAILED,
+            format!(
+                "the {:?} part's own tree ended ({:?}); restarting the part",
+                self.kind, down.reason
+            ),
+        ))
     }
 
     async fn handle_call(&mut self, _: (), _ctx: &mut Context<Self>) -> Result<PartKind> {
@@ -227,28 +294,46 @@ impl Actor for Part {
 }
 
 impl Part {
-    /// Withdraws what this part published.
+    /// The generations of what this part published, in [`withdraw`]'s order.
+    ///
+    /// [`withdraw`]: Part::withdraw
+    fn published(kind: PartKind, shared: &Shared) -> Vec<Option<u64>> {
+        match kind {
+            PartKind::Flags => vec![shared.flags.generation()],
+            PartKind::Errors => vec![shared.errors.generation()],
+            PartKind::Registry => vec![shared.registry.generation()],
+            PartKind::Signals => vec![shared.signals.generation(), shared.event_log.generation()],
+            PartKind::Agents => vec![
+                shared.task_agent.generation(),
+                shared.monitor_agent.generation(),
+            ],
+            PartKind::Workflows => vec![shared.engine.generation()],
+            PartKind::Coordinators => vec![shared.coordinators.generation()],
+            PartKind::Deploy => vec![shared.monitor.generation()],
+            PartKind::Http | PartKind::Store => Vec::new(),
+        }
+    }
+
+    /// Withdraws what this part published (and nothing a later instance
+    /// published since).
     fn withdraw(&self) {
         let shared = &self.shared;
+        let generation = |index: usize| self.generations.get(index).copied().flatten();
         match self.kind {
-            PartKind::Flags => drop(shared.flags.clear()),
-            PartKind::Errors => drop(shared.errors.clear()),
-            PartKind::Registry => drop(shared.registry.clear()),
+            PartKind::Flags => drop(shared.flags.clear_if(generation(0))),
+            PartKind::Errors => drop(shared.errors.clear_if(generation(0))),
+            PartKind::Registry => drop(shared.registry.clear_if(generation(0))),
             PartKind::Signals => {
-                shared.signals.clear();
-                shared.event_log.clear();
+                shared.signals.clear_if(generation(0));
+                shared.event_log.clear_if(generation(1));
             }
             PartKind::Agents => {
-                shared.task_agent.clear();
-                shared.monitor_agent.clear();
+                shared.task_agent.clear_if(generation(0));
+                shared.monitor_agent.clear_if(generation(1));
             }
-            PartKind::Workflows => drop(shared.engine.clear()),
-            PartKind::Coordinators => {
-                shared.coordinators.clear();
-                shared.coordinator_v1.clear();
-                shared.coordinator_v2.clear();
-            }
-            PartKind::Deploy => drop(shared.monitor.clear()),
+            PartKind::Workflows => drop(shared.engine.clear_if(generation(0))),
+            PartKind::Coordinators => drop(shared.coordinators.clear_if(generation(0))),
+            PartKind::Deploy => drop(shared.monitor.clear_if(generation(0))),
             PartKind::Http | PartKind::Store => {}
         }
     }
@@ -403,34 +488,43 @@ async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {
     let flags = shared.flags.get()?;
     let engine = shared.engine.get()?;
     let feed: Arc<MonitorFeed> = Arc::new(MonitorFeed::new(Arc::clone(shared)));
-    let v1 = CoordinatorV1::child_spec(CoordinatorV1Args {
-        id: COORDINATOR_ID.into(),
-        works: shared.works.clone(),
-        tasks: shared.tasks.clone(),
-        clock: Arc::clone(&shared.clock),
-        recorder: Some(feed.clone()),
-    });
-    let v2 = CoordinatorV2::child_spec(CoordinatorV2Args {
-        id: COORDINATOR_ID.into(),
-        engine,
-        store: shared.store.clone(),
-        clock: Arc::clone(&shared.clock),
-        recorder: Some(feed),
-    });
-    let v1_handle = v1.handle();
-    let v2_handle = v2.handle();
-    let router = CoordinatorRouter::new(flags, v1.handle(), v2.handle())?;
     let mut tree = Supervisor::builder("jido_system_coordinators");
     tree.strategy(Strategy::OneForOne)
-        .intensity(3, Duration::from_secs(5))
+        .intensity(2 * COORDINATOR_SHARDS + 3, Duration::from_secs(5))
         .clock(Arc::clone(&shared.clock))
-        .events(&shared.events)
-        .child(v1)
-        .child(v2);
+        .events(&shared.events);
+    let mut coordinators = Coordinators {
+        routers: Vec::new(),
+        v1: Vec::new(),
+        v2: Vec::new(),
+    };
+    for shard in 0..COORDINATOR_SHARDS {
+        let id = format!("{COORDINATOR_ID}-{shard}");
+        let v1 = CoordinatorV1::child_spec(CoordinatorV1Args {
+            id: id.clone(),
+            works: shared.works.clone(),
+            tasks: shared.tasks.clone(),
+            clock: Arc::clone(&shared.clock),
+            recorder: Some(feed.clone()),
+        });
+        let v2 = CoordinatorV2::child_spec(CoordinatorV2Args {
+            id,
+            engine: engine.clone(),
+            store: shared.store.clone(),
+            clock: Arc::clone(&shared.clock),
+            recorder: Some(feed.clone()),
+        });
+        coordinators.routers.push(CoordinatorRouter::new(
+            flags.clone(),
+            v1.handle(),
+            v2.handle(),
+        )?);
+        coordinators.v1.push(v1.handle());
+        coordinators.v2.push(v2.handle());
+        tree.child(v1).child(v2);
+    }
     let supervisor = tree.start().await?;
-    shared.coordinators.set(router);
-    shared.coordinator_v1.set(v1_handle);
-    shared.coordinator_v2.set(v2_handle);
+    shared.coordinators.set(Arc::new(coordinators));
     Ok(Owned::Supervisor(supervisor))
 }
 

@@ -495,7 +495,7 @@ pub(super) async fn start_workflow(
         })?;
         let definition = WorkflowDefinition::from_json(&text)
             .map_err(|error| error.with_context("field", "definition"))?;
-        let router = state.shared.coordinators.get()?;
+        let coordinators = state.shared.coordinators.get()?;
         let metadata = match request.metadata {
             Value::Null => json!({}),
             other => other,
@@ -516,7 +516,8 @@ pub(super) async fn start_workflow(
                 match keys.get(key).await? {
                     Some(stored) => (stored.id, stored.coordinator, true),
                     None => {
-                        injected_fault(&state, &router, key)?;
+                        let router = coordinators.router(key);
+                        injected_fault(&state, router, key)?;
                         let routed = router
                             .start_workflow(key, definition.clone(), metadata.clone())
                             .await?;
@@ -531,7 +532,8 @@ pub(super) async fn start_workflow(
             }
             None => {
                 let coordinator_id = uuid::Uuid::new_v4().simple().to_string();
-                injected_fault(&state, &router, &coordinator_id)?;
+                let router = coordinators.router(&coordinator_id);
+                injected_fault(&state, router, &coordinator_id)?;
                 let routed = router
                     .start_workflow(&coordinator_id, definition, metadata)
                     .await?;
@@ -623,17 +625,22 @@ pub(super) async fn workflow(
             Err(error) if error.code() == ErrorCode::DATA_NOT_FOUND => {}
             Err(error) => return Err(error),
         }
-        if let Ok(v1) = state.shared.coordinator_v1.get()
-            && let V1Reply::Status(Some(status)) = v1
-                .call_timeout(
-                    V1Call::Status {
-                        workflow: id.clone(),
-                    },
-                    Duration::from_secs(5),
-                )
-                .await?
-        {
-            return Ok(v1_view(&id, status));
+        // A legacy workflow lives in the memory of the V1 coordinator that
+        // started it; its id does not name the shard, so ask each.
+        if let Ok(coordinators) = state.shared.coordinators.get() {
+            for v1 in &coordinators.v1 {
+                if let V1Reply::Status(Some(status)) = v1
+                    .call_timeout(
+                        V1Call::Status {
+                            workflow: id.clone(),
+                        },
+                        Duration::from_secs(5),
+                    )
+                    .await?
+                {
+                    return Ok(v1_view(&id, status));
+                }
+            }
         }
         Err(
             Error::new(ErrorCode::DATA_NOT_FOUND, format!("no workflow {id:?}"))

@@ -49,7 +49,7 @@ async fn killing_an_early_child_restarts_everything_after_it_and_state_survives(
         .find(|child| child.id == "flags")
         .expect("the flags child");
     assert!(flags.process.kill());
-    events
+    let waited = events
         .wait_for(
             |events| {
                 events.iter().any(|event| {
@@ -61,7 +61,15 @@ async fn killing_an_early_child_restarts_everything_after_it_and_state_survives(
             Duration::from_secs(30),
         )
         .await
-        .expect("every child after flags restarts");
+        .map(|_| ());
+    if let Err(error) = waited {
+        let seen: Vec<String> = events
+            .events()
+            .iter()
+            .map(|event| format!("{}/{}: {:?}", event.supervisor, event.child, event.kind))
+            .collect();
+        panic!("every child after flags restarts: {error}; events: {seen:#?}");
+    }
     let restarted: Vec<String> = events
         .events()
         .iter()
@@ -158,7 +166,9 @@ async fn the_plan_workflow_completes_after_its_agent_process_and_coordinator_are
     if let Some(process) = shared.engine.get().expect("engine").process(&id) {
         process.kill();
     }
-    assert!(shared.coordinator_v2.get().expect("coordinator").kill());
+    for coordinator in &shared.coordinators.get().expect("coordinators").v2 {
+        assert!(coordinator.kill());
+    }
 
     let done = server
         .anonymous(
