@@ -309,3 +309,27 @@ async fn the_cli_answers_with_exit_codes_scripts_can_use() {
     assert_eq!(unreachable.status.code(), Some(3));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_walks_the_plan_and_every_step_happens() {
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_jido-system"))
+            .arg("demo")
+            .env_remove("JIDO_TOKEN")
+            .output(),
+    )
+    .await
+    .expect("the demo ends within its bound")
+    .expect("it runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    assert!(stdout.contains("rollback 4 -> 3"), "{stdout}");
+    assert!(stdout.contains("cohort_error_rate"), "{stdout}");
+}
