@@ -44,10 +44,10 @@
 //! - **Versions.** A workflow runs the definition version (content hash)
 //!   it started with; the definition is stored by hash.
 //!
-//! Not done yet: a TaskAgent-backed executor (jido-agents is not merged
-//! yet; CoordinatorV2 is a plain actor that saves its state through
-//! foundation-persist, to become a PersistentAgent later), and a
-//! multi-node lease backend.
+//! CoordinatorV2 is a jido-agents `PersistentAgent`.
+//!
+//! Not done yet: a TaskAgent-backed executor, and a multi-node lease
+//! backend.
 
 pub mod coordinator;
 pub mod definition;
