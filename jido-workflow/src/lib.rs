@@ -46,8 +46,13 @@
 //!
 //! CoordinatorV2 is a jido-agents `PersistentAgent`.
 //!
-//! Not done yet: a TaskAgent-backed executor, and a multi-node lease
-//! backend.
+//! Steps run on a [`StepExecutor`]: the default [`TaskExecutor`] runs each
+//! step as a task under a `TaskSupervisor`; [`TaskAgentExecutor`] submits
+//! each to a jido-agents TaskAgent (its queue, concurrency bound and
+//! pause apply, and killing the agent interrupts the steps it runs, which
+//! the workflow runs again), at the cost of one agent action per step.
+//!
+//! Not done yet: a multi-node lease backend.
 
 pub mod coordinator;
 pub mod definition;
@@ -59,6 +64,7 @@ mod process;
 mod record;
 mod state;
 mod status;
+mod task_agent_executor;
 pub mod work;
 
 pub use definition::{
@@ -74,4 +80,5 @@ pub use process::{ProcessArgs, StepMessage, WorkflowCall, WorkflowProcess, Workf
 pub use status::{
     HistoryEntry, ListFilter, StepStatus, StepView, WorkflowInfo, WorkflowPage, WorkflowStatus,
 };
+pub use task_agent_executor::{STEP_TASK_TYPE, StepHandler, TaskAgentExecutor};
 pub use work::{AWAIT_SIGNAL, DELAY, StepInput, Work, WorkFuture, WorkRegistry};
