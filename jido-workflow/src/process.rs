@@ -132,6 +132,11 @@ pub struct WorkflowProcess {
     lease: Lease,
     stored_status: WorkflowStatus,
     running: HashMap<u32, Running>,
+    /// This instance's number (unique in the engine), so that a dead
+    /// instance does not unlist its successor from the waiting list.
+    instance: u64,
+    /// Whether this instance listed the workflow as waiting.
+    listed_waiting: bool,
     compensating: Option<(u32, Running)>,
     resumed: bool,
     pending: Vec<Event>,
@@ -141,6 +146,9 @@ pub struct WorkflowProcess {
 
 impl Drop for WorkflowProcess {
     fn drop(&mut self) {
+        if self.listed_waiting {
+            self.shared.set_waiting(&self.id, self.instance, false);
+        }
         // Linked work ends with its workflow's instance (also on a kill).
         for running in self.running.values() {
             running.abort.abort();
@@ -182,6 +190,7 @@ impl Actor for WorkflowProcess {
         ctx.myself()
             .try_send_info(StepMessage::Advance)
             .map_err(|error| error.into_error())?;
+        let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
         Ok(WorkflowProcess {
             stored_status: summary.status(),
             shared,
@@ -194,6 +203,8 @@ impl Actor for WorkflowProcess {
             pending: Vec::new(),
             pending_from: 0,
             pending_status: None,
+            instance,
+            listed_waiting: false,
         })
     }
 
@@ -206,6 +217,7 @@ impl Actor for WorkflowProcess {
         // handler state machine, while it idles (memory per waiting
         // workflow).
         let result = Box::pin(self.on_call(request, ctx)).await;
+        self.publish_waiting();
         if let Err(error) = &result
             && error.code() != ErrorCode::INVALID_STATE_TRANSITION
         {
@@ -223,7 +235,9 @@ impl Actor for WorkflowProcess {
         message: StepMessage,
         ctx: &mut Context<Self>,
     ) -> Result<(), Error> {
-        Box::pin(self.on_info(message, ctx)).await
+        let result = Box::pin(self.on_info(message, ctx)).await;
+        self.publish_waiting();
+        result
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
@@ -342,6 +356,16 @@ pub(crate) async fn load(shared: &Shared, id: &str) -> Result<(Summary, Workflow
 impl WorkflowProcess {
     fn now_ms(&self) -> u64 {
         wall_millis(self.shared.clock.as_ref())
+    }
+
+    /// Keeps the engine's list of waiting workflows in step with this
+    /// instance (written only when it changes).
+    fn publish_waiting(&mut self) {
+        let waiting = self.status() == WorkflowStatus::Waiting;
+        if waiting != self.listed_waiting {
+            self.shared.set_waiting(&self.id, self.instance, waiting);
+            self.listed_waiting = waiting;
+        }
     }
 
     /// The workflow's status as this instance sees it (for tests and
