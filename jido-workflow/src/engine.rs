@@ -76,7 +76,7 @@ pub(crate) struct Shared {
     /// step work running), by id, with the instance that listed it; `list`
     /// reports them `waiting`. Only changes are written (one lock per
     /// transition), so a step costs nothing here.
-    waiting: Mutex<HashMap<String, u64>>,
+    waiting: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 /// Called with a workflow's id and final status when its process ends it
@@ -124,12 +124,13 @@ impl Shared {
 
     /// Lists (or unlists) workflow `id` as waiting, for the instance
     /// `instance`; unlisting by an older instance is ignored.
-    pub(crate) fn set_waiting(&self, id: &str, instance: u64, waiting: bool) {
+    /// The id is shared with the process (no copy per waiting workflow).
+    pub(crate) fn set_waiting(&self, id: &Arc<str>, instance: u64, waiting: bool) {
         let mut listed = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting {
-            listed.insert(id.to_owned(), instance);
-        } else if listed.get(id) == Some(&instance) {
-            listed.remove(id);
+            listed.insert(Arc::clone(id), instance);
+        } else if listed.get(&**id) == Some(&instance) {
+            listed.remove(&**id);
         }
     }
 

@@ -116,6 +116,9 @@ pub enum StepMessage {
     },
     /// Resume and schedule (sent to itself after `init`).
     Advance,
+    /// Journal the staged step results (sent to itself, so that results
+    /// already in the mailbox are journaled in the same batch).
+    Flush,
 }
 
 struct Running {
@@ -137,6 +140,8 @@ pub struct WorkflowProcess {
     instance: u64,
     /// Whether this instance listed the workflow as waiting.
     listed_waiting: bool,
+    /// Whether a [`StepMessage::Flush`] is in the mailbox.
+    flush_queued: bool,
     compensating: Option<(u32, Running)>,
     resumed: bool,
     pending: Vec<Event>,
@@ -205,6 +210,7 @@ impl Actor for WorkflowProcess {
             pending_status: None,
             instance,
             listed_waiting: false,
+            flush_queued: false,
         })
     }
 
@@ -254,7 +260,11 @@ impl WorkflowProcess {
         ctx: &mut Context<Self>,
     ) -> Result<WorkflowReply, Error> {
         match request {
-            WorkflowCall::Info => Ok(WorkflowReply::Info(Box::new(self.info()))),
+            WorkflowCall::Info => {
+                // Staged results are not shown before they are durable.
+                self.flush().await?;
+                Ok(WorkflowReply::Info(Box::new(self.info())))
+            }
             WorkflowCall::Cancel { reason } => {
                 if self.state.finished.is_some() {
                     return Err(finished(&self.id));
@@ -294,8 +304,10 @@ impl WorkflowProcess {
         message: StepMessage,
         ctx: &mut Context<Self>,
     ) -> Result<(), Error> {
+        let is_outcome = matches!(message, StepMessage::Outcome { .. });
         match message {
             StepMessage::Advance => {}
+            StepMessage::Flush => self.flush_queued = false,
             StepMessage::Timer { task } => self.timer(task, ctx).await?,
             StepMessage::Outcome {
                 task,
@@ -308,7 +320,38 @@ impl WorkflowProcess {
             } => self.outcome(task, run, outcome, ctx).await?,
         }
         self.advance(ctx).await?;
+        if is_outcome && self.may_defer_flush() {
+            if self.flush_queued {
+                return Ok(());
+            }
+            if ctx.myself().try_send_info(StepMessage::Flush).is_ok() {
+                self.flush_queued = true;
+                return Ok(());
+            }
+            // The mailbox refused (the instance is ending): flush now.
+        }
         self.flush().await
+    }
+
+    /// Whether the staged events may wait for a [`StepMessage::Flush`]:
+    /// only results of at-least-once steps that made nothing ready (a
+    /// launch flushes first) and ended nothing. Until they are journaled nothing outside sees
+    /// them (no work starts, calls flush first); a crash loses them, and
+    /// the next instance runs those steps again with the same key, as for
+    /// any step in flight. This turns the results of a parallel group that
+    /// arrive together into one durable batch.
+    fn may_defer_flush(&self) -> bool {
+        !self.pending.is_empty()
+            && self.pending_status.is_none()
+            && self.state.finished.is_none()
+            && self.pending.iter().all(|event| match event {
+                // An at-most-once step's result is journaled at once: a
+                // lost one would make it look interrupted.
+                Event::StepSucceeded { task, .. } => {
+                    self.state.definition.tasks()[*task as usize].delivery != Delivery::AtMostOnce
+                }
+                _ => false,
+            })
     }
 }
 
