@@ -364,3 +364,60 @@ async fn a_killed_v1_loses_its_workflows() -> Result<(), Error> {
     app.shutdown().await?;
     engine.shutdown().await
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_start_leaves_nothing_active_and_is_recorded_as_failed() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let recorded_outcomes = Arc::new(Recorded::default());
+    let (app, _v1, v2) = coordinators_recording(
+        &store,
+        &engine,
+        &clock,
+        Some(Arc::clone(&recorded_outcomes)),
+    )
+    .await?;
+    let unknown = jido_workflow::WorkflowDefinition::from_json(
+        r#"{"name": "unknown", "steps": [{"task": {"id": "t", "work": "nowhere"}}]}"#,
+    )?;
+    let refused = v2.start_workflow(unknown, Value::Null).await.unwrap_err();
+    assert_ne!(refused.code(), foundation_error::ErrorCode::TIMEOUT);
+    let stats = stats(&v2).await?;
+    assert!(stats.active.is_empty());
+    assert_eq!((stats.completed_count, stats.failed_count), (0, 0));
+    // An unknown workflow: the deferred reply says so at once.
+    assert_eq!(
+        v2.when_finished("no-such-workflow", CALL)
+            .await
+            .unwrap_err()
+            .code(),
+        foundation_error::ErrorCode::DATA_NOT_FOUND
+    );
+    // A good start after it, counted when it ends.
+    let id = v2.start_workflow(plan(), Value::Null).await?;
+    assert_eq!(
+        v2.when_finished(&id, Duration::from_secs(60)).await?,
+        WorkflowStatus::Completed
+    );
+    let requests = recorded_outcomes
+        .requests
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    assert_eq!(
+        requests,
+        [("v2".to_owned(), false), ("v2".to_owned(), true)]
+    );
+    app.shutdown().await?;
+    engine.shutdown().await
+}
