@@ -90,8 +90,8 @@ pub struct CoordinatorStats {
 /// What CoordinatorV2 is started from.
 #[derive(Clone)]
 pub struct CoordinatorV2Args {
-    /// Its id (the agent id, the key of its saved state in the keyspace
-    /// `agents.coordinator_v2`).
+    /// Its id: the agent (and child) id is `coordinator_v2_{id}`, the key
+    /// of its saved state in the keyspace `agents.coordinator_v2`.
     pub id: String,
     /// The engine it starts workflows on (its work runs under the engine's
     /// task supervisor).
@@ -171,7 +171,10 @@ impl CoordinatorV2 {
             recorder: args.recorder,
             ends: Arc::new(Mutex::new(receiver)),
         };
-        let mut spec = AgentSpec::<CoordinatorV2>::new(args.id, start, args.engine.tasks());
+        // The child id as before the agent runtime: `coordinator_v2_{id}`,
+        // also the agent id (the key of its saved state).
+        let agent_id = format!("coordinator_v2_{}", args.id);
+        let mut spec = AgentSpec::<CoordinatorV2>::new(agent_id, start, args.engine.tasks());
         spec.clock(args.clock).persistent(&args.store);
         let spec = spec.child_spec()?;
         args.engine
