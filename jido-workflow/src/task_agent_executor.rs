@@ -31,6 +31,13 @@
 //! which runs jobs directly under a `TaskSupervisor`; choose it when steps
 //! must go through a TaskAgent.
 //!
+//! The agent's own controls act on steps: a paused agent holds them (the
+//! job's timeout starts only when it runs), and a step task cancelled on
+//! the agent (`CancelTask`) leaves its job in the table and its step in
+//! flight until the workflow process restarts or cancels it. The agent's
+//! counters count runs, not step outcomes (the handler always returns
+//! null; outcomes go to the workflow).
+//!
 //! This module is not for deciding what runs (see `process`) nor for the
 //! job's timeout and panic handling (see `executor`).
 
