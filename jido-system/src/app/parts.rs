@@ -21,7 +21,7 @@ use jido_agents::monitor::{
     ErrorRateCheck, MonitorAgent, MonitorArgs, ProcessCheck, RestartRateCheck, StoreLatencyCheck,
 };
 use jido_agents::task::{TaskAgentArgs, TaskHandler, TaskRun};
-use jido_agents::{AgentRef, AgentSpec};
+use jido_agents::{AgentRef, AgentServer, AgentSpec};
 use jido_workflow::WorkflowEngine;
 use jido_workflow::coordinator::{
     CoordinatorRouter, CoordinatorV1, CoordinatorV1Args, CoordinatorV2, CoordinatorV2Args,
@@ -59,7 +59,7 @@ pub struct Coordinators {
     /// The CoordinatorV1 of each shard.
     pub v1: Vec<ActorRef<CoordinatorV1>>,
     /// The CoordinatorV2 of each shard.
-    pub v2: Vec<ActorRef<CoordinatorV2>>,
+    pub v2: Vec<ActorRef<AgentServer<CoordinatorV2>>>,
 }
 
 impl Coordinators {
@@ -513,7 +513,7 @@ async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {
             store: shared.store.clone(),
             clock: Arc::clone(&shared.clock),
             recorder: Some(feed.clone()),
-        });
+        })?;
         coordinators.routers.push(CoordinatorRouter::new(
             flags.clone(),
             v1.handle(),
