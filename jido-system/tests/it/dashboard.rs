@@ -59,8 +59,12 @@ impl ChromeDriver {
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let started = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("chromedriver's stdout reads") {
-                println!("chromedriver: {line}");
+            while let Some(line) = lines
+                .next_line()
+                .await
+                .expect("chromedriver's stdout reads")
+            {
+                eprintln!("chromedriver: {line}");
                 if line.contains("started successfully") {
                     return true;
                 }
@@ -174,14 +178,19 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
                 Ok(banner) => banner.text().await.unwrap_or_default(),
                 Err(_) => String::new(),
             };
-            panic!("the page never showed `{css}` within {PAGE_WAIT:?}: {error}; its error banner: {errors:?}")
+            panic!(
+                "the page never showed `{css}` within {PAGE_WAIT:?}: {error}; its error banner: {errors:?}"
+            )
         }
     }
 }
 
 /// Replaces the text of the input `id`.
 async fn type_into(client: &Client, id: &str, text: &str) {
-    let input = client.find(Locator::Id(id)).await.expect("the input exists");
+    let input = client
+        .find(Locator::Id(id))
+        .await
+        .expect("the input exists");
     input.clear().await.expect("the input clears");
     input.send_keys(text).await.expect("the input takes keys");
 }
@@ -236,7 +245,10 @@ async fn scenario(client: &Client, address: SocketAddr) {
     type_into(client, "token", TOKEN).await;
     let (state, text) = press(client, "advance-button", 2).await;
     assert_eq!(state, "failed", "{text}");
-    assert!(text.contains("advance refused"), "the refusal is shown: {text}");
+    assert!(
+        text.contains("advance refused"),
+        "the refusal is shown: {text}"
+    );
     wait_for(client, "#phase[data-phase='0']").await;
 
     // A forced advance from the page: phase 1, recorded in the history.
@@ -251,7 +263,11 @@ async fn scenario(client: &Client, address: SocketAddr) {
     let (state, text) = press(client, "advance-button", 3).await;
     assert_eq!(state, "ok", "{text}");
     wait_for(client, "#phase[data-phase='1']").await;
-    wait_for(client, "#history tr[data-kind='forced_advance'][data-to='1']").await;
+    wait_for(
+        client,
+        "#history tr[data-kind='forced_advance'][data-to='1']",
+    )
+    .await;
 
     // The rollback pressed in the page: back to the baseline, and the
     // rollback with its reason in the history.
