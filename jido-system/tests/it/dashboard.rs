@@ -3,8 +3,9 @@
 //! process, and headless Chromium (driven through fantoccini) loads `GET /`
 //! and presses the page's own buttons. It checks that the page shows the
 //! phase, that the API's errors are shown (a wrong token, a refused
-//! advance), and that a rollback pressed in the page changes the phase and
-//! appears in the history, as the server also says.
+//! advance), that a rollback pressed in the page changes the phase and
+//! appears in the history, as the server also says, and that the emergency
+//! rollback acts on its second click.
 //!
 //! When `/usr/bin/chromium` or `/usr/bin/chromedriver` is missing the test
 //! fails if `FOUNDATION_REQUIRE_BROWSER=1` (CI sets it) and otherwise says
@@ -299,6 +300,14 @@ async fn scenario(client: &Client, address: SocketAddr) {
             && record["reason"] == "rolled back from the dashboard"),
         "the server recorded the rollback: {rollout}"
     );
+
+    // The emergency rollback asks for a second click before it acts.
+    type_into(client, "reason", "emergency drill from the dashboard").await;
+    let (state, text) = press(client, "emergency-button", 5).await;
+    assert_eq!(state, "armed", "{text}");
+    let (state, text) = press(client, "emergency-button", 6).await;
+    assert_eq!(state, "ok", "{text}");
+    wait_for(client, "#history tr[data-kind='emergency'][data-to='0']").await;
 
     // The token is remembered for the tab: a reload keeps it.
     client.refresh().await.expect("the page reloads");
