@@ -4,6 +4,7 @@
 //! files).
 
 mod api;
+mod dashboard;
 mod flag_store;
 mod load;
 mod openapi;
