@@ -72,6 +72,11 @@ pub(crate) struct Shared {
     definitions: Mutex<HashMap<String, WorkflowDefinition>>,
     stored_definitions: Mutex<HashSet<String>>,
     listeners: Mutex<Vec<FinishListener>>,
+    /// The workflows whose live process waits on a delay or a signal (no
+    /// step work running), by id, with the instance that listed it; `list`
+    /// reports them `waiting`. Only changes are written (one lock per
+    /// transition), so a step costs nothing here.
+    waiting: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 /// Called with a workflow's id and final status when its process ends it
@@ -115,6 +120,26 @@ impl Shared {
                 let _ = sender.send(info.clone());
             }
         }
+    }
+
+    /// Lists (or unlists) workflow `id` as waiting, for the instance
+    /// `instance`; unlisting by an older instance is ignored.
+    /// The id is shared with the process (no copy per waiting workflow).
+    pub(crate) fn set_waiting(&self, id: &Arc<str>, instance: u64, waiting: bool) {
+        let mut listed = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiting {
+            listed.insert(Arc::clone(id), instance);
+        } else if listed.get(&**id) == Some(&instance) {
+            listed.remove(&**id);
+        }
+    }
+
+    /// Whether workflow `id`'s live process waits on a delay or a signal.
+    pub(crate) fn is_waiting(&self, id: &str) -> bool {
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(id)
     }
 
     pub(crate) fn listeners(&self) -> Vec<FinishListener> {
@@ -292,6 +317,7 @@ impl WorkflowEngineBuilder {
             owner: self.owner.clone(),
             max_parallel: self.max_parallel,
             waiters: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(HashMap::new()),
             next_run: AtomicU64::new(1),
             definitions: Mutex::new(HashMap::new()),
             stored_definitions: Mutex::new(HashSet::new()),
@@ -816,8 +842,9 @@ impl WorkflowEngine {
     }
 
     /// One page of workflows matching `filter`, by id. Statuses are the
-    /// stored ones: a running workflow lists as `running` (its process
-    /// knows whether it is `waiting`: ask [`status`](Self::status)).
+    /// stored ones, except that a workflow whose live process waits on a
+    /// delay or a signal (no step work running) lists as `waiting`, as
+    /// [`status`](Self::status) reports it.
     ///
     /// # Errors
     ///
@@ -843,7 +870,10 @@ impl WorkflowEngine {
             for entry in entries {
                 after = Some(entry.key.clone());
                 let summary = entry.value;
-                let status = summary.status();
+                let mut status = summary.status();
+                if !status.is_terminal() && self.shared.is_waiting(&entry.key) {
+                    status = WorkflowStatus::Waiting;
+                }
                 if (!filter.statuses.is_empty() && !filter.statuses.contains(&status))
                     || filter
                         .name

@@ -20,6 +20,7 @@ use foundation_error::{Error, ErrorCode};
 use futures::FutureExt;
 use serde_json::Value;
 
+use crate::metrics;
 use crate::process::{StepMessage, WorkflowProcess};
 use crate::work::{StepInput, Work};
 
@@ -91,14 +92,34 @@ impl Report {
         }
         self.sent = true;
         // Workflow mailboxes are unbounded (at most one message per running
-        // step is outstanding), so this fails only when the process has
-        // ended, and then nobody needs the outcome.
-        let _ = self.process.try_send_info(StepMessage::Outcome {
+        // step is outstanding), so this fails only when the process
+        // instance has ended. The outcome is then lost on purpose, never
+        // silently: the step's start is in the journal without a result,
+        // so the process's next instance runs the step again with the same
+        // idempotency key (at least once), or reports it interrupted if it
+        // is at-most-once. Counted and traced here.
+        let reason = match &outcome {
+            Some(Ok(_)) => "result",
+            Some(Err(_)) => "failure",
+            None => "interrupted",
+        };
+        if let Err(error) = self.process.try_send_info(StepMessage::Outcome {
             task: self.task,
             run: self.run,
             compensation: self.compensation,
             outcome,
-        });
+        }) {
+            ::metrics::counter!(metrics::UNDELIVERED_OUTCOMES_TOTAL, "outcome" => reason)
+                .increment(1);
+            tracing::warn!(
+                task = self.task,
+                run = self.run,
+                compensation = self.compensation,
+                error = %error,
+                "a step outcome could not reach its workflow process (it has ended); \
+                 its next instance re-runs the step from the journal with the same key"
+            );
+        }
     }
 }
 

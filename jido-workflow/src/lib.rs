@@ -44,10 +44,15 @@
 //! - **Versions.** A workflow runs the definition version (content hash)
 //!   it started with; the definition is stored by hash.
 //!
-//! Not done yet: a TaskAgent-backed executor (jido-agents is not merged
-//! yet; CoordinatorV2 is a plain actor that saves its state through
-//! foundation-persist, to become a PersistentAgent later), and a
-//! multi-node lease backend.
+//! CoordinatorV2 is a jido-agents `PersistentAgent`.
+//!
+//! Steps run on a [`StepExecutor`]: the default [`TaskExecutor`] runs each
+//! step as a task under a `TaskSupervisor`; [`TaskAgentExecutor`] submits
+//! each to a jido-agents TaskAgent (its queue, concurrency bound and
+//! pause apply, and killing the agent interrupts the steps it runs, which
+//! the workflow runs again), at the cost of one agent action per step.
+//!
+//! Not done yet: a multi-node lease backend.
 
 pub mod coordinator;
 pub mod definition;
@@ -59,6 +64,7 @@ mod process;
 mod record;
 mod state;
 mod status;
+mod task_agent_executor;
 pub mod work;
 
 pub use definition::{
@@ -74,4 +80,5 @@ pub use process::{ProcessArgs, StepMessage, WorkflowCall, WorkflowProcess, Workf
 pub use status::{
     HistoryEntry, ListFilter, StepStatus, StepView, WorkflowInfo, WorkflowPage, WorkflowStatus,
 };
+pub use task_agent_executor::{STEP_TASK_TYPE, StepHandler, TaskAgentExecutor};
 pub use work::{AWAIT_SIGNAL, DELAY, StepInput, Work, WorkFuture, WorkRegistry};

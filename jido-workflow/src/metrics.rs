@@ -16,3 +16,7 @@ pub const STEP_ATTEMPTS_TOTAL: &str = "jido_workflow_step_attempts_total";
 pub const RESUMED_TOTAL: &str = "jido_workflow_resumed_total";
 /// Counter: workflows the resumer could not start (each is logged).
 pub const RESUME_FAILURES_TOTAL: &str = "jido_workflow_resume_failures_total";
+/// Counter: step outcomes (labelled `outcome`: result, failure, or
+/// interrupted) that could not reach their workflow process because its
+/// instance had ended; the next instance re-runs the step from the journal.
+pub const UNDELIVERED_OUTCOMES_TOTAL: &str = "jido_workflow_undelivered_step_outcomes_total";

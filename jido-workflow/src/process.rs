@@ -116,6 +116,9 @@ pub enum StepMessage {
     },
     /// Resume and schedule (sent to itself after `init`).
     Advance,
+    /// Journal the staged step results (sent to itself, so that results
+    /// already in the mailbox are journaled in the same batch).
+    Flush,
 }
 
 struct Running {
@@ -132,6 +135,13 @@ pub struct WorkflowProcess {
     lease: Lease,
     stored_status: WorkflowStatus,
     running: HashMap<u32, Running>,
+    /// This instance's number (unique in the engine), so that a dead
+    /// instance does not unlist its successor from the waiting list.
+    instance: u64,
+    /// Whether this instance listed the workflow as waiting.
+    listed_waiting: bool,
+    /// Whether a [`StepMessage::Flush`] is in the mailbox.
+    flush_queued: bool,
     compensating: Option<(u32, Running)>,
     resumed: bool,
     pending: Vec<Event>,
@@ -141,6 +151,9 @@ pub struct WorkflowProcess {
 
 impl Drop for WorkflowProcess {
     fn drop(&mut self) {
+        if self.listed_waiting {
+            self.shared.set_waiting(&self.id, self.instance, false);
+        }
         // Linked work ends with its workflow's instance (also on a kill).
         for running in self.running.values() {
             running.abort.abort();
@@ -182,6 +195,7 @@ impl Actor for WorkflowProcess {
         ctx.myself()
             .try_send_info(StepMessage::Advance)
             .map_err(|error| error.into_error())?;
+        let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
         Ok(WorkflowProcess {
             stored_status: summary.status(),
             shared,
@@ -194,6 +208,9 @@ impl Actor for WorkflowProcess {
             pending: Vec::new(),
             pending_from: 0,
             pending_status: None,
+            instance,
+            listed_waiting: false,
+            flush_queued: false,
         })
     }
 
@@ -206,6 +223,7 @@ impl Actor for WorkflowProcess {
         // handler state machine, while it idles (memory per waiting
         // workflow).
         let result = Box::pin(self.on_call(request, ctx)).await;
+        self.publish_waiting();
         if let Err(error) = &result
             && error.code() != ErrorCode::INVALID_STATE_TRANSITION
         {
@@ -223,7 +241,9 @@ impl Actor for WorkflowProcess {
         message: StepMessage,
         ctx: &mut Context<Self>,
     ) -> Result<(), Error> {
-        Box::pin(self.on_info(message, ctx)).await
+        let result = Box::pin(self.on_info(message, ctx)).await;
+        self.publish_waiting();
+        result
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
@@ -240,7 +260,11 @@ impl WorkflowProcess {
         ctx: &mut Context<Self>,
     ) -> Result<WorkflowReply, Error> {
         match request {
-            WorkflowCall::Info => Ok(WorkflowReply::Info(Box::new(self.info()))),
+            WorkflowCall::Info => {
+                // Staged results are not shown before they are durable.
+                self.flush().await?;
+                Ok(WorkflowReply::Info(Box::new(self.info())))
+            }
             WorkflowCall::Cancel { reason } => {
                 if self.state.finished.is_some() {
                     return Err(finished(&self.id));
@@ -280,8 +304,10 @@ impl WorkflowProcess {
         message: StepMessage,
         ctx: &mut Context<Self>,
     ) -> Result<(), Error> {
+        let is_outcome = matches!(message, StepMessage::Outcome { .. });
         match message {
             StepMessage::Advance => {}
+            StepMessage::Flush => self.flush_queued = false,
             StepMessage::Timer { task } => self.timer(task, ctx).await?,
             StepMessage::Outcome {
                 task,
@@ -294,7 +320,38 @@ impl WorkflowProcess {
             } => self.outcome(task, run, outcome, ctx).await?,
         }
         self.advance(ctx).await?;
+        if is_outcome && self.may_defer_flush() {
+            if self.flush_queued {
+                return Ok(());
+            }
+            if ctx.myself().try_send_info(StepMessage::Flush).is_ok() {
+                self.flush_queued = true;
+                return Ok(());
+            }
+            // The mailbox refused (the instance is ending): flush now.
+        }
         self.flush().await
+    }
+
+    /// Whether the staged events may wait for a [`StepMessage::Flush`]:
+    /// only results of at-least-once steps that made nothing ready (a
+    /// launch flushes first) and ended nothing. Until they are journaled nothing outside sees
+    /// them (no work starts, calls flush first); a crash loses them, and
+    /// the next instance runs those steps again with the same key, as for
+    /// any step in flight. This turns the results of a parallel group that
+    /// arrive together into one durable batch.
+    fn may_defer_flush(&self) -> bool {
+        !self.pending.is_empty()
+            && self.pending_status.is_none()
+            && self.state.finished.is_none()
+            && self.pending.iter().all(|event| match event {
+                // An at-most-once step's result is journaled at once: a
+                // lost one would make it look interrupted.
+                Event::StepSucceeded { task, .. } => {
+                    self.state.definition.tasks()[*task as usize].delivery != Delivery::AtMostOnce
+                }
+                _ => false,
+            })
     }
 }
 
@@ -342,6 +399,16 @@ pub(crate) async fn load(shared: &Shared, id: &str) -> Result<(Summary, Workflow
 impl WorkflowProcess {
     fn now_ms(&self) -> u64 {
         wall_millis(self.shared.clock.as_ref())
+    }
+
+    /// Keeps the engine's list of waiting workflows in step with this
+    /// instance (written only when it changes).
+    fn publish_waiting(&mut self) {
+        let waiting = self.status() == WorkflowStatus::Waiting;
+        if waiting != self.listed_waiting {
+            self.shared.set_waiting(&self.id, self.instance, waiting);
+            self.listed_waiting = waiting;
+        }
     }
 
     /// The workflow's status as this instance sees it (for tests and

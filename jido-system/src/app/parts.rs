@@ -60,8 +60,8 @@ pub struct Coordinators {
     pub routers: Vec<CoordinatorRouter>,
     /// The CoordinatorV1 of each shard.
     pub v1: Vec<ActorRef<CoordinatorV1>>,
-    /// The CoordinatorV2 of each shard.
-    pub v2: Vec<ActorRef<CoordinatorV2>>,
+    /// The CoordinatorV2 (a persistent agent) of each shard.
+    pub v2: Vec<ActorRef<jido_agents::AgentServer<CoordinatorV2>>>,
 }
 
 impl Coordinators {
@@ -515,7 +515,7 @@ async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {
             store: shared.store.clone(),
             clock: Arc::clone(&shared.clock),
             recorder: Some(feed.clone()),
-        });
+        })?;
         coordinators.routers.push(CoordinatorRouter::new(
             flags.clone(),
             v1.handle(),

@@ -5,10 +5,10 @@
 //! by the flag `use_v2_coordinator` and migrates in-flight V1 workflows to
 //! V2.
 //!
-//! Both coordinators are `foundation_core::Actor`s. CoordinatorV2 saves
-//! its state with foundation-persist before every reply, in one module
-//! (`v2.rs`), so that it can become a jido-agents `PersistentAgent` once
-//! that crate exists; it is not one yet.
+//! CoordinatorV2 is a jido-agents `PersistentAgent` (its state saved by
+//! the agent runtime before every reply), reached through
+//! [`CoordinatorV2Ref`]; the legacy CoordinatorV1 is a plain
+//! `foundation_core::Actor` with nothing saved.
 //!
 //! Both report request outcomes and state recoveries to a
 //! [`CoordinatorRecorder`] when the application wires one (deploy-monitor
@@ -26,7 +26,9 @@ use std::time::Duration;
 pub use router::{CoordinatorRouter, CoordinatorVersion, Routed, USE_V2_COORDINATOR};
 pub use v1::{CoordinatorV1, CoordinatorV1Args, V1Call, V1Reply, V1Workflow};
 pub use v2::{
-    ActiveWorkflow, CoordinatorStats, CoordinatorV2, CoordinatorV2Args, V2Call, V2Cast, V2Reply,
+    ActiveWorkflow, CoordinatorState, CoordinatorStats, CoordinatorV2, CoordinatorV2Args,
+    CoordinatorV2Ref, CoordinatorV2Start, PendingStart, PendingStatus, START_TIMEOUT,
+    StartMigrated, StartWorkflow, Stats, WhenFinished, WorkflowEnded,
 };
 
 /// Where coordinators report what the deployment monitor judges: request

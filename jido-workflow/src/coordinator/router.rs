@@ -18,7 +18,7 @@ use foundation_error::{Error, ErrorCode};
 use foundation_flags::Flags;
 use serde_json::{Map, Value, json};
 
-use super::{CoordinatorV1, CoordinatorV2, V1Call, V1Reply, V2Call, V2Reply};
+use super::{CoordinatorV1, CoordinatorV2Ref, V1Call, V1Reply};
 use crate::definition::WorkflowDefinition;
 
 /// The flag that routes starts to V2 (off, on, or a percentage of
@@ -63,11 +63,12 @@ pub struct Routed {
 pub struct CoordinatorRouter {
     flags: Flags,
     v1: ActorRef<CoordinatorV1>,
-    v2: ActorRef<CoordinatorV2>,
+    v2: CoordinatorV2Ref,
 }
 
 impl CoordinatorRouter {
-    /// A router over the two coordinators. The flag must be declared.
+    /// A router over the two coordinators (`v2`: CoordinatorV2's child
+    /// spec handle or a [`CoordinatorV2Ref`]). The flag must be declared.
     ///
     /// # Errors
     ///
@@ -75,10 +76,14 @@ impl CoordinatorRouter {
     pub fn new(
         flags: Flags,
         v1: ActorRef<CoordinatorV1>,
-        v2: ActorRef<CoordinatorV2>,
+        v2: impl Into<CoordinatorV2Ref>,
     ) -> Result<CoordinatorRouter, Error> {
         flags.handle(USE_V2_COORDINATOR)?;
-        Ok(CoordinatorRouter { flags, v1, v2 })
+        Ok(CoordinatorRouter {
+            flags,
+            v1,
+            v2: v2.into(),
+        })
     }
 
     /// Which coordinator serves `coordinator_id` now.
@@ -113,22 +118,7 @@ impl CoordinatorRouter {
     ) -> Result<Routed, Error> {
         let version = self.route(coordinator_id);
         let workflow_id = match version {
-            CoordinatorVersion::V2 => {
-                match self
-                    .v2
-                    .call_timeout(
-                        V2Call::StartWorkflow {
-                            definition,
-                            metadata,
-                        },
-                        CALL_TIMEOUT,
-                    )
-                    .await?
-                {
-                    V2Reply::Started(id) => id,
-                    other => return Err(unexpected(&other)),
-                }
-            }
+            CoordinatorVersion::V2 => self.v2.start_workflow(definition, metadata).await?,
             CoordinatorVersion::V1 => {
                 match self
                     .v1
@@ -187,15 +177,15 @@ impl CoordinatorRouter {
             metadata.insert("migrated".into(), json!(true));
             metadata.insert("original_step".into(), json!(workflow.original_step));
             metadata.insert("v1_id".into(), json!(workflow.id));
-            let request = V2Call::StartMigrated {
-                definition: workflow.definition,
-                metadata: Value::Object(metadata),
-                completed: workflow.completed,
-            };
-            match self.v2.call_timeout(request, CALL_TIMEOUT).await? {
-                V2Reply::Started(id) => moved.push((workflow.id, id)),
-                other => return Err(unexpected(&other)),
-            }
+            let id = self
+                .v2
+                .start_migrated(
+                    workflow.definition,
+                    Value::Object(metadata),
+                    workflow.completed,
+                )
+                .await?;
+            moved.push((workflow.id, id));
         }
         Ok(moved)
     }

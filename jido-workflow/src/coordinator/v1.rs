@@ -215,6 +215,10 @@ impl CoordinatorV1 {
                     Ok(result) => result,
                     Err(_) => Err(Error::timeout("the step did not finish in time")),
                 };
+                // V1 is the legacy coordinator without a journal: this fails
+                // only when its instance has ended, and that instance's
+                // in-memory workflows (this one included) are lost with it,
+                // which is the behaviour the migration to V2 removes.
                 let _ = me.try_send_info(V1StepDone {
                     workflow,
                     task,

@@ -1,14 +1,30 @@
-//! CoordinatorV2: the thin coordinator. It starts workflows on the engine
-//! and keeps, durably, the active workflows (id to start time and
-//! metadata) and the completed and failed counts; it can answer "when this
-//! workflow ends" with a deferred reply.
+//! CoordinatorV2: the thin coordinator, a jido-agents [`PersistentAgent`].
+//! It starts workflows on the engine and keeps, durably, the active
+//! workflows (id to start time and metadata) and the completed and failed
+//! counts; it can answer "when this workflow ends" with a deferred reply.
 //!
-//! Its state is saved with foundation-persist before every reply (and
-//! before a workflow is started, so a kill cannot leave a running workflow
-//! it does not know); on start it loads the state and reconciles it with
-//! the engine (workflows that ended while it was down are counted then).
-//! Workflow ends reach it as info messages from an engine finish listener
-//! registered on its handle, which stays valid across restarts.
+//! The agent runtime saves its state (the [`PersistentAgent`] snapshot)
+//! after every action that changed it and before the action's reply, and
+//! loads it on every start. Actions are synchronous, so everything that
+//! waits runs as agent work under the engine's task supervisor and reports
+//! back with an action:
+//!
+//! - [`StartWorkflow`] records the workflow as active (saved before the
+//!   reply), then the work starts it on the engine; the action's output,
+//!   [`PendingStart`], resolves once the engine has it. A kill in between
+//!   leaves an entry that the next start reconciles (dropped if the
+//!   workflow never started).
+//! - [`WhenFinished`] registers a waiter (a oneshot, the deferred reply);
+//!   the workflow's end completes it. Waiters live in memory: when the
+//!   coordinator restarts they are dropped and their callers fail at once
+//!   (`process_not_alive`, retryable): ask again.
+//! - Workflow ends reach it from the engine's finish listener through a
+//!   channel that one forwarding work (per coordinator, across restarts)
+//!   turns into [`WorkflowEnded`] actions; at every start it reconciles its
+//!   active workflows with the engine (workflows that ended while it was
+//!   down are counted then).
+//!
+//! Use it through [`CoordinatorV2Ref`].
 //!
 //! This module is not for routing between V1 and V2 (see `router`).
 
@@ -16,12 +32,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use foundation_core::{Actor, ActorOptions, ActorRef, ChildSpec, Context, ReplyPort};
+use foundation_core::{ActorRef, ChildSpec};
 use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
-use foundation_persist::{Record, StateStore, Store};
+use foundation_persist::{Record, Store};
+use jido_agents::{
+    Action, ActionContext, ActionSet, Agent, AgentEnv, AgentRef, AgentServer, AgentSpec,
+    PersistentAgent,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::CoordinatorRecorder;
 use crate::definition::WorkflowDefinition;
@@ -29,8 +50,8 @@ use crate::engine::WorkflowEngine;
 use crate::record::{from_json_text, to_json_text, wall_millis};
 use crate::status::WorkflowStatus;
 
-/// The state keyspace of coordinator states, by `v2/{coordinator id}`.
-const COORDINATORS: &str = "jido_coordinators";
+/// How long [`CoordinatorV2Ref::start_workflow`] waits, in all.
+pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One active workflow, as the coordinator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,8 +62,9 @@ pub struct ActiveWorkflow {
     pub metadata: String,
 }
 
+/// The coordinator's persisted state (its [`PersistentAgent`] snapshot).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct CoordinatorState {
+pub struct CoordinatorState {
     active: BTreeMap<String, ActiveWorkflow>,
     completed_count: u64,
     failed_count: u64,
@@ -54,7 +76,7 @@ impl Record for CoordinatorState {
 }
 
 /// What CoordinatorV2 reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct CoordinatorStats {
     /// The active workflows.
@@ -68,9 +90,11 @@ pub struct CoordinatorStats {
 /// What CoordinatorV2 is started from.
 #[derive(Clone)]
 pub struct CoordinatorV2Args {
-    /// Its id (the key of its saved state).
+    /// Its id: the agent (and child) id is `coordinator_v2_{id}`, the key
+    /// of its saved state in the keyspace `agents.coordinator_v2`.
     pub id: String,
-    /// The engine it starts workflows on.
+    /// The engine it starts workflows on (its work runs under the engine's
+    /// task supervisor).
     pub engine: WorkflowEngine,
     /// The store its state is saved in.
     pub store: Store,
@@ -88,108 +112,92 @@ impl std::fmt::Debug for CoordinatorV2Args {
     }
 }
 
-/// Requests to CoordinatorV2.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum V2Call {
-    /// Start a workflow; the reply is its id.
-    StartWorkflow {
-        /// The definition.
-        definition: WorkflowDefinition,
-        /// Its metadata.
-        metadata: Value,
-    },
-    /// Start a workflow migrated from V1 with the results it already has.
-    StartMigrated {
-        /// The definition.
-        definition: WorkflowDefinition,
-        /// Its metadata (with `migrated` and `original_step`).
-        metadata: Value,
-        /// Outputs of the tasks that completed on V1, by task id.
-        completed: BTreeMap<String, Value>,
-    },
-    /// The state.
-    Stats,
+/// The workflow ends the engine's listener feeds, read by one forwarder.
+type EndFeed = Arc<Mutex<mpsc::UnboundedReceiver<WorkflowEnded>>>;
+
+/// What each instance of the agent is built from (made by
+/// [`CoordinatorV2::child_spec`]).
+#[derive(Clone)]
+pub struct CoordinatorV2Start {
+    engine: WorkflowEngine,
+    recorder: Option<Arc<dyn CoordinatorRecorder>>,
+    ends: EndFeed,
 }
 
-/// Requests to CoordinatorV2 answered later, through a kept
-/// `foundation_core::ReplyPort` (use `ActorRef::ask`).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum V2Cast {
-    /// Answered with the workflow's final status when it ends (at once if
-    /// it has ended; `data_not_found` for an unknown workflow). If the
-    /// coordinator restarts meanwhile, the port is dropped and the caller
-    /// fails at once: ask again.
-    WhenFinished {
-        /// The workflow.
-        workflow: String,
-        /// Where the answer goes.
-        reply: ReplyPort<WorkflowStatus>,
-    },
-}
-
-/// Replies of CoordinatorV2.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum V2Reply {
-    /// The new workflow's id.
-    Started(String),
-    /// The state.
-    Stats(CoordinatorStats),
-}
-
-/// A workflow ended (from the engine's finish listener).
-#[derive(Debug)]
-pub struct WorkflowEnded {
-    workflow: String,
-    status: WorkflowStatus,
+impl std::fmt::Debug for CoordinatorV2Start {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CoordinatorV2Start")
+    }
 }
 
 /// The thin coordinator; see the module docs.
 pub struct CoordinatorV2 {
-    args: CoordinatorV2Args,
-    states: StateStore<CoordinatorState>,
+    engine: WorkflowEngine,
+    recorder: Option<Arc<dyn CoordinatorRecorder>>,
+    ends: EndFeed,
+    clock: SharedClock,
+    /// When this instance began loading (for the restore's duration).
+    loading_since: Duration,
+    /// When the start request being handled began (for its duration).
+    request_since: Duration,
     state: CoordinatorState,
-    waiters: BTreeMap<String, Vec<ReplyPort<WorkflowStatus>>>,
+    waiters: BTreeMap<String, Vec<oneshot::Sender<Result<WorkflowStatus, Error>>>>,
 }
 
 impl std::fmt::Debug for CoordinatorV2 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CoordinatorV2")
-            .field("id", &self.args.id)
             .field("active", &self.state.active.len())
+            .field("waiters", &self.waiters.len())
             .finish()
     }
 }
 
 impl CoordinatorV2 {
-    /// A child spec for a supervisor, with the engine's finish listener
-    /// wired to the child's handle.
-    pub fn child_spec(args: CoordinatorV2Args) -> ChildSpec<CoordinatorV2> {
-        let engine = args.engine.clone();
-        let id = format!("coordinator_v2_{}", args.id);
-        let mut options = ActorOptions::new();
-        options.unbounded_mailbox();
-        let spec = ChildSpec::<CoordinatorV2>::with_options(id, args, options);
-        listen(&engine, spec.handle());
-        spec
+    /// A child spec for a supervisor (a permanent jido-agents agent of kind
+    /// `coordinator_v2`, persistent in `args.store`, its work under the
+    /// engine's task supervisor), with the engine's finish listener wired
+    /// to it. Its handle becomes a [`CoordinatorV2Ref`] with `From`.
+    ///
+    /// # Errors
+    ///
+    /// `invalid_config_value` for an empty or over-long id.
+    pub fn child_spec(
+        args: CoordinatorV2Args,
+    ) -> Result<ChildSpec<AgentServer<CoordinatorV2>>, Error> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let start = CoordinatorV2Start {
+            engine: args.engine.clone(),
+            recorder: args.recorder,
+            ends: Arc::new(Mutex::new(receiver)),
+        };
+        // The child id as before the agent runtime: `coordinator_v2_{id}`,
+        // also the agent id (the key of its saved state).
+        let agent_id = format!("coordinator_v2_{}", args.id);
+        let mut spec = AgentSpec::<CoordinatorV2>::new(agent_id, start, args.engine.tasks());
+        spec.clock(args.clock).persistent(&args.store);
+        let spec = spec.child_spec()?;
+        args.engine
+            .on_finished(Arc::new(move |workflow: &str, status| {
+                let ended = WorkflowEnded {
+                    workflow: workflow.to_owned(),
+                    status,
+                };
+                if sender.send(ended).is_err() {
+                    // The receiver went with the coordinator's spec: nobody is
+                    // left to count this end.
+                    tracing::trace!(workflow, "no coordinator listens to workflow ends");
+                }
+            }));
+        Ok(spec)
     }
 
-    fn key(&self) -> String {
-        format!("v2/{}", self.args.id)
-    }
-
-    async fn save(&self) -> Result<(), Error> {
-        self.states.put(&self.key(), &self.state).await.map(drop)
-    }
-
-    fn record_request(&self, succeeded: bool, since: Duration) {
-        if let Some(recorder) = &self.args.recorder {
+    fn record_request(&self, succeeded: bool) {
+        if let Some(recorder) = &self.recorder {
             recorder.record_request(
                 "v2",
                 succeeded,
-                self.args.clock.elapsed().saturating_sub(since),
+                self.clock.elapsed().saturating_sub(self.request_since),
             );
         }
     }
@@ -202,45 +210,73 @@ impl CoordinatorV2 {
         }
     }
 
-    async fn start(
+    /// Records `definition` as active and leaves the work that starts it.
+    fn start(
         &mut self,
+        ctx: &mut ActionContext<CoordinatorV2>,
         definition: WorkflowDefinition,
         metadata: Value,
         completed: BTreeMap<String, Value>,
-    ) -> Result<String, Error> {
-        definition.check_works(self.args.engine.works())?;
+        record: bool,
+    ) -> Result<PendingStart, Error> {
+        definition.check_works(self.engine.works())?;
         let workflow = uuid::Uuid::new_v4().simple().to_string();
         self.state.active.insert(
             workflow.clone(),
             ActiveWorkflow {
-                started_at_ms: wall_millis(self.args.clock.as_ref()),
+                started_at_ms: wall_millis(self.clock.as_ref()),
                 metadata: to_json_text(&metadata),
             },
         );
-        // Saved first: a kill after this leaves an entry that the next
-        // start reconciles (dropped if the workflow never started).
-        self.save().await?;
-        match self
-            .args
-            .engine
-            .start_seeded(&workflow, &definition, metadata, &completed)
-            .await
-        {
-            Ok(()) => Ok(workflow),
-            Err(error) => {
-                if self.args.engine.summary_status(&workflow).await?.is_none() {
-                    self.state.active.remove(&workflow);
-                    self.save().await?;
+        let (sender, started) = oneshot::channel();
+        let engine = self.engine.clone();
+        let myself = ctx.myself().clone();
+        let recorder = if record { self.recorder.clone() } else { None };
+        let clock = Arc::clone(&self.clock);
+        let since = self.request_since;
+        let id = workflow.clone();
+        // Runs once the entry is saved (dropped, with the sender, if the
+        // save fails: the caller then has the save's error).
+        ctx.start_work(async move {
+            let result = engine
+                .start_seeded(&id, &definition, metadata, &completed)
+                .await;
+            if result.is_err() {
+                // The entry goes if the workflow never started.
+                let found = engine.summary_status(&id).await;
+                if matches!(found, Ok(None)) {
+                    report(
+                        &myself,
+                        Resolve {
+                            workflow: id.clone(),
+                            found,
+                        },
+                    )
+                    .await;
                 }
-                Err(error)
             }
-        }
+            if let Some(recorder) = recorder {
+                recorder.record_request(
+                    "v2",
+                    result.is_ok(),
+                    clock.elapsed().saturating_sub(since),
+                );
+            }
+            if sender.send(result).is_err() {
+                // The caller stopped waiting; the workflow runs regardless.
+                tracing::trace!(workflow = %id, "a start's caller has gone");
+            }
+        });
+        Ok(PendingStart { workflow, started })
     }
 
+    /// Counts `workflow`'s end if it is active and answers its waiters;
+    /// true when the state changed.
     fn ended(&mut self, workflow: &str, status: WorkflowStatus) -> bool {
         if let Some(waiters) = self.waiters.remove(workflow) {
             for waiter in waiters {
-                waiter.send(Ok(status));
+                // A waiter whose caller has gone needs no answer.
+                let _ = waiter.send(Ok(status));
             }
         }
         if self.state.active.remove(workflow).is_none() {
@@ -253,130 +289,503 @@ impl CoordinatorV2 {
         }
         true
     }
-}
 
-/// Sends every workflow end to `coordinator` (kept across its restarts;
-/// dropped once its process has ended for good).
-fn listen(engine: &WorkflowEngine, coordinator: ActorRef<CoordinatorV2>) {
-    engine.on_finished(Arc::new(move |workflow: &str, status| {
-        // Unbounded mailbox: fails only once the coordinator has ended,
-        // and its next incarnation reconciles with the engine at start.
-        let _ = coordinator.try_send_info(WorkflowEnded {
-            workflow: workflow.to_owned(),
-            status,
-        });
-    }));
-}
-
-impl Actor for CoordinatorV2 {
-    type Args = CoordinatorV2Args;
-    type Call = V2Call;
-    type Reply = V2Reply;
-    type Cast = V2Cast;
-    type Info = WorkflowEnded;
-
-    async fn init(args: CoordinatorV2Args, _ctx: &mut Context<Self>) -> Result<Self, Error> {
-        let since = args.clock.elapsed();
-        let states = args.store.state::<CoordinatorState>(COORDINATORS)?;
-        let key = format!("v2/{}", args.id);
-        let loaded = states.get(&key).await;
-        if let Some(recorder) = &args.recorder {
-            recorder.record_restore(
-                "coordinator_v2",
-                loaded.is_ok(),
-                args.clock.elapsed().saturating_sub(since),
-            );
+    fn fail_waiters(&mut self, workflow: &str, error: &Error) {
+        if let Some(waiters) = self.waiters.remove(workflow) {
+            for waiter in waiters {
+                // A waiter whose caller has gone needs no answer.
+                let _ = waiter.send(Err(error.clone()));
+            }
         }
-        let mut coordinator = CoordinatorV2 {
-            state: loaded?.unwrap_or_default(),
-            args,
-            states,
+    }
+}
+
+/// Queues `action` on the coordinator (any instance); a coordinator that
+/// has ended for good needs no report, and its next start reconciles.
+async fn report<Act: Action<CoordinatorV2>>(myself: &AgentRef<CoordinatorV2>, action: Act) {
+    if let Err(error) = myself.cast_until_delivered(action).await {
+        tracing::debug!(%error, "a report to CoordinatorV2 was not delivered (it has ended)");
+    }
+}
+
+/// Asks the engine about `workflows` and reports each answer back.
+async fn check(engine: WorkflowEngine, myself: AgentRef<CoordinatorV2>, workflows: Vec<String>) {
+    for workflow in workflows {
+        let found = engine.summary_status(&workflow).await;
+        report(&myself, Resolve { workflow, found }).await;
+    }
+}
+
+/// Turns the engine's workflow ends into actions. One forwarder runs at a
+/// time: a restarted instance finds the feed held while its predecessor's
+/// forwarder still runs (the handle it sends to is valid across restarts),
+/// and takes over once that one has gone.
+async fn forward(ends: EndFeed, myself: AgentRef<CoordinatorV2>) {
+    let Ok(mut feed) = ends.try_lock_owned() else {
+        return;
+    };
+    while let Some(ended) = feed.recv().await {
+        if let Err(error) = myself.cast_until_delivered(ended).await {
+            tracing::debug!(%error, "CoordinatorV2 has ended; workflow ends are no longer forwarded");
+            return;
+        }
+    }
+}
+
+impl Agent for CoordinatorV2 {
+    const KIND: &'static str = "coordinator_v2";
+    type Args = CoordinatorV2Start;
+
+    fn init(args: CoordinatorV2Start, env: &AgentEnv) -> Result<Self, Error> {
+        let clock = Arc::clone(env.clock());
+        Ok(CoordinatorV2 {
+            engine: args.engine,
+            recorder: args.recorder,
+            ends: args.ends,
+            loading_since: clock.elapsed(),
+            request_since: clock.elapsed(),
+            clock,
+            state: CoordinatorState::default(),
             waiters: BTreeMap::new(),
-        };
+        })
+    }
+
+    fn actions(actions: &mut ActionSet<Self>) {
+        actions.add::<Stats>();
+    }
+
+    fn on_start(&mut self, ctx: &mut ActionContext<Self>) -> Result<(), Error> {
+        ctx.start_work(forward(Arc::clone(&self.ends), ctx.myself().clone()));
         // Reconcile: workflows that ended (or never started) while down.
-        let mut changed = false;
-        let active: Vec<String> = coordinator.state.active.keys().cloned().collect();
-        for workflow in active {
-            match coordinator.args.engine.summary_status(&workflow).await? {
-                None => {
-                    coordinator.state.active.remove(&workflow);
-                    changed = true;
-                }
-                Some(status) if status.is_terminal() => {
-                    changed |= coordinator.ended(&workflow, status);
-                }
-                Some(_) => {}
-            }
-        }
-        if changed {
-            coordinator.save().await?;
-        }
-        Ok(coordinator)
-    }
-
-    async fn handle_call(
-        &mut self,
-        request: V2Call,
-        _ctx: &mut Context<Self>,
-    ) -> Result<V2Reply, Error> {
-        match request {
-            V2Call::StartWorkflow {
-                definition,
-                metadata,
-            } => {
-                let since = self.args.clock.elapsed();
-                let result = self.start(definition, metadata, BTreeMap::new()).await;
-                self.record_request(result.is_ok(), since);
-                result.map(V2Reply::Started)
-            }
-            V2Call::StartMigrated {
-                definition,
-                metadata,
-                completed,
-            } => self
-                .start(definition, metadata, completed)
-                .await
-                .map(V2Reply::Started),
-            V2Call::Stats => Ok(V2Reply::Stats(self.stats())),
-        }
-    }
-
-    async fn handle_cast(
-        &mut self,
-        message: V2Cast,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), Error> {
-        match message {
-            V2Cast::WhenFinished { workflow, reply } => {
-                match self.args.engine.summary_status(&workflow).await {
-                    Err(error) => {
-                        reply.send(Err(error));
-                    }
-                    Ok(None) => {
-                        reply.send(Err(Error::new(
-                            ErrorCode::DATA_NOT_FOUND,
-                            format!("no workflow {workflow}"),
-                        )));
-                    }
-                    Ok(Some(status)) if status.is_terminal() => {
-                        reply.send(Ok(status));
-                    }
-                    Ok(Some(_)) => self.waiters.entry(workflow).or_default().push(reply),
-                }
-                Ok(())
-            }
-        }
-    }
-
-    async fn handle_info(
-        &mut self,
-        ended: WorkflowEnded,
-        _ctx: &mut Context<Self>,
-    ) -> Result<(), Error> {
-        if self.ended(&ended.workflow, ended.status) {
-            self.save().await?;
+        let active: Vec<String> = self.state.active.keys().cloned().collect();
+        if !active.is_empty() {
+            ctx.start_work(check(self.engine.clone(), ctx.myself().clone(), active));
         }
         Ok(())
+    }
+
+    fn load(&self) -> u64 {
+        self.state.active.len() as u64
+    }
+
+    fn on_action_error(&mut self, action: &'static str, error: &Error) {
+        if action == StartWorkflow::NAME {
+            tracing::debug!(%error, "CoordinatorV2 refused a start");
+            self.record_request(false);
+        }
+    }
+}
+
+impl PersistentAgent for CoordinatorV2 {
+    type Snapshot = CoordinatorState;
+
+    fn snapshot(&self) -> CoordinatorState {
+        self.state.clone()
+    }
+
+    fn restore(&mut self, stored: CoordinatorState) {
+        self.state = stored;
+    }
+
+    fn after_load(&mut self) -> Result<(), Error> {
+        // A load that fails fails the start (jido-agents counts it); only
+        // successful restores reach the recorder.
+        if let Some(recorder) = &self.recorder {
+            recorder.record_restore(
+                "coordinator_v2",
+                true,
+                self.clock.elapsed().saturating_sub(self.loading_since),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Starts a workflow; its output resolves to the id once the engine has
+/// it. The workflow is active (and saved) before the action replies.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StartWorkflow {
+    /// The definition.
+    pub definition: WorkflowDefinition,
+    /// Its metadata.
+    pub metadata: Value,
+}
+
+impl StartWorkflow {
+    /// A start of `definition` with `metadata`.
+    pub fn new(definition: WorkflowDefinition, metadata: Value) -> StartWorkflow {
+        StartWorkflow {
+            definition,
+            metadata,
+        }
+    }
+}
+
+impl Action<CoordinatorV2> for StartWorkflow {
+    const NAME: &'static str = "start_workflow";
+    type Output = PendingStart;
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<PendingStart, Error> {
+        agent.request_since = agent.clock.elapsed();
+        agent.start(ctx, self.definition, self.metadata, BTreeMap::new(), true)
+    }
+}
+
+/// Starts a workflow migrated from V1 with the results it already has.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct StartMigrated {
+    /// The definition.
+    pub definition: WorkflowDefinition,
+    /// Its metadata (with `migrated` and `original_step`).
+    pub metadata: Value,
+    /// Outputs of the tasks that completed on V1, by task id.
+    pub completed: BTreeMap<String, Value>,
+}
+
+impl StartMigrated {
+    /// A migrated start.
+    pub fn new(
+        definition: WorkflowDefinition,
+        metadata: Value,
+        completed: BTreeMap<String, Value>,
+    ) -> StartMigrated {
+        StartMigrated {
+            definition,
+            metadata,
+            completed,
+        }
+    }
+}
+
+impl Action<CoordinatorV2> for StartMigrated {
+    const NAME: &'static str = "start_migrated";
+    type Output = PendingStart;
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<PendingStart, Error> {
+        agent.start(ctx, self.definition, self.metadata, self.completed, false)
+    }
+}
+
+/// The coordinator's state.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct Stats {}
+
+impl Action<CoordinatorV2> for Stats {
+    const NAME: &'static str = "stats";
+    type Output = CoordinatorStats;
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        _ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<CoordinatorStats, Error> {
+        Ok(agent.stats())
+    }
+}
+
+/// Registers a deferred reply: the output resolves to the workflow's final
+/// status when it ends (at once if it has ended; `data_not_found` for an
+/// unknown workflow).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WhenFinished {
+    /// The workflow.
+    pub workflow: String,
+}
+
+impl WhenFinished {
+    /// Waits for `workflow`.
+    pub fn new(workflow: impl Into<String>) -> WhenFinished {
+        WhenFinished {
+            workflow: workflow.into(),
+        }
+    }
+}
+
+impl Action<CoordinatorV2> for WhenFinished {
+    const NAME: &'static str = "when_finished";
+    type Output = PendingStatus;
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<PendingStatus, Error> {
+        let (sender, status) = oneshot::channel();
+        let active = agent.state.active.contains_key(&self.workflow);
+        agent
+            .waiters
+            .entry(self.workflow.clone())
+            .or_default()
+            .push(sender);
+        if !active {
+            // Not (or no longer) one of its active workflows: the engine
+            // says whether it has ended or exists.
+            ctx.start_work(check(
+                agent.engine.clone(),
+                ctx.myself().clone(),
+                vec![self.workflow],
+            ));
+        }
+        Ok(PendingStatus { status })
+    }
+}
+
+/// A workflow ended (from the engine's finish listener).
+#[derive(Debug)]
+pub struct WorkflowEnded {
+    workflow: String,
+    status: WorkflowStatus,
+}
+
+impl Action<CoordinatorV2> for WorkflowEnded {
+    const NAME: &'static str = "workflow_ended";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        _ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        agent.ended(&self.workflow, self.status);
+        Ok(())
+    }
+}
+
+/// What the engine said about a workflow (reconciliation and waiters).
+struct Resolve {
+    workflow: String,
+    found: Result<Option<WorkflowStatus>, Error>,
+}
+
+impl Action<CoordinatorV2> for Resolve {
+    const NAME: &'static str = "resolve";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        _ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        match self.found {
+            Ok(Some(status)) if status.is_terminal() => {
+                agent.ended(&self.workflow, status);
+            }
+            // Running: its end arrives as `WorkflowEnded`.
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                agent.state.active.remove(&self.workflow);
+                let error = Error::new(
+                    ErrorCode::DATA_NOT_FOUND,
+                    format!("no workflow {}", self.workflow),
+                );
+                agent.fail_waiters(&self.workflow, &error);
+            }
+            Err(error) => agent.fail_waiters(&self.workflow, &error),
+        }
+        Ok(())
+    }
+}
+
+/// A start on its way: the id, and the engine's answer to come.
+#[derive(Debug)]
+pub struct PendingStart {
+    workflow: String,
+    started: oneshot::Receiver<Result<(), Error>>,
+}
+
+impl PendingStart {
+    /// The new workflow's id (already active in the coordinator's saved
+    /// state).
+    pub fn workflow(&self) -> &str {
+        &self.workflow
+    }
+
+    /// Waits, at most `timeout`, until the engine has started the workflow.
+    ///
+    /// # Errors
+    ///
+    /// The engine's error; `timeout`; `process_not_alive` when the start's
+    /// work was dropped (its task supervisor shut down).
+    ///
+    /// # Cancel safety
+    ///
+    /// Waits only: dropping it does not stop the start.
+    pub async fn wait(self, timeout: Duration) -> Result<String, Error> {
+        match tokio::time::timeout(timeout, self.started).await {
+            Ok(Ok(Ok(()))) => Ok(self.workflow),
+            Ok(Ok(Err(error))) => Err(error),
+            Ok(Err(_)) => Err(Error::new(
+                ErrorCode::PROCESS_NOT_ALIVE,
+                format!("the start of workflow {} was dropped", self.workflow),
+            )),
+            Err(_) => Err(Error::timeout(format!(
+                "workflow {} was not started within {} ms",
+                self.workflow,
+                timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// A deferred reply: the final status of a workflow, when it ends.
+#[derive(Debug)]
+pub struct PendingStatus {
+    status: oneshot::Receiver<Result<WorkflowStatus, Error>>,
+}
+
+impl PendingStatus {
+    /// Waits, at most `timeout`, for the workflow's end.
+    ///
+    /// # Errors
+    ///
+    /// `data_not_found` for an unknown workflow; `timeout`;
+    /// `process_not_alive` (retryable) when the coordinator instance that
+    /// held the waiter ended: ask again.
+    ///
+    /// # Cancel safety
+    ///
+    /// Waits only.
+    pub async fn wait(self, timeout: Duration) -> Result<WorkflowStatus, Error> {
+        match tokio::time::timeout(timeout, self.status).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(Error::new(
+                ErrorCode::PROCESS_NOT_ALIVE,
+                "the coordinator instance holding the deferred reply ended; ask again",
+            )),
+            Err(_) => Err(Error::timeout(format!(
+                "no end within {} ms",
+                timeout.as_millis()
+            ))),
+        }
+    }
+}
+
+/// A handle to CoordinatorV2, valid across its restarts. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CoordinatorV2Ref {
+    agent: AgentRef<CoordinatorV2>,
+}
+
+impl From<ActorRef<AgentServer<CoordinatorV2>>> for CoordinatorV2Ref {
+    fn from(actor: ActorRef<AgentServer<CoordinatorV2>>) -> Self {
+        CoordinatorV2Ref {
+            agent: AgentRef::from(actor),
+        }
+    }
+}
+
+impl From<AgentRef<CoordinatorV2>> for CoordinatorV2Ref {
+    fn from(agent: AgentRef<CoordinatorV2>) -> Self {
+        CoordinatorV2Ref { agent }
+    }
+}
+
+impl CoordinatorV2Ref {
+    /// The agent (for `run`, `run_json`, `inspect`).
+    pub fn agent(&self) -> &AgentRef<CoordinatorV2> {
+        &self.agent
+    }
+
+    /// The underlying actor handle (kill, incarnation, monitors).
+    pub fn actor(&self) -> &ActorRef<AgentServer<CoordinatorV2>> {
+        self.agent.actor()
+    }
+
+    /// Starts a workflow and returns its id once the engine has it; waits
+    /// at most [`START_TIMEOUT`].
+    ///
+    /// # Errors
+    ///
+    /// `validation_failed`/`unknown_work`-style errors of the definition;
+    /// the store's error (nothing was started); the engine's error;
+    /// `timeout`; `process_not_alive` (retryable).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it after the coordinator received the request does not
+    /// withdraw it: the workflow may start.
+    pub async fn start_workflow(
+        &self,
+        definition: WorkflowDefinition,
+        metadata: Value,
+    ) -> Result<String, Error> {
+        let pending = self
+            .agent
+            .run_timeout(StartWorkflow::new(definition, metadata), START_TIMEOUT)
+            .await?;
+        pending.wait(START_TIMEOUT).await
+    }
+
+    /// Starts a workflow migrated from V1 (see [`StartMigrated`]); waits at
+    /// most [`START_TIMEOUT`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`start_workflow`](CoordinatorV2Ref::start_workflow).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](CoordinatorV2Ref::start_workflow).
+    pub async fn start_migrated(
+        &self,
+        definition: WorkflowDefinition,
+        metadata: Value,
+        completed: BTreeMap<String, Value>,
+    ) -> Result<String, Error> {
+        let pending = self
+            .agent
+            .run_timeout(
+                StartMigrated::new(definition, metadata, completed),
+                START_TIMEOUT,
+            )
+            .await?;
+        pending.wait(START_TIMEOUT).await
+    }
+
+    /// The coordinator's state.
+    ///
+    /// # Errors
+    ///
+    /// `timeout`, `process_not_alive`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Reads only.
+    pub async fn stats(&self) -> Result<CoordinatorStats, Error> {
+        self.agent.run(Stats {}).await
+    }
+
+    /// The final status of `workflow` once it ends, waiting at most
+    /// `timeout` in all.
+    ///
+    /// # Errors
+    ///
+    /// As for [`PendingStatus::wait`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it leaves a waiter that is answered into the void.
+    pub async fn when_finished(
+        &self,
+        workflow: &str,
+        timeout: Duration,
+    ) -> Result<WorkflowStatus, Error> {
+        let pending = self
+            .agent
+            .run_timeout(WhenFinished::new(workflow), timeout)
+            .await?;
+        pending.wait(timeout).await
     }
 }
 

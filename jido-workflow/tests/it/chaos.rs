@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use foundation_core::Supervisor;
 use foundation_error::Error;
-use jido_workflow::coordinator::{CoordinatorV2, CoordinatorV2Args, V2Call, V2Reply};
+use jido_workflow::coordinator::{CoordinatorV2, CoordinatorV2Args, CoordinatorV2Ref};
 use jido_workflow::{WorkflowEngine, WorkflowStatus};
 use serde_json::json;
 
@@ -39,22 +39,19 @@ async fn a_hundred_workflows_survive_twenty_random_kills() -> Result<(), Error> 
         store: store.clone(),
         clock: Arc::clone(&clock),
         recorder: None,
-    });
-    let coordinator = spec.handle();
+    })?;
+    let coordinator = CoordinatorV2Ref::from(spec.handle());
     let mut app = Supervisor::builder("chaos");
     app.intensity(100, Duration::from_secs(5)).child(spec);
     let app = app.start().await?;
 
     let mut ids = Vec::new();
     for index in 0..100 {
-        let request = V2Call::StartWorkflow {
-            definition: plan(),
-            metadata: json!({"index": index}),
-        };
-        match coordinator.call(request).await? {
-            V2Reply::Started(id) => ids.push(id),
-            other => panic!("unexpected reply {other:?}"),
-        }
+        ids.push(
+            coordinator
+                .start_workflow(plan(), json!({"index": index}))
+                .await?,
+        );
     }
     let (mut task_kills, mut process_kills, mut coordinator_kills) = (0, 0, 0);
     for _ in 0..20 {
@@ -65,7 +62,7 @@ async fn a_hundred_workflows_survive_twenty_random_kills() -> Result<(), Error> 
             executor.kill_all();
             task_kills += 1;
         } else if target == 1 {
-            coordinator.kill();
+            coordinator.actor().kill();
             coordinator_kills += 1;
         } else {
             let id = &ids[rng.usize(..ids.len())];
@@ -96,7 +93,7 @@ async fn a_hundred_workflows_survive_twenty_random_kills() -> Result<(), Error> 
     // (polled every millisecond of tokio time, bounded).
     let mut completed = 0;
     for _ in 0..1000 {
-        if let Ok(V2Reply::Stats(stats)) = coordinator.call(V2Call::Stats).await {
+        if let Ok(stats) = coordinator.stats().await {
             completed = stats.completed_count;
             if completed == 100 && stats.active.is_empty() {
                 break;

@@ -13,8 +13,8 @@ use foundation_flags::{Attribution, Flag, FlagValue, Flags};
 use foundation_persist::Store;
 use jido_workflow::coordinator::{
     CoordinatorRecorder, CoordinatorRouter, CoordinatorStats, CoordinatorV1, CoordinatorV1Args,
-    CoordinatorV2, CoordinatorV2Args, CoordinatorVersion, USE_V2_COORDINATOR, V1Call, V1Reply,
-    V2Call, V2Cast, V2Reply,
+    CoordinatorV2, CoordinatorV2Args, CoordinatorV2Ref, CoordinatorVersion, USE_V2_COORDINATOR,
+    V1Call, V1Reply,
 };
 use jido_workflow::{WorkflowEngine, WorkflowStatus};
 use serde_json::{Value, json};
@@ -52,14 +52,7 @@ async fn coordinators(
     store: &Store,
     engine: &WorkflowEngine,
     clock: &SharedClock,
-) -> Result<
-    (
-        SupervisorRef,
-        ActorRef<CoordinatorV1>,
-        ActorRef<CoordinatorV2>,
-    ),
-    Error,
-> {
+) -> Result<(SupervisorRef, ActorRef<CoordinatorV1>, CoordinatorV2Ref), Error> {
     coordinators_recording(store, engine, clock, None).await
 }
 
@@ -68,14 +61,7 @@ async fn coordinators_recording(
     engine: &WorkflowEngine,
     clock: &SharedClock,
     recorder: Option<Arc<Recorded>>,
-) -> Result<
-    (
-        SupervisorRef,
-        ActorRef<CoordinatorV1>,
-        ActorRef<CoordinatorV2>,
-    ),
-    Error,
-> {
+) -> Result<(SupervisorRef, ActorRef<CoordinatorV1>, CoordinatorV2Ref), Error> {
     let v2 = CoordinatorV2::child_spec(CoordinatorV2Args {
         id: "integration_test".into(),
         engine: engine.clone(),
@@ -84,7 +70,7 @@ async fn coordinators_recording(
         recorder: recorder
             .clone()
             .map(|recorder| recorder as Arc<dyn CoordinatorRecorder>),
-    });
+    })?;
     let v1 = CoordinatorV1::child_spec(CoordinatorV1Args {
         id: "legacy".into(),
         works: engine.works().clone(),
@@ -92,17 +78,14 @@ async fn coordinators_recording(
         clock: Arc::clone(clock),
         recorder: recorder.map(|recorder| recorder as Arc<dyn CoordinatorRecorder>),
     });
-    let (v1_handle, v2_handle) = (v1.handle(), v2.handle());
+    let (v1_handle, v2_handle) = (v1.handle(), CoordinatorV2Ref::from(v2.handle()));
     let mut app = Supervisor::builder("coordinators");
     app.child(v1).child(v2);
     Ok((app.start().await?, v1_handle, v2_handle))
 }
 
-async fn stats(v2: &ActorRef<CoordinatorV2>) -> Result<CoordinatorStats, Error> {
-    match v2.call_timeout(V2Call::Stats, CALL).await? {
-        V2Reply::Stats(stats) => Ok(stats),
-        other => panic!("unexpected reply {other:?}"),
-    }
+async fn stats(v2: &CoordinatorV2Ref) -> Result<CoordinatorStats, Error> {
+    v2.stats().await
 }
 
 #[tokio::test(start_paused = true)]
@@ -130,27 +113,13 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     )
     .await?;
 
-    let V2Reply::Started(id) = v2
-        .call_timeout(
-            V2Call::StartWorkflow {
-                definition: plan(),
-                metadata: json!({"by": "plan"}),
-            },
-            CALL,
-        )
-        .await?
-    else {
-        panic!("not started");
-    };
+    let id = v2.start_workflow(plan(), json!({"by": "plan"})).await?;
     // A deferred reply, asked before the kill (tests may spawn tasks).
     let asker = v2.clone();
     let workflow = id.clone();
     let finished = tokio::spawn(async move {
         asker
-            .ask_timeout(
-                |reply| V2Cast::WhenFinished { workflow, reply },
-                Duration::from_secs(600),
-            )
+            .when_finished(&workflow, Duration::from_secs(600))
             .await
     });
     assert_eq!(stats(&v2).await?.active.len(), 1);
@@ -158,10 +127,10 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
 
     assert!(executor.kill_all() > 0); // the task agent
     engine.process(&id).expect("running").kill(); // the workflow process
-    let before = v2.incarnation();
-    v2.kill(); // the coordinator
+    let before = v2.actor().incarnation();
+    v2.actor().kill(); // the coordinator
     wait_for(
-        || v2.incarnation() > before && v2.is_alive(),
+        || v2.actor().incarnation() > before && v2.actor().is_alive(),
         Duration::from_secs(1),
     )
     .await?;
@@ -195,15 +164,7 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
         kept.is_err(),
         "the port of the killed instance fails its caller"
     );
-    let status = v2
-        .ask_timeout(
-            |reply| V2Cast::WhenFinished {
-                workflow: id.clone(),
-                reply,
-            },
-            CALL,
-        )
-        .await?;
+    let status = v2.when_finished(&id, CALL).await?;
     assert_eq!(status, WorkflowStatus::Completed);
     // Reported to the recorder: one request served by V2; V1's start and
     // V2's two (the first start and the recovery after the kill).
@@ -251,27 +212,8 @@ async fn the_deferred_reply_answers_when_the_workflow_ends() -> Result<(), Error
     builder.clock(Arc::clone(&clock));
     let engine = builder.start().await?;
     let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
-    let V2Reply::Started(id) = v2
-        .call_timeout(
-            V2Call::StartWorkflow {
-                definition: plan(),
-                metadata: Value::Null,
-            },
-            CALL,
-        )
-        .await?
-    else {
-        panic!("not started");
-    };
-    let status = v2
-        .ask_timeout(
-            |reply| V2Cast::WhenFinished {
-                workflow: id.clone(),
-                reply,
-            },
-            Duration::from_secs(60),
-        )
-        .await?;
+    let id = v2.start_workflow(plan(), Value::Null).await?;
+    let status = v2.when_finished(&id, Duration::from_secs(60)).await?;
     assert_eq!(status, WorkflowStatus::Completed);
     assert_eq!(executions.total(), 5);
     app.shutdown().await?;
@@ -419,6 +361,63 @@ async fn a_killed_v1_loses_its_workflows() -> Result<(), Error> {
         V1Reply::Status(status) => assert_eq!(status, None, "V1 keeps nothing across a crash"),
         other => panic!("unexpected reply {other:?}"),
     }
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_start_leaves_nothing_active_and_is_recorded_as_failed() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let recorded_outcomes = Arc::new(Recorded::default());
+    let (app, _v1, v2) = coordinators_recording(
+        &store,
+        &engine,
+        &clock,
+        Some(Arc::clone(&recorded_outcomes)),
+    )
+    .await?;
+    let unknown = jido_workflow::WorkflowDefinition::from_json(
+        r#"{"name": "unknown", "steps": [{"task": {"id": "t", "work": "nowhere"}}]}"#,
+    )?;
+    let refused = v2.start_workflow(unknown, Value::Null).await.unwrap_err();
+    assert_ne!(refused.code(), foundation_error::ErrorCode::TIMEOUT);
+    let stats = stats(&v2).await?;
+    assert!(stats.active.is_empty());
+    assert_eq!((stats.completed_count, stats.failed_count), (0, 0));
+    // An unknown workflow: the deferred reply says so at once.
+    assert_eq!(
+        v2.when_finished("no-such-workflow", CALL)
+            .await
+            .unwrap_err()
+            .code(),
+        foundation_error::ErrorCode::DATA_NOT_FOUND
+    );
+    // A good start after it, counted when it ends.
+    let id = v2.start_workflow(plan(), Value::Null).await?;
+    assert_eq!(
+        v2.when_finished(&id, Duration::from_secs(60)).await?,
+        WorkflowStatus::Completed
+    );
+    let requests = recorded_outcomes
+        .requests
+        .lock()
+        .expect("not poisoned")
+        .clone();
+    assert_eq!(
+        requests,
+        [("v2".to_owned(), false), ("v2".to_owned(), true)]
+    );
     app.shutdown().await?;
     engine.shutdown().await
 }

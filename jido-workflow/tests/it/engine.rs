@@ -618,3 +618,68 @@ async fn the_engine_runs_as_a_child_of_an_application_supervisor() -> Result<(),
     assert!(!engine.supervisor().process().is_alive());
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn list_reports_workflows_waiting_on_a_delay_or_a_signal_as_waiting() -> Result<(), Error> {
+    let clock = clock();
+    let engine = engine(&memory_store(), stamp_works(&clock), &clock).await;
+    let delayed = definition(
+        r#"{"name": "delayed", "steps": [
+            {"task": {"id": "wait", "work": "delay", "params": {"duration_ms": 600000}}},
+            {"task": {"id": "after", "work": "stamp"}}
+        ]}"#,
+    );
+    let approval = definition(
+        r#"{"name": "approval", "steps": [
+            {"task": {"id": "approved", "work": "await_signal", "params": {"signal": "approve"}, "timeout_ms": 3600000}},
+            {"task": {"id": "done", "work": "stamp"}}
+        ]}"#,
+    );
+    let on_delay = engine.start_workflow(&delayed, Value::Null).await?;
+    let on_signal = engine.start_workflow(&approval, Value::Null).await?;
+    for id in [&on_delay, &on_signal] {
+        wait_for(|| engine.process(id).is_some(), Duration::from_secs(1)).await?;
+        wait_status(&engine, id, WorkflowStatus::Waiting).await?;
+    }
+    let mut waiting = ListFilter::new();
+    waiting.status(WorkflowStatus::Waiting);
+    let mut listed: Vec<String> = engine
+        .list(&waiting)
+        .await?
+        .workflows
+        .into_iter()
+        .map(|workflow| {
+            assert_eq!(workflow.status, WorkflowStatus::Waiting);
+            workflow.id
+        })
+        .collect();
+    listed.sort();
+    let mut expected = vec![on_delay.clone(), on_signal.clone()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // A killed process's successor lists itself again; a signal ends the
+    // wait and the workflow is listed by its stored status.
+    let process = engine.process(&on_signal).expect("running");
+    let before = process.incarnation();
+    process.kill();
+    wait_for(
+        || process.incarnation() > before && process.is_alive(),
+        Duration::from_secs(1),
+    )
+    .await?;
+    wait_status(&engine, &on_signal, WorkflowStatus::Waiting).await?;
+    assert_eq!(engine.list(&waiting).await?.workflows.len(), 2);
+    engine.signal(&on_signal, "approve", Value::Null).await?;
+    engine.wait(&on_signal, Duration::from_secs(60)).await?;
+    let page = engine.list(&ListFilter::new()).await?;
+    let status_of = |id: &str| {
+        page.workflows
+            .iter()
+            .find(|workflow| workflow.id == id)
+            .map(|workflow| workflow.status)
+    };
+    assert_eq!(status_of(&on_signal), Some(WorkflowStatus::Completed));
+    assert_eq!(status_of(&on_delay), Some(WorkflowStatus::Waiting));
+    engine.shutdown().await
+}

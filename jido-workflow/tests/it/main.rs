@@ -7,3 +7,4 @@ mod engine;
 mod lease;
 mod real_process;
 mod support;
+mod task_agent;
