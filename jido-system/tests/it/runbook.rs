@@ -206,16 +206,23 @@ async fn wait_for_evaluation(http: &reqwest::Client, base: &str, passed: bool) -
 }
 
 /// Runs one command (bounded) with the runbook's exported variables in
-/// its environment; returns its stdout, or panics naming the line.
+/// its environment; returns its stdout, or why it failed (its line, its
+/// exit status, its output).
 async fn run(
     command: &RunbookCommand,
     words: &[String],
     environment: &HashMap<String, String>,
-) -> String {
+) -> Result<String, String> {
     let program = match words[0].as_str() {
         "jido-system" => env!("CARGO_BIN_EXE_jido-system"),
         other => other,
     };
+    let place = format!(
+        "docs/runbook.md:{} ({}) `{}`",
+        command.line,
+        command.section,
+        words.join(" ")
+    );
     let output = tokio::time::timeout(
         COMMAND_BOUND,
         Command::new(program)
@@ -227,25 +234,48 @@ async fn run(
             .output(),
     )
     .await
-    .unwrap_or_else(|_| {
-        panic!(
-            "docs/runbook.md:{} `{}` did not finish within {COMMAND_BOUND:?}",
-            command.line,
-            words.join(" ")
-        )
-    })
-    .unwrap_or_else(|error| panic!("`{}` cannot run: {error}", words[0]));
+    .map_err(|_| format!("{place} did not finish within {COMMAND_BOUND:?}"))?
+    .map_err(|error| format!("{place} cannot run: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{place} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr),
+            String::from_utf8_lossy(&output.stdout)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The runner fails a command that fails: a client command against a
+/// port nobody serves exits 3, and the failure names the line and status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_command_fails_the_runbook_run() {
+    let command = RunbookCommand {
+        line: 7,
+        section: "Phase 1".to_owned(),
+        words: vec!["jido-system".to_owned(), "status".to_owned()],
+    };
+    let environment: HashMap<String, String> =
+        [("JIDO_URL".to_owned(), "http://127.0.0.1:9".to_owned())].into();
+    let error = run(&command, &command.words, &environment)
+        .await
+        .expect_err("nobody listens on port 9");
     assert!(
-        output.status.success(),
-        "docs/runbook.md:{} ({}) `{}` failed ({}): {}{}",
-        command.line,
-        command.section,
-        words.join(" "),
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
+        error.contains("docs/runbook.md:7 (Phase 1) `jido-system status` failed")
+            && error.contains("exit status: 3"),
+        "{error}"
     );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let missing = RunbookCommand {
+        words: vec!["no-such-program-of-the-runbook".to_owned()],
+        ..command
+    };
+    assert!(
+        run(&missing, &missing.words, &environment)
+            .await
+            .expect_err("no such program")
+            .contains("cannot run")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,7 +363,9 @@ async fn every_runbook_command_runs_against_the_real_server() {
                 if word(1) == Some("restore") {
                     assert!(history_before_restore.is_some());
                 }
-                run(command, &words, &variables).await;
+                run(command, &words, &variables)
+                    .await
+                    .unwrap_or_else(|message| panic!("{message}"));
             }
             (Some("jido-system"), Some(_)) | (Some("curl"), _) => {
                 assert!(
@@ -347,7 +379,9 @@ async fn every_runbook_command_runs_against_the_real_server() {
                     wait_for_evaluation(&http, &base, true).await;
                 }
                 let before = rollout(&http, &base).await;
-                let stdout = run(command, &words, &variables).await;
+                let stdout = run(command, &words, &variables)
+                    .await
+                    .unwrap_or_else(|message| panic!("{message}"));
                 let after = rollout(&http, &base).await;
                 let phase = |status: &Value| status["phase"].as_u64().expect("a phase");
                 if advance {
