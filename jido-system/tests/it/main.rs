@@ -9,5 +9,6 @@ mod flag_store;
 mod load;
 mod openapi;
 mod process;
+mod runbook;
 mod support;
 mod tree;

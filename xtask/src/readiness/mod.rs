@@ -22,6 +22,7 @@ mod http;
 mod operations;
 mod run;
 mod runbook;
+mod runbook_text;
 mod state;
 mod testing;
 

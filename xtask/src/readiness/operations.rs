@@ -18,9 +18,11 @@
 //!   is under the plan's 100 ms.
 //! - Runbook commands are real (static): see `runbook.rs`.
 //!
-//! The response shapes assumed here are the (`/api/v1/rollout`
-//! has the current phase as `phase` or `current_phase`); this module is
-//! not for the server, which is jido-system's.
+//! The response shapes read here are jido-system's (`/api/v1/rollout` has
+//! the current phase as `phase`; `current_phase` is also read); its
+//! integration test `runbook` runs these checks against the real server,
+//! every one passing. This module is not for the server, which is
+//! jido-system's.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

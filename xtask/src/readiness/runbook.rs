@@ -1,151 +1,32 @@
-//! The runbook's commands, parsed from `docs/runbook.md` so the document
-//! cannot drift from the system: every line of a ```` ```sh ```` block is a
-//! command (a trailing `\` continues it; `#` starts a comment), split into
-//! words as a shell would (quotes, no expansion).
+//! The static check of the runbook's commands: each must be a command of
+//! this system (its text is read by `runbook_text.rs`, the parser the
+//! runbook test shares, so the document cannot drift).
 //!
-//! The static check holds each command to what exists: `cargo xtask
-//! readiness` commands must parse with readiness's own argument parser;
-//! `jido-system SUBCOMMAND [SUBCOMMAND]` (directly or through `cargo run
-//! -p jido-system --`) must name subcommands that jido-system's clap
-//! definitions declare (read from its source: the variants of its
-//! `#[derive(Subcommand)]` enums, kebab-cased) and give each long option
-//! to a subcommand that takes it (its `#[arg(long)]` fields, flattened
-//! `Args` structs followed); `curl` may only read
+//! `cargo xtask readiness` commands must parse with readiness's own
+//! argument parser; `jido-system SUBCOMMAND [SUBCOMMAND]` (directly or
+//! through `cargo run -p jido-system --`) must name subcommands that
+//! jido-system's clap definitions declare (read from its source: the
+//! variants of its `#[derive(Subcommand)]` enums, kebab-cased) and give
+//! each long option to a subcommand that takes it (its `#[arg(long)]`
+//! fields, flattened `Args` structs followed); `curl` may only read
 //! `$JIDO_URL/health` or `$JIDO_URL/metrics`; `export NAME=VALUE` sets the
-//! runbook's variables. Anything else is not a
-//! command of this system. Running the commands against a server is the
-//! runbook test's job (see the tests below and the report of issue 14).
+//! runbook's variables, and every `$NAME` a command uses must have been
+//! exported above it. Anything else is not a command of this system.
+//! Running the commands against the real server is jido-system's
+//! integration test `runbook` (every `curl` and `jido-system` command,
+//! each exit status checked).
 //!
 //! This module is not for the runbook's prose.
 
 use std::collections::HashMap;
 
+#[cfg(test)]
+use super::runbook_text::split_words;
+pub(crate) use super::runbook_text::{Command, commands, expand};
 use super::{Finding, Tree};
 
 /// Where the runbook lives.
 pub(crate) const RUNBOOK: &str = "docs/runbook.md";
-
-/// One command of the runbook.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Command {
-    /// The line it starts on (1-based).
-    pub(crate) line: usize,
-    /// The heading it is under.
-    pub(crate) section: String,
-    pub(crate) words: Vec<String>,
-}
-
-/// Splits a command line into words: whitespace separates, single quotes
-/// keep everything, double quotes keep all but `\"` and `\\`.
-pub(crate) fn split_words(text: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("an unterminated ' quote".to_owned()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$')) => word.push(c),
-                            Some(c) => {
-                                word.push('\\');
-                                word.push(c);
-                            }
-                            None => return Err("an unterminated \" quote".to_owned()),
-                        },
-                        Some(c) => word.push(c),
-                        None => return Err("an unterminated \" quote".to_owned()),
-                    }
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
-}
-
-/// The commands of the ```` ```sh ```` blocks of `markdown`.
-pub(crate) fn commands(markdown: &str) -> Result<Vec<Command>, Finding> {
-    let mut commands = Vec::new();
-    let mut section = String::new();
-    let mut in_block = false;
-    let mut pending: Option<(usize, String)> = None;
-    for (index, text) in markdown.lines().enumerate() {
-        let line = index + 1;
-        let trimmed = text.trim();
-        if !in_block {
-            if let Some(heading) = trimmed.strip_prefix('#') {
-                section = heading.trim_start_matches('#').trim().to_owned();
-            } else if trimmed == "```sh" {
-                in_block = true;
-            }
-            continue;
-        }
-        if trimmed.starts_with("```") {
-            if pending.is_some() {
-                return Err(Finding::new(
-                    RUNBOOK,
-                    line,
-                    "a command continued with `\\` past the end of its block",
-                ));
-            }
-            in_block = false;
-            continue;
-        }
-        let (start, mut joined) = pending.take().unwrap_or((line, String::new()));
-        let content = if trimmed.starts_with('#') {
-            ""
-        } else {
-            trimmed
-        };
-        if let Some(continued) = content.strip_suffix('\\') {
-            joined.push_str(continued);
-            joined.push(' ');
-            pending = Some((start, joined));
-            continue;
-        }
-        joined.push_str(content);
-        let words =
-            split_words(&joined).map_err(|message| Finding::new(RUNBOOK, start, message))?;
-        if !words.is_empty() {
-            commands.push(Command {
-                line: start,
-                section: section.clone(),
-                words,
-            });
-        }
-    }
-    if in_block {
-        return Err(Finding::new(RUNBOOK, 0, "a ```sh block is never closed"));
-    }
-    Ok(commands)
-}
 
 /// jido-system's command line, read from its clap definitions: each
 /// `#[derive(Subcommand)]` enum's variants (kebab-cased) with the long
@@ -421,7 +302,7 @@ pub(crate) fn findings(tree: &Tree) -> (usize, Vec<Finding>) {
     };
     let commands = match commands(&text) {
         Ok(commands) => commands,
-        Err(finding) => return (0, vec![finding]),
+        Err(error) => return (0, vec![Finding::new(RUNBOOK, error.line, error.message)]),
     };
     if commands.is_empty() {
         return (
@@ -462,103 +343,35 @@ pub(crate) fn findings(tree: &Tree) -> (usize, Vec<Finding>) {
                 })
             }),
     );
+    findings.extend(unset_variables(&commands));
     (commands.len(), findings)
 }
 
-#[cfg(test)]
-/// Replaces `$NAME` and `${NAME}` in `word` with the runbook's variables;
-/// an unknown variable is an error (the runbook sets every one it uses).
-pub(crate) fn expand(word: &str, variables: &HashMap<String, String>) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = word;
-    while let Some(index) = rest.find('$') {
-        out.push_str(&rest[..index]);
-        let after = &rest[index + 1..];
-        let (name, remainder) = match after.strip_prefix('{') {
-            Some(braced) => {
-                let end = braced
-                    .find('}')
-                    .ok_or_else(|| format!("`{word}`: an unclosed ${{"))?;
-                (&braced[..end], &braced[end + 1..])
-            }
-            None => {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            }
-        };
-        let value = variables
-            .get(name)
-            .ok_or_else(|| format!("`{word}`: the variable `{name}` is not set"))?;
-        out.push_str(value);
-        rest = remainder;
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-#[cfg(test)]
-/// Runs the runbook's commands in order, without a shell: `export`
-/// sets a variable for the commands after it (`overrides` win over the
-/// runbook's own values, so a test points `JIDO_URL` at its server);
-/// commands whose program `runs` accepts are run, bounded, and must exit
-/// 0; the others are returned, not run.
-pub(crate) fn execute(
-    commands: &[Command],
-    overrides: &[(&str, &str)],
-    runs: fn(&Command) -> bool,
-    bound: std::time::Duration,
-) -> Result<Vec<Command>, Finding> {
-    let mut variables: HashMap<String, String> = overrides
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-        .collect();
-    let mut not_run = Vec::new();
+/// The uses of a variable that no `export` above sets (a shell would
+/// expand them to nothing).
+fn unset_variables(commands: &[Command]) -> Vec<Finding> {
+    let mut variables: HashMap<String, String> = HashMap::new();
+    let mut findings = Vec::new();
     for command in commands {
-        let fail = |message: String| Finding::new(RUNBOOK, command.line, message);
         if command.words[0] == "export" {
             if let Some((name, value)) = command.words.get(1).and_then(|word| word.split_once('='))
-                && !overrides.iter().any(|(overridden, _)| *overridden == name)
             {
-                let value = expand(value, &variables).map_err(fail)?;
-                variables.insert(name.to_owned(), value);
+                match expand(value, &variables) {
+                    Ok(value) => {
+                        variables.insert(name.to_owned(), value);
+                    }
+                    Err(message) => findings.push(Finding::new(RUNBOOK, command.line, message)),
+                }
             }
             continue;
         }
-        if !runs(command) {
-            not_run.push(command.clone());
-            continue;
-        }
-        let words = command
-            .words
-            .iter()
-            .map(|word| expand(word, &variables))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail)?;
-        let mut process = std::process::Command::new(&words[0]);
-        process.args(&words[1..]);
-        let line = words.join(" ");
-        let ran = super::run::run_bounded(
-            process,
-            &line,
-            bound,
-            super::run::Progress::silent(),
-            |_| String::new(),
-        )
-        .map_err(fail)?;
-        match ran.status {
-            Some(status) if status.success() => {}
-            Some(status) => {
-                return Err(fail(format!(
-                    "`{line}` failed ({status}): {}",
-                    ran.stderr.trim()
-                )));
-            }
-            None => return Err(fail(format!("`{line}` did not finish within {bound:?}"))),
-        }
+        findings.extend(command.words.iter().filter_map(|word| {
+            expand(word, &variables)
+                .err()
+                .map(|message| Finding::new(RUNBOOK, command.line, message))
+        }));
     }
-    Ok(not_run)
+    findings
 }
 
 /// Whether a command runs jido-system (directly or through `cargo run`).
@@ -707,57 +520,24 @@ enum RolloutCommand { Status, Advance { #[arg(long)] reason: String, #[arg(long)
         assert!(expand("$NOPE", &variables).is_err());
     }
 
-    /// The runbook's commands run against a server: today the ones this
-    /// tree can run (`export`, `curl` of `/health` and `/metrics`) run
-    /// against the fixture server, and must all succeed; the jido-system
-    /// commands are collected, not run, until jido-system exists (then
-    /// this test starts its binary and runs them all; see the issue 14
-    /// report).
+    /// A variable used before any `export` sets it is a finding, named
+    /// with its line; the real runbook sets every one it uses.
     #[test]
-    fn the_runbooks_commands_run_against_a_server() {
+    fn every_variable_a_command_uses_is_exported_above_it() {
+        let text = "```sh\nexport A=http://h\nexport B=$A/x\ncurl $B\njido-system status --url \"$C\"\n```\n";
+        let findings = unset_variables(&commands(text).expect("parses"));
+        assert_eq!(findings.len(), 1, "{findings:#?}");
+        assert_eq!(findings[0].line, 5);
+        assert!(findings[0].message.contains("`C`"), "{findings:#?}");
         let env = env_at(crate::workspace_root());
         let text = std::fs::read_to_string(env.tree.root.join(RUNBOOK)).expect("the runbook");
-        let commands = commands(&text).expect("parses");
-        let url = crate::readiness::operations::test_server::start(
-            0,
-            vec!["foundation_deploy_phase".to_owned()],
-            crate::readiness::operations::test_server::Faults::default(),
-        );
-        let is_curl = |command: &Command| command.words[0] == "curl";
-        let not_run = execute(
-            &commands,
-            &[("JIDO_URL", &url)],
-            is_curl,
-            std::time::Duration::from_secs(30),
-        )
-        .expect("every runnable command succeeds");
-        assert!(commands.iter().filter(|command| is_curl(command)).count() >= 2);
-        assert!(not_run.iter().all(|command| command.words[0] != "curl"));
-        // A failing command is named with its line.
-        let bad = vec![Command {
-            line: 9,
-            section: String::new(),
-            words: vec![
-                "curl".to_owned(),
-                "-fsS".to_owned(),
-                "$JIDO_URL/nowhere".to_owned(),
-            ],
-        }];
-        let error = execute(
-            &bad,
-            &[("JIDO_URL", &url)],
-            is_curl,
-            std::time::Duration::from_secs(30),
-        )
-        .expect_err("404");
-        assert_eq!(error.line, 9);
+        assert_eq!(unset_variables(&commands(&text).expect("parses")), vec![]);
     }
 
     /// The real runbook: every section the issue names has commands, and
-    /// the commands that need nothing but this tree are valid now. The
-    /// jido-system commands are checked by the readiness check once the
-    /// crate is in the tree; running them against a live server is left to
-    /// the runbook test that needs jido-system (see the issue 14 report).
+    /// its `cargo xtask` commands parse. (The whole check on the real tree
+    /// runs in `readiness --static`; running the commands against the real
+    /// server is jido-system's integration test `runbook`.)
     #[test]
     fn the_runbook_covers_every_step_and_its_xtask_commands_parse() {
         let env = env_at(crate::workspace_root());
