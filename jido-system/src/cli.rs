@@ -377,12 +377,15 @@ impl ApiClient {
 fn answer_error(status: StatusCode, body: &Value, retry_after: Option<String>) -> CliError {
     let error = match serde_json::from_value::<PortableError>(body.clone()) {
         Ok(portable) => portable.into_error(&crate::http::error::APPLICATION_CODES),
+        // The legacy form (use_new_error_handling off) carries no code:
+        // the HTTP status says what kind of failure it was.
         Err(_) => Error::new(
-            ErrorCode::UNKNOWN,
+            legacy_code(status),
             body.get("error")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("HTTP {status}: {body}"), str::to_owned),
-        ),
+        )
+        .with_context("http_status", status.as_u16()),
     };
     let (exit_code, hint) = match status.as_u16() {
         401 => (
@@ -411,6 +414,25 @@ fn answer_error(status: StatusCode, body: &Value, retry_after: Option<String>) -
         _ => (1, None),
     };
     CliError::new(error, hint, exit_code)
+}
+
+/// The code a legacy error body stands for, from its HTTP status (the
+/// inverse of the server's one mapping, by category where it is not one to
+/// one).
+fn legacy_code(status: StatusCode) -> ErrorCode {
+    match status.as_u16() {
+        401 => ErrorCode::AUTHENTICATION_FAILED,
+        403 => ErrorCode::PERMISSION_DENIED,
+        404 => ErrorCode::DATA_NOT_FOUND,
+        409 => ErrorCode::VERSION_CONFLICT,
+        413 => crate::http::error::PAYLOAD_TOO_LARGE,
+        422 => ErrorCode::BUSINESS_RULE_VIOLATION,
+        429 => ErrorCode::RATE_LIMITED,
+        503 => ErrorCode::SERVICE_UNAVAILABLE,
+        400..=499 => ErrorCode::INVALID_INPUT,
+        500..=599 => ErrorCode::INTERNAL_ERROR,
+        _ => ErrorCode::UNKNOWN,
+    }
 }
 
 fn print(value: &Value) {
@@ -656,4 +678,36 @@ async fn restore(data_dir: &Path, source: &Path) -> Result<(), CliError> {
     closed?;
     print(&json!({"restored_from": source.display().to_string(), "entries": entries}));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A legacy body (`use_new_error_handling` off) keeps its kind through
+    /// the HTTP status instead of printing `[9999 unknown]`.
+    #[test]
+    fn legacy_error_bodies_take_their_code_from_the_status() {
+        let refused = answer_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({"error": "advance refused: phase 0 has not passed its last check"}),
+            None,
+        );
+        assert_eq!(refused.error.code(), ErrorCode::BUSINESS_RULE_VIOLATION);
+        assert_eq!(refused.exit_code, 6);
+        assert!(refused.error.to_string().contains("advance refused"));
+        let missing = answer_error(
+            StatusCode::NOT_FOUND,
+            &serde_json::json!({"error": "no such flag"}),
+            None,
+        );
+        assert_eq!(missing.error.code(), ErrorCode::DATA_NOT_FOUND);
+        let busy = answer_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({}),
+            None,
+        );
+        assert_eq!(busy.error.code(), ErrorCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.exit_code, 7);
+    }
 }
