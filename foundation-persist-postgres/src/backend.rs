@@ -368,12 +368,7 @@ impl Backend for PostgresBackend {
         limit: usize,
     ) -> BackendFuture<'a, Vec<StoredEntry>> {
         let limit = as_i64(limit as u64);
-        // After `after` when it is past the prefix, else from the prefix.
-        let start = match after {
-            Some(after) if after >= prefix => after,
-            _ => prefix,
-        };
-        let exclusive = start != prefix || after == Some(prefix);
+        let (start, exclusive) = range_start(prefix, after);
         Box::pin(async move {
             read!(self, "list", |client| {
                 let (sql, end) = range_query(
@@ -467,11 +462,7 @@ impl Backend for PostgresBackend {
         limit: usize,
     ) -> BackendFuture<'a, Vec<String>> {
         let limit = as_i64(limit as u64);
-        let start = match after {
-            Some(after) if after >= prefix => after,
-            _ => prefix,
-        };
-        let exclusive = start != prefix || after == Some(prefix);
+        let (start, exclusive) = range_start(prefix, after);
         Box::pin(async move {
             read!(self, "list_streams", |client| {
                 let (sql, end) = range_query(
@@ -547,6 +538,17 @@ impl Drop for PostgresBackend {
                 .take(),
         );
     }
+}
+
+/// Where a listing of keys with `prefix` begins, and whether that first key
+/// is excluded: after `after` when it is past the prefix, else from the
+/// prefix itself.
+fn range_start<'a>(prefix: &'a str, after: Option<&'a str>) -> (&'a str, bool) {
+    let start = match after {
+        Some(after) if after >= prefix => after,
+        _ => prefix,
+    };
+    (start, start != prefix || after == Some(prefix))
 }
 
 #[cfg(test)]
