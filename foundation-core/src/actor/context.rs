@@ -40,7 +40,10 @@ pub struct Context<A: Actor> {
     pub(super) timers: Timers<A::Info>,
     pub(super) stop: Option<ExitReason>,
     pub(super) held: Vec<HeldReply>,
-    monitors: HashMap<MonitorRef, (ProcessId, Weak<dyn ProcessControl>, u64)>,
+    /// The monitors this instance set: the target, and the exit hook's key
+    /// (`None` for a target that had already ended, whose `Down` was
+    /// queued at once).
+    monitors: HashMap<MonitorRef, (ProcessId, Weak<dyn ProcessControl>, Option<u64>)>,
     next_monitor: u64,
 }
 
@@ -138,6 +141,9 @@ impl<A: Actor> Context<A> {
     /// [`Actor::handle_down`] receives a [`Down`]. Monitoring a process
     /// that already ended delivers the `Down` at once. The monitor is
     /// released when this instance exits or on [`Context::demonitor`].
+    /// A `Down` reaches only the instance that set the monitor: one left
+    /// queued for a crashed predecessor (the mailbox outlives instances),
+    /// or for a monitor released since, is dropped unhandled.
     pub fn monitor(&mut self, target: impl Into<ProcessRef>) -> MonitorRef {
         let target = target.into();
         let reference = MonitorRef(self.next_monitor);
@@ -150,18 +156,27 @@ impl<A: Actor> Context<A> {
         });
         match target.inner.add_exit_hook(hook) {
             Ok(key) => {
-                self.monitors
-                    .insert(reference, (target.id(), Arc::downgrade(&target.inner), key));
+                self.monitors.insert(
+                    reference,
+                    (target.id(), Arc::downgrade(&target.inner), Some(key)),
+                );
             }
-            Err((hook, reason)) => hook(&Down {
-                process: target.id(),
-                reason,
-            }),
+            Err((hook, reason)) => {
+                self.monitors.insert(
+                    reference,
+                    (target.id(), Arc::downgrade(&target.inner), None),
+                );
+                hook(&Down {
+                    process: target.id(),
+                    reason,
+                });
+            }
         }
         reference
     }
 
-    /// The number of monitors this instance holds that have not fired.
+    /// The number of monitors this instance holds whose `Down` it has not
+    /// handled yet.
     pub fn monitor_count(&self) -> usize {
         self.monitors.len()
     }
@@ -169,25 +184,30 @@ impl<A: Actor> Context<A> {
     /// Releases a monitor; false when it already fired or was released.
     pub fn demonitor(&mut self, monitor: MonitorRef) -> bool {
         match self.monitors.remove(&monitor) {
-            Some((_, target, key)) => target
+            Some((_, target, Some(key))) => target
                 .upgrade()
                 .is_some_and(|target| target.remove_exit_hook(key)),
-            None => false,
+            Some((_, _, None)) | None => false,
         }
     }
 }
 
 impl<A: Actor> Context<A> {
-    /// Forgets the monitors of a process whose `Down` has arrived.
-    pub(super) fn forget_monitors_of(&mut self, process: ProcessId) {
+    /// Forgets the monitors of a process whose `Down` has arrived; false
+    /// when this instance holds none, so the `Down` is not its own (it was
+    /// queued for a crashed predecessor, or for a monitor released since)
+    /// and is dropped unhandled.
+    pub(super) fn forget_monitors_of(&mut self, process: ProcessId) -> bool {
+        let before = self.monitors.len();
         self.monitors.retain(|_, (target, _, _)| *target != process);
+        self.monitors.len() < before
     }
 }
 
 impl<A: Actor> Drop for Context<A> {
     fn drop(&mut self) {
         for (_, (_, target, key)) in self.monitors.drain() {
-            if let Some(target) = target.upgrade() {
+            if let (Some(target), Some(key)) = (target.upgrade(), key) {
                 target.remove_exit_hook(key);
             }
         }

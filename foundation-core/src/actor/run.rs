@@ -174,7 +174,9 @@ async fn serve<A: Actor>(actor: &mut A, ctx: &mut Context<A>) -> ExitReason {
         let outcome = match next(ctx).await {
             Next::Stop(reason) => return reason,
             Next::Down(down) => {
-                ctx.forget_monitors_of(down.process);
+                if !ctx.forget_monitors_of(down.process) {
+                    continue;
+                }
                 catch(async {
                     let handled = actor.handle_down(down, ctx).await;
                     (handled, actor.after_handle(ctx).await)

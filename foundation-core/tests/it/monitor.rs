@@ -10,6 +10,9 @@ struct Watcher {
 
 enum WatcherCall {
     Watch(ProcessRef),
+    /// Monitors the process, stops it, waits until its `Down` is queued
+    /// for this instance, then crashes before handling it.
+    WatchStopAndCrash(ProcessRef),
     LiveMonitors,
     Downs,
 }
@@ -34,6 +37,18 @@ impl Actor for Watcher {
             WatcherCall::Watch(process) => {
                 ctx.monitor(process);
                 ctx.monitor_count()
+            }
+            WatcherCall::WatchStopAndCrash(process) => {
+                ctx.monitor(process.clone());
+                // Registered after the actor's own monitor, so it fires
+                // after that monitor queued its `Down`.
+                let gone = process.monitor();
+                process.stop(ExitReason::Normal);
+                gone.wait_timeout(std::time::Duration::from_secs(5)).await?;
+                ctx.stop(ExitReason::Error(Error::system(
+                    "crashed with a Down queued",
+                )));
+                0
             }
             WatcherCall::LiveMonitors => ctx.monitor_count(),
             WatcherCall::Downs => self.downs,
@@ -188,4 +203,52 @@ async fn process_refs_and_supervisor_refs_can_be_monitored() {
     let monitor = app.monitor();
     app.shutdown().await.unwrap();
     assert!(monitor.await.reason.is_normal());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_queued_for_a_crashed_instance_never_reaches_its_successor() {
+    let spec = foundation_core::ChildSpec::<Watcher>::new("watcher", ());
+    let watcher = spec.handle();
+    let mut builder = foundation_core::Supervisor::builder("app");
+    builder.child(spec);
+    let _app = builder.start().await.unwrap();
+    let target = spawn::<Probe>(ProbeArgs::named("t")).await.unwrap();
+    let before = watcher.incarnation();
+
+    watcher
+        .call(WatcherCall::WatchStopAndCrash(target.process()))
+        .await
+        .unwrap();
+    foundation_core::testkit::wait_for(
+        || watcher.incarnation() > before,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+
+    // The restarted instance never monitored anything, so the `Down` its
+    // predecessor left queued is not its to handle.
+    assert_eq!(watcher.call(WatcherCall::Downs).await.unwrap(), 0);
+    assert_eq!(watcher.call(WatcherCall::LiveMonitors).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_actor_monitoring_an_ended_process_gets_its_down() {
+    let watcher = spawn::<Watcher>(()).await.unwrap();
+    let target = spawn::<Probe>(ProbeArgs::named("t")).await.unwrap();
+    let gone = target.monitor();
+    target.stop(ExitReason::Normal);
+    gone.await;
+    watcher
+        .call(WatcherCall::Watch(target.process()))
+        .await
+        .unwrap();
+    foundation_core::testkit::wait_for_state(
+        &watcher,
+        |watcher| watcher.downs == 1,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    assert_eq!(watcher.call(WatcherCall::LiveMonitors).await.unwrap(), 0);
 }
