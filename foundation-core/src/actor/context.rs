@@ -32,6 +32,11 @@ pub struct MonitorRef(u64);
 /// succeeded (send the handler's answer), or its error.
 pub(super) type HeldReply = Box<dyn FnOnce(Option<&foundation_error::Error>) + Send>;
 
+/// A monitored process: its id, the process, and the exit hook's key
+/// (`None` for a target that had already ended, whose `Down` was queued
+/// at once).
+type Watched = (ProcessId, Weak<dyn ProcessControl>, Option<u64>);
+
 /// The running instance's view of itself.
 pub struct Context<A: Actor> {
     pub(super) mailbox: Arc<Mailbox<A>>,
@@ -40,10 +45,8 @@ pub struct Context<A: Actor> {
     pub(super) timers: Timers<A::Info>,
     pub(super) stop: Option<ExitReason>,
     pub(super) held: Vec<HeldReply>,
-    /// The monitors this instance set: the target, and the exit hook's key
-    /// (`None` for a target that had already ended, whose `Down` was
-    /// queued at once).
-    monitors: HashMap<MonitorRef, (ProcessId, Weak<dyn ProcessControl>, Option<u64>)>,
+    /// The monitors this instance set.
+    monitors: HashMap<MonitorRef, Watched>,
     next_monitor: u64,
 }
 
