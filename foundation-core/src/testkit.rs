@@ -55,6 +55,48 @@ pub async fn wait_for(mut condition: impl FnMut() -> bool, timeout: Duration) ->
     }
 }
 
+/// Waits until the asynchronous `condition` holds (a call to an actor, a
+/// store read), checking every millisecond of tokio time, at most
+/// `timeout`. A check still running at the deadline is given until it
+/// answers, but the wait as a whole stays bounded by `timeout` plus one
+/// check: each check runs under the time left.
+///
+/// ```
+/// # use std::time::Duration;
+/// # use std::sync::Arc;
+/// # use std::sync::atomic::{AtomicU32, Ordering};
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), foundation_error::Error> {
+/// let polls = Arc::new(AtomicU32::new(0));
+/// foundation_core::testkit::wait_until(
+///     || {
+///         let polls = Arc::clone(&polls);
+///         async move { polls.fetch_add(1, Ordering::AcqRel) >= 3 }
+///     },
+///     Duration::from_secs(1),
+/// )
+/// .await?;
+/// # Ok(())
+/// # }
+/// ```
+pub async fn wait_until<F, Fut>(mut condition: F, timeout: Duration) -> Result<(), Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Ok(true) = tokio::time::timeout(left.max(POLL), condition()).await {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(timed_out("the condition", timeout));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 /// Returns once every message sent to `actor` before this call has been
 /// handled (a barrier through its mailbox).
 pub async fn sync<A: Actor>(actor: &ActorRef<A>) -> Result<(), Error> {

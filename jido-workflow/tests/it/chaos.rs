@@ -89,19 +89,17 @@ async fn a_hundred_workflows_survive_twenty_random_kills() -> Result<(), Error> 
     // The kills made some works run more than once (at least once), and
     // no step ran fewer than once.
     assert!(executions.total() > 500, "{}", executions.total());
-    // The coordinator, killed several times, counted every completion
-    // (polled every millisecond of tokio time, bounded).
-    let mut completed = 0;
-    for _ in 0..1000 {
-        if let Ok(stats) = coordinator.stats().await {
-            completed = stats.completed_count;
-            if completed == 100 && stats.active.is_empty() {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    assert_eq!(completed, 100);
+    // The coordinator, killed several times, counted every completion.
+    foundation_core::testkit::wait_until(
+        || async {
+            coordinator
+                .stats()
+                .await
+                .is_ok_and(|stats| stats.completed_count == 100 && stats.active.is_empty())
+        },
+        Duration::from_secs(1),
+    )
+    .await?;
     app.shutdown().await?;
     engine.shutdown().await
 }

@@ -141,14 +141,16 @@ async fn the_plan_survives_killing_the_task_agent_the_process_and_the_coordinato
     let (succeeded, restarted) = recorded(&engine, &id).await;
     assert!(succeeded.len() == 5 && succeeded.values().all(|count| *count == 1));
     assert!(!restarted);
-    // The restarted coordinator loaded its state and counts the end
-    // (polled every millisecond of tokio time, bounded).
-    for _ in 0..1000 {
-        if stats(&v2).await?.completed_count == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    // The restarted coordinator loaded its state and counts the end.
+    foundation_core::testkit::wait_until(
+        || async {
+            stats(&v2)
+                .await
+                .is_ok_and(|stats| stats.completed_count == 1)
+        },
+        Duration::from_secs(1),
+    )
+    .await?;
     let stats = stats(&v2).await?;
     assert_eq!(stats.completed_count, 1);
     assert!(stats.active.is_empty());
