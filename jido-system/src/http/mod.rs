@@ -16,6 +16,7 @@ mod api;
 pub mod dto;
 pub mod error;
 mod guard;
+mod idempotency;
 pub mod openapi;
 
 use std::net::SocketAddr;

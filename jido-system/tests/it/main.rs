@@ -6,6 +6,7 @@
 mod api;
 mod dashboard;
 mod flag_store;
+mod idempotency;
 mod load;
 mod openapi;
 mod process;

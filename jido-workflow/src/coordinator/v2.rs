@@ -52,6 +52,8 @@ use crate::status::WorkflowStatus;
 
 /// How long [`CoordinatorV2Ref::start_workflow`] waits, in all.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest workflow id a start may give.
+const MAX_GIVEN_ID: usize = 128;
 
 /// One active workflow, as the coordinator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,17 +212,37 @@ impl CoordinatorV2 {
         }
     }
 
-    /// Records `definition` as active and leaves the work that starts it.
+    /// Records `definition` as active (under `given`, or a new id) and
+    /// leaves the work that starts it.
     fn start(
         &mut self,
         ctx: &mut ActionContext<CoordinatorV2>,
+        given: Option<String>,
         definition: WorkflowDefinition,
         metadata: Value,
         completed: BTreeMap<String, Value>,
         record: bool,
     ) -> Result<PendingStart, Error> {
         definition.check_works(self.engine.works())?;
-        let workflow = uuid::Uuid::new_v4().simple().to_string();
+        let workflow = match given {
+            Some(id) => {
+                if id.is_empty() || id.len() > MAX_GIVEN_ID {
+                    return Err(Error::validation(format!(
+                        "a workflow id must be 1 to {MAX_GIVEN_ID} bytes"
+                    ))
+                    .with_context("field", "workflow"));
+                }
+                if self.state.active.contains_key(&id) {
+                    return Err(Error::new(
+                        ErrorCode::ALREADY_EXISTS,
+                        format!("workflow {id} is active already"),
+                    )
+                    .with_context("workflow", id));
+                }
+                id
+            }
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
         self.state.active.insert(
             workflow.clone(),
             ActiveWorkflow {
@@ -241,7 +263,19 @@ impl CoordinatorV2 {
             let result = engine
                 .start_seeded(&id, &definition, metadata, &completed)
                 .await;
-            if result.is_err() {
+            if let Err(error) = &result
+                && error.code() == ErrorCode::ALREADY_EXISTS
+            {
+                // The id was taken (a start under a given id that another
+                // start made first): that workflow is not this start's.
+                report(
+                    &myself,
+                    Withdraw {
+                        workflow: id.clone(),
+                    },
+                )
+                .await;
+            } else if result.is_err() {
                 // The entry goes if the workflow never started.
                 let found = engine.summary_status(&id).await;
                 if matches!(found, Ok(None)) {
@@ -410,14 +444,34 @@ pub struct StartWorkflow {
     pub definition: WorkflowDefinition,
     /// Its metadata.
     pub metadata: Value,
+    /// The id to start it under (`None`: a new one). A caller that
+    /// reserved the id durably first (an idempotency key) starts it under
+    /// that id, so a retry after a crash finds or makes the same workflow;
+    /// the engine refuses a second workflow under one id
+    /// (`already_exists`).
+    pub workflow: Option<String>,
 }
 
 impl StartWorkflow {
-    /// A start of `definition` with `metadata`.
+    /// A start of `definition` with `metadata` under a new id.
     pub fn new(definition: WorkflowDefinition, metadata: Value) -> StartWorkflow {
         StartWorkflow {
             definition,
             metadata,
+            workflow: None,
+        }
+    }
+
+    /// A start of `definition` with `metadata` under the id `workflow`.
+    pub fn with_id(
+        workflow: impl Into<String>,
+        definition: WorkflowDefinition,
+        metadata: Value,
+    ) -> StartWorkflow {
+        StartWorkflow {
+            definition,
+            metadata,
+            workflow: Some(workflow.into()),
         }
     }
 }
@@ -432,7 +486,14 @@ impl Action<CoordinatorV2> for StartWorkflow {
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStart, Error> {
         agent.request_since = agent.clock.elapsed();
-        agent.start(ctx, self.definition, self.metadata, BTreeMap::new(), true)
+        agent.start(
+            ctx,
+            self.workflow,
+            self.definition,
+            self.metadata,
+            BTreeMap::new(),
+            true,
+        )
     }
 }
 
@@ -472,7 +533,14 @@ impl Action<CoordinatorV2> for StartMigrated {
         agent: &mut CoordinatorV2,
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStart, Error> {
-        agent.start(ctx, self.definition, self.metadata, self.completed, false)
+        agent.start(
+            ctx,
+            None,
+            self.definition,
+            self.metadata,
+            self.completed,
+            false,
+        )
     }
 }
 
@@ -558,6 +626,26 @@ impl Action<CoordinatorV2> for WorkflowEnded {
         _ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
         agent.ended(&self.workflow, self.status);
+        Ok(())
+    }
+}
+
+/// A start under a given id lost to another start of that id: the entry
+/// goes, uncounted (the workflow is the other start's).
+struct Withdraw {
+    workflow: String,
+}
+
+impl Action<CoordinatorV2> for Withdraw {
+    const NAME: &'static str = "withdraw";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        _ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        agent.state.active.remove(&self.workflow);
         Ok(())
     }
 }
@@ -723,6 +811,34 @@ impl CoordinatorV2Ref {
         let pending = self
             .agent
             .run_timeout(StartWorkflow::new(definition, metadata), START_TIMEOUT)
+            .await?;
+        pending.wait(START_TIMEOUT).await
+    }
+
+    /// As [`start_workflow`](CoordinatorV2Ref::start_workflow), under the
+    /// id `workflow` (see [`StartWorkflow::workflow`]).
+    ///
+    /// # Errors
+    ///
+    /// `already_exists` when a workflow of that id exists or is starting;
+    /// `invalid_input` for an empty or over-long id; otherwise as for
+    /// [`start_workflow`](CoordinatorV2Ref::start_workflow).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](CoordinatorV2Ref::start_workflow).
+    pub async fn start_workflow_with_id(
+        &self,
+        workflow: &str,
+        definition: WorkflowDefinition,
+        metadata: Value,
+    ) -> Result<String, Error> {
+        let pending = self
+            .agent
+            .run_timeout(
+                StartWorkflow::with_id(workflow, definition, metadata),
+                START_TIMEOUT,
+            )
             .await?;
         pending.wait(START_TIMEOUT).await
     }

@@ -421,3 +421,52 @@ async fn a_refused_start_leaves_nothing_active_and_is_recorded_as_failed() -> Re
     app.shutdown().await?;
     engine.shutdown().await
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_start_under_a_given_id_makes_that_workflow_once() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    let id = v2
+        .start_workflow_with_id("reserved-1", plan(), Value::Null)
+        .await?;
+    assert_eq!(id, "reserved-1");
+    // The same id again, while it runs and after it ended: refused, and
+    // counted once.
+    let again = v2
+        .start_workflow_with_id("reserved-1", plan(), Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), foundation_error::ErrorCode::ALREADY_EXISTS);
+    assert_eq!(
+        v2.when_finished(&id, Duration::from_secs(60)).await?,
+        WorkflowStatus::Completed
+    );
+    let late = v2
+        .start_workflow_with_id("reserved-1", plan(), Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), foundation_error::ErrorCode::ALREADY_EXISTS);
+    // The refused start's entry was withdrawn before its caller heard.
+    let stats = stats(&v2).await?;
+    assert!(stats.active.is_empty(), "{:?}", stats.active);
+    assert_eq!((stats.completed_count, stats.failed_count), (1, 0));
+    assert_eq!(executions.total(), 5);
+    let empty = v2
+        .start_workflow_with_id("", plan(), Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), foundation_error::ErrorCode::INVALID_INPUT);
+    app.shutdown().await?;
+    engine.shutdown().await
+}
