@@ -11,5 +11,6 @@ mod load;
 mod openapi;
 mod process;
 mod runbook;
+mod supervised;
 mod support;
 mod tree;
