@@ -9,7 +9,7 @@
 //! | 4 | `registry` | a fresh `Registry` (agents register in it) |
 //! | 5 | `tasks` | reopens the application's `TaskSupervisor` |
 //! | 6 | `signals` | a `SignalRouter` and its subscriber, the event log |
-//! | 7 | `agents` | TaskAgent and MonitorAgent under their own supervisor, persistent or volatile by `use_persistent_agents` |
+//! | 7 | `agents` | TaskAgent and MonitorAgent under their own supervisor, persistent or volatile by `use_persistent_agents`, swapped in place when the flag changes |
 //! | 8 | `workflows` | jido-workflow's engine: WorkflowSupervisor, WorkflowRegistry, resumption of unfinished workflows |
 //! | 9 | `coordinators` | CoordinatorV1 and CoordinatorV2 under their own supervisor, and the `use_v2_coordinator` router |
 //! | 10 | `deploy` | deploy-monitor's `DeployMonitor` with the rollout plan, fed by the supervisor events, the signal router and the error tracker, driven by a `MonitorActor` |

@@ -105,6 +105,9 @@ enum Owned {
     #[default]
     Nothing,
     Supervisor(SupervisorRef),
+    /// The agents' tree, the watcher of `use_persistent_agents`, and the
+    /// mode the tree runs in (persistent or not).
+    Agents(SupervisorRef, foundation_core::TaskHandle<()>, bool),
     Engine(WorkflowEngine),
     Router(SignalRouter, SupervisorRef),
     Http(crate::http::ServerHandle),
@@ -203,7 +206,20 @@ impl Actor for Part {
                 Owned::Nothing
             }
             PartKind::Signals => start_signals(&shared).await?,
-            PartKind::Agents => start_agents(&shared).await?,
+            PartKind::Agents => {
+                // Subscribed before the flag is read: no change is missed.
+                let changes = shared.flags.get()?.subscribe();
+                let persistent = shared.flags.get()?.is_enabled(USE_PERSISTENT_AGENTS);
+                let supervisor = start_agents(&shared, persistent).await?;
+                let watcher = watch_agent_mode(&shared, changes, ctx.myself());
+                match watcher {
+                    Ok(watcher) => Owned::Agents(supervisor, watcher, persistent),
+                    Err(error) => {
+                        stop_supervisor(&supervisor).await;
+                        return Err(error);
+                    }
+                }
+            }
             PartKind::Workflows => {
                 let mut builder =
                     WorkflowEngine::builder(shared.store.clone(), shared.works.clone());
@@ -223,6 +239,7 @@ impl Actor for Part {
         // and every part after it.
         match &owned {
             Owned::Supervisor(supervisor)
+            | Owned::Agents(supervisor, _, _)
             | Owned::Router(_, supervisor)
             | Owned::Deploy(supervisor, _) => {
                 ctx.monitor(supervisor.process());
@@ -245,6 +262,7 @@ impl Actor for Part {
         // may reach this instance; only this instance's own tree counts.
         let own = match &self.owned {
             Owned::Supervisor(supervisor)
+            | Owned::Agents(supervisor, _, _)
             | Owned::Router(_, supervisor)
             | Owned::Deploy(supervisor, _) => Some(supervisor.process().id()),
             Owned::Engine(engine) => Some(engine.supervisor().process().id()),
@@ -266,11 +284,40 @@ impl Actor for Part {
         Ok(self.kind)
     }
 
+    /// A flag changed (from the agents' watcher): the agents part swaps
+    /// its tree when `use_persistent_agents` no longer matches its mode.
+    async fn handle_cast(&mut self, _: (), ctx: &mut Context<Self>) -> Result<()> {
+        let Owned::Agents(supervisor, _, persistent) = &mut self.owned else {
+            return Ok(());
+        };
+        let wanted = self.shared.flags.get()?.is_enabled(USE_PERSISTENT_AGENTS);
+        if wanted == *persistent {
+            return Ok(());
+        }
+        tracing::info!(
+            persistent = wanted,
+            "use_persistent_agents changed: restarting the agents in the new mode"
+        );
+        // The old tree first: two TaskAgents must not share one saved
+        // state. Its Down reaches this part after the swap and is ignored.
+        stop_supervisor(supervisor).await;
+        let replacement = start_agents(&self.shared, wanted).await?;
+        ctx.monitor(replacement.process());
+        *supervisor = replacement;
+        *persistent = wanted;
+        self.generations = Part::published(self.kind, &self.shared);
+        Ok(())
+    }
+
     async fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut Context<Self>) {
         self.withdraw();
         match std::mem::take(&mut self.owned) {
             Owned::Nothing => {}
             Owned::Supervisor(supervisor) => stop_supervisor(&supervisor).await,
+            Owned::Agents(supervisor, watcher, _) => {
+                watcher.abort();
+                stop_supervisor(&supervisor).await;
+            }
             Owned::Router(router, supervisor) => {
                 stop_supervisor(&supervisor).await;
                 router.shutdown().await;
@@ -351,6 +398,10 @@ impl Drop for Part {
             Owned::Supervisor(supervisor) | Owned::Router(_, supervisor) => {
                 supervisor.process().kill();
             }
+            Owned::Agents(supervisor, watcher, _) => {
+                watcher.abort();
+                supervisor.process().kill();
+            }
             Owned::Engine(engine) => {
                 engine.supervisor().process().kill();
             }
@@ -425,11 +476,37 @@ impl TaskHandler for DemoTaskHandler {
     }
 }
 
-async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
-    let flags = shared.flags.get()?;
+/// Watches the flags for the agents part: every change is passed to the
+/// part, which swaps its tree when `use_persistent_agents` no longer
+/// matches its mode (so a change takes effect without a restart of the
+/// application's children). Runs under the task supervisor, ended by the
+/// part.
+fn watch_agent_mode(
+    shared: &Arc<Shared>,
+    mut changes: tokio::sync::broadcast::Receiver<foundation_flags::FlagChange>,
+    part: ActorRef<Part>,
+) -> Result<foundation_core::TaskHandle<()>> {
+    super::spawn::supervised(&shared.tasks, async move {
+        loop {
+            match changes.recv().await {
+                // Lagged: some changes were missed; the part re-reads the
+                // flag, so one nudge covers them.
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if part.cast(()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+/// Starts TaskAgent and MonitorAgent under their own supervisor,
+/// persistent in the store or volatile, and publishes them.
+async fn start_agents(shared: &Arc<Shared>, persistent: bool) -> Result<SupervisorRef> {
     let registry = shared.registry.get()?;
     let errors = shared.errors.get()?;
-    let persistent = flags.is_enabled(USE_PERSISTENT_AGENTS);
     let handler = DemoTaskHandler {
         counts: crate::works::execution_counts(&shared.store)?,
     };
@@ -484,7 +561,7 @@ async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
     let supervisor = tree.start().await?;
     shared.task_agent.set(task_agent);
     shared.monitor_agent.set(monitor_agent);
-    Ok(Owned::Supervisor(supervisor))
+    Ok(supervisor)
 }
 
 async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {

@@ -3,6 +3,7 @@
 //! processes (SIGKILL, a second server on the same data directory, token
 //! files).
 
+mod agent_mode;
 mod api;
 mod dashboard;
 mod flag_store;
