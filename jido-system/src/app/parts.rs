@@ -42,14 +42,18 @@ const INNER_SHUTDOWN: Duration = Duration::from_secs(8);
 /// The id of the application's coordinators (their saved state's key is
 /// `v2/main-{shard}`).
 const COORDINATOR_ID: &str = "main";
-/// How many V1/V2 coordinator pairs share the starts. A coordinator
-/// handles one start at a time (CoordinatorV2 saves its state before each
-/// reply), so one pair would bound durable starts by two commits in
-/// series; shards by coordinator id let the store's group commit batch
-/// the starts of different shards. Measured (`benches/benches/http.rs`,
-/// 64 connections, loaded 2-core machine): 1 pair about 50 starts/s, 16
-/// pairs about 190/s, 64 pairs about 950 to 1,300/s (bare axum doing one
-/// durable put: 7,000 to 10,000/s in the same runs).
+/// How many V1/V2 coordinator pairs share the starts. A CoordinatorV2
+/// saves all the starts and ends waiting in its mailbox in one write, so
+/// fewer shards batch more (`benches/benches/http.rs` prints the saves per
+/// start: 2.00 before that batching, 1.67 to 1.68 with it at 64 shards,
+/// 0.37 at 8 shards); shards by coordinator id also let the store's group
+/// commit batch the starts of different shards. Measured with 64
+/// connections on a loaded 2-core machine (other builds and benchmarks
+/// running; the figures moved threefold between runs): 64 pairs 690 to
+/// 2,450 starts/s against a bare axum handler doing one durable put at
+/// 6,900 to 7,700/s in the same runs, 8 pairs 625 to 1,485/s against 7,300
+/// to 11,400/s. The starts are bound by the workflows' own writes (start,
+/// step, executions count, result), not by the coordinator.
 pub(crate) const COORDINATOR_SHARDS: u32 = 64;
 
 /// The coordinators, sharded by coordinator id: shard `i` is a
