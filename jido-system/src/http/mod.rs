@@ -13,6 +13,7 @@
 //! components the application published.
 
 mod api;
+pub mod counts;
 pub mod dto;
 pub mod error;
 mod guard;
@@ -93,6 +94,7 @@ pub fn router(shared: Arc<Shared>) -> Result<Router> {
             post(api::signal_workflow),
         )
         .route("/api/v1/agents", get(api::agents))
+        .route("/api/v1/counts", get(counts::counts))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}/ack", post(api::ack_alert))
         .fallback(api::no_route)

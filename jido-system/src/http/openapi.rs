@@ -9,6 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::api;
+use super::counts::{self, CountsResponse};
 use super::dto::*;
 
 /// The document.
@@ -20,13 +21,13 @@ use super::dto::*;
         api::list_flags, api::set_flag,
         api::rollout, api::advance, api::rollback, api::emergency_rollback,
         api::start_workflow, api::list_workflows, api::workflow, api::cancel_workflow, api::signal_workflow,
-        api::agents, api::alerts, api::ack_alert,
+        api::agents, api::alerts, api::ack_alert, counts::counts,
     ),
     components(schemas(
         SetFlagRequest, FlagView, FlagsResponse, RolloutActionRequest, PhaseView, CheckView,
         HealthView, TransitionView, RolloutResponse, StartWorkflowRequest, StartedResponse,
         StepViewDto, WorkflowView, WorkflowListResponse, CancelRequest, AcceptedResponse,
-        HealthResponse, AgentsResponse, AlertsResponse,
+        HealthResponse, AgentsResponse, AlertsResponse, CountsResponse,
     )),
     modifiers(&BearerAuth),
 )]

@@ -228,6 +228,33 @@ async fn rollout(address: SocketAddr) -> Value {
     answer.json().await.expect("a JSON rollout")
 }
 
+/// Workflows run to completion before the page loads: more than the
+/// listing's page of 100, so only an exact count shows them all.
+const COUNTED: usize = 101;
+
+async fn run_counted_workflows(application: &Application) {
+    let engine = application.shared().engine.get().expect("the engine");
+    let definition = jido_workflow::WorkflowDefinition::from_json(
+        r#"{"name": "counted", "steps": [{"task": {"id": "only", "work": "process_data", "params": {"rows": 1}}}]}"#,
+    )
+    .expect("a definition");
+    let mut ids = Vec::with_capacity(COUNTED);
+    for _ in 0..COUNTED {
+        ids.push(
+            engine
+                .start_workflow(&definition, serde_json::json!({}))
+                .await
+                .expect("a start"),
+        );
+    }
+    for id in ids {
+        engine
+            .wait(&id, Duration::from_secs(60))
+            .await
+            .expect("the workflow ends");
+    }
+}
+
 /// The scenario, in the browser; the caller closes the session whatever
 /// happens.
 async fn scenario(client: &Client, address: SocketAddr) {
@@ -239,6 +266,16 @@ async fn scenario(client: &Client, address: SocketAddr) {
     // The page shows the phase: a fresh system is at the baseline.
     wait_for(client, "#phase[data-phase='0']").await;
     wait_for(client, "#connection.live").await;
+
+    // Exact workflow counts past the listing's page of 100 (the caller
+    // ran COUNTED workflows to completion), and the agents.
+    wait_for(
+        client,
+        &format!("#workflows-completed[data-count='{COUNTED}']"),
+    )
+    .await;
+    wait_for(client, &format!("#workflows-total[data-count='{COUNTED}']")).await;
+    wait_for(client, "#agents-total[data-count='2']").await;
 
     // A wrong token: the API's 401 is shown, nothing changes.
     type_into(client, "reason", "browser test").await;
@@ -339,6 +376,7 @@ async fn a_rollback_pressed_in_the_dashboard_changes_the_phase_and_shows_in_the_
         .listening(Duration::from_secs(30))
         .await
         .expect("the HTTP server listens");
+    run_counted_workflows(&application).await;
 
     let driver = ChromeDriver::start().await;
     let outcome = tokio::time::timeout(WHOLE_TEST, async {

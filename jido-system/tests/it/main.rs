@@ -5,6 +5,7 @@
 
 mod agent_mode;
 mod api;
+mod counts;
 mod dashboard;
 mod flag_store;
 mod idempotency;
