@@ -229,6 +229,7 @@ impl Actor for Part {
                     WorkflowEngine::builder(shared.store.clone(), shared.works.clone());
                 builder
                     .clock(Arc::clone(&shared.clock))
+                    .events(&shared.events)
                     .executor(Arc::new(GatedExecutor::new(Arc::clone(&shared))));
                 let engine = builder.start().await?;
                 shared.engine.set(engine.clone());
