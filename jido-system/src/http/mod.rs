@@ -19,6 +19,7 @@ pub mod error;
 mod guard;
 mod idempotency;
 pub mod openapi;
+pub mod restarts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -95,6 +96,7 @@ pub fn router(shared: Arc<Shared>) -> Result<Router> {
         )
         .route("/api/v1/agents", get(api::agents))
         .route("/api/v1/counts", get(counts::counts))
+        .route("/api/v1/restarts", get(restarts::restarts))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}/ack", post(api::ack_alert))
         .fallback(api::no_route)

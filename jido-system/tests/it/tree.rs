@@ -217,6 +217,19 @@ async fn a_workflow_process_restart_inside_the_engine_is_on_the_application_bus(
         )
         .await
         .expect("the engine's restart of the workflow process is on the application's bus");
+    let restarts = body(
+        server
+            .anonymous(Method::GET, "/api/v1/restarts", None)
+            .await,
+    )
+    .await;
+    let listed = restarts["restarts"].as_array().expect("a list");
+    assert!(
+        listed
+            .iter()
+            .any(|restart| restart["supervisor"] == "workflows" && restart["kind"] == "restarted"),
+        "GET /api/v1/restarts lists it: {restarts}"
+    );
     let done = engine
         .wait(&id, Duration::from_secs(30))
         .await
