@@ -485,7 +485,10 @@ impl TaskHandler for DemoTaskHandler {
 /// part, which swaps its tree when `use_persistent_agents` no longer
 /// matches its mode (so a change takes effect without a restart of the
 /// application's children). Runs under the task supervisor, ended by the
-/// part.
+/// part. A crash of the `tasks` child restarts this part too (rest_for_one)
+/// and so the watcher; only stopping and restarting `tasks` by hand
+/// (`terminate_child`/`restart_child`) leaves the part without one until
+/// its next start.
 fn watch_agent_mode(
     shared: &Arc<Shared>,
     mut changes: tokio::sync::broadcast::Receiver<foundation_flags::FlagChange>,
