@@ -446,8 +446,11 @@ pub(super) async fn emergency_rollback(
 }
 
 /// Starts a workflow (201; the same idempotency key returns the same id).
+/// The key is the body's `idempotency_key` or the `Idempotency-Key` header.
 #[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows",
-    params(WaitQuery),
+    params(WaitQuery,
+           ("Idempotency-Key" = Option<String>, Header,
+            description = "the idempotency key, instead of the body's idempotency_key (both: they must agree)")),
     request_body = StartWorkflowRequest, security(("bearer" = [])),
     responses((status = 201, body = StartedResponse),
               (status = 200, description = "the idempotency key had started it", body = StartedResponse),
@@ -457,10 +460,12 @@ pub(super) async fn start_workflow(
     State(state): State<ApiState>,
     Writer(_client): Writer,
     Query(wait): Query<WaitQuery>,
+    headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<StartWorkflowRequest>,
 ) -> ApiResult<Response> {
     let outcome = async {
         let wait = state.check_wait(&wait)?;
+        let idempotency_key = super::idempotency::key_of(&headers, request.idempotency_key)?;
         let text = serde_json::to_string(&request.definition).map_err(|error| {
             Error::new(ErrorCode::SERIALIZATION_FAILED, error.to_string())
         })?;
@@ -471,7 +476,7 @@ pub(super) async fn start_workflow(
             Value::Null => json!({}),
             other => other,
         };
-        let (id, coordinator, existing) = match &request.idempotency_key {
+        let (id, coordinator, existing) = match &idempotency_key {
             Some(key) => {
                 let started = super::idempotency::start(
                     &state,

@@ -213,7 +213,8 @@ pub struct StartWorkflowRequest {
     pub metadata: Value,
     /// The same key returns the same workflow id, also after a crash of
     /// the server (the key is stored before the start); the same key with
-    /// another definition or metadata is refused (409).
+    /// another definition or metadata is refused (409). The
+    /// `Idempotency-Key` header may carry it instead.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }

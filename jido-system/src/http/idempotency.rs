@@ -23,6 +23,9 @@
 //! of a V1 reservation that never got one starts again on V1 (a crash that
 //! left it so also took V1's memory with it).
 //!
+//! The key is the body's `idempotency_key` or the `Idempotency-Key`
+//! header (both given: they must agree).
+//!
 //! A key reused with a different request (another definition or other
 //! metadata) is refused with `already_exists` (HTTP 409) naming the key;
 //! keys stored before fingerprints existed (schema 1) match any request.
@@ -55,6 +58,8 @@ const MAX_IDEMPOTENCY_KEY: usize = 200;
 /// Lock stripes serialising starts with the same idempotency key in this
 /// process (the compare-and-set serialises them across processes).
 const KEY_STRIPES: usize = 64;
+/// The header that may carry the key instead of the body.
+const KEY_HEADER: &str = "idempotency-key";
 /// The environment variable of the test-only fault hook.
 const CRASH_AFTER_ENV: &str = "JIDO_FAULT_CRASH_AFTER";
 /// The crash point right after a reservation is durable.
@@ -149,6 +154,42 @@ fn crash_point(point: &str) {
             "{CRASH_AFTER_ENV} is set: aborting the process (test-only fault hook)"
         );
         std::process::abort();
+    }
+}
+
+/// The request's idempotency key: the body's `idempotency_key` or the
+/// `Idempotency-Key` header.
+///
+/// # Errors
+///
+/// `invalid_input` naming the header when it is not visible ASCII or
+/// when both are given and differ.
+pub(super) fn key_of(
+    headers: &axum::http::HeaderMap,
+    body: Option<String>,
+) -> Result<Option<String>, Error> {
+    let header = match headers.get(KEY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| {
+                    Error::new(
+                        ErrorCode::INVALID_INPUT,
+                        "the Idempotency-Key header must be visible ASCII",
+                    )
+                    .with_context("field", "Idempotency-Key")
+                })?
+                .to_owned(),
+        ),
+    };
+    match (header, body) {
+        (Some(header), Some(body)) if header != body => Err(Error::new(
+            ErrorCode::INVALID_INPUT,
+            "the Idempotency-Key header and the body's idempotency_key differ",
+        )
+        .with_context("field", "Idempotency-Key")),
+        (header, body) => Ok(body.or(header)),
     }
 }
 

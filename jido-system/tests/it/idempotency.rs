@@ -180,3 +180,31 @@ async fn a_key_reused_with_another_request_is_refused_with_409() {
     assert_eq!(refused.status(), 409);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idempotency_key_header_names_the_workflow_as_the_body_field_does() {
+    let server = Server::start(|_| {}).await;
+    server.set_flag("use_v2_coordinator", json!(100)).await;
+    let start = |key: &'static str, body_key: Option<&'static str>| {
+        let mut request = json!({"definition": plan_workflow(0)});
+        if let Some(body_key) = body_key {
+            request["idempotency_key"] = json!(body_key);
+        }
+        server
+            .http
+            .post(format!("{}/api/v1/workflows", server.base))
+            .bearer_auth(crate::support::TOKEN)
+            .header("Idempotency-Key", key)
+            .json(&request)
+            .send()
+    };
+    let first = start("h-1", None).await.expect("an answer");
+    assert_eq!(first.status(), 201);
+    let first = body(first).await;
+    let again = start("h-1", Some("h-1")).await.expect("an answer");
+    assert_eq!(again.status(), 200);
+    assert_eq!(body(again).await["id"], first["id"]);
+    let differ = start("h-1", Some("h-2")).await.expect("an answer");
+    assert_eq!(differ.status(), 400, "header and body disagree");
+    server.stop().await;
+}
