@@ -205,6 +205,23 @@ fn http(c: &mut Criterion) {
         b.iter_custom(|iterations| runtime.block_on(load(&client, &base, iterations, true)));
     });
     group.finish();
+    if let Some(prometheus) = &app.shared().prometheus {
+        // How many saves of CoordinatorV2's state the starts took (its
+        // flush saves every start and end waiting in its mailbox at once).
+        let text = prometheus.render();
+        let value = |prefix: &str| -> f64 {
+            text.lines()
+                .filter(|line| line.starts_with(prefix))
+                .filter_map(|line| line.split_whitespace().last()?.parse::<f64>().ok())
+                .sum()
+        };
+        let saves = value("jido_agent_saves_total{kind=\"coordinator_v2\"}");
+        let started = value("jido_workflow_started_total");
+        eprintln!(
+            "CoordinatorV2 saves: {saves} for {started} workflow starts ({:.2} per start, ends included)",
+            saves / started.max(1.0)
+        );
+    }
     runtime.block_on(async {
         // The benchmark is over; a slow stop changes no figure.
         let _ = app.shutdown(Duration::from_secs(30)).await;

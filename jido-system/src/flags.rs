@@ -25,7 +25,7 @@ pub const USE_V2_COORDINATOR: &str = jido_workflow::coordinator::USE_V2_COORDINA
 pub const USE_NEW_ERROR_HANDLING: &str = "use_new_error_handling";
 /// The `?wait=true` variants of the write endpoints exist (on).
 pub const USE_SYNC_TEST_APIS: &str = "use_sync_test_apis";
-/// Work that cannot be spawned under the task supervisor is an error (on),
+/// Work that cannot be spawned under the task supervisor waits for it (on),
 /// or falls back to an unsupervised task with a warning and a counter (off).
 pub const ENFORCE_SUPERVISED_TASKS: &str = "enforce_supervised_tasks";
 /// Signals are routed with acknowledgements (on) or fire-and-forget (off).
@@ -51,7 +51,7 @@ pub const ROLLOUT_FLAGS: [(&str, &str); 6] = [
     ),
     (
         ENFORCE_SUPERVISED_TASKS,
-        "a step that cannot run under the task supervisor fails (on) or runs unsupervised with a warning and a counter (off)",
+        "a step that cannot run under the task supervisor waits for it (on) or runs unsupervised with a warning and a counter (off)",
     ),
     (
         USE_RELIABLE_MESSAGING,

@@ -24,11 +24,11 @@
 //!
 //! | flag | on | off |
 //! | --- | --- | --- |
-//! | `use_persistent_agents` | TaskAgent and MonitorAgent save their state before every reply and restore it after a crash | they run volatile (state lost on a crash); read when the agents start |
+//! | `use_persistent_agents` | TaskAgent and MonitorAgent save their state before every reply and restore it after a crash | they run volatile (state lost on a crash). A change takes effect at once: the `agents` child watches the flag and swaps its agents for ones in the new mode (a volatile agent's queue is lost in the swap; calls during it fail with a retryable error); no other child restarts |
 //! | `use_v2_coordinator` | workflow starts go to CoordinatorV2 (durable engine, journal) for this percentage of coordinator ids (the idempotency key, or a fresh id) | they go to legacy CoordinatorV1 (in memory) |
 //! | `use_new_error_handling` | API errors in the portable classified form (`PortableError`: code, name, category, severity, context); store and engine calls of the handlers retried on infrastructure errors | legacy `{"error": "message"}`, no retries |
 //! | `use_sync_test_apis` | `?wait=true` on `POST /api/v1/workflows`, `PUT /api/v1/flags/{name}`, `POST /api/v1/workflows/{id}/cancel` and `GET /api/v1/workflows/{id}` answers once the effect is durable and visible (the workflow finished, the value read back), at most 60 s | `?wait=true` is refused with 422 |
-//! | `enforce_supervised_tasks` | a workflow step that the task supervisor refuses (it is restarting) fails and runs again when the workflow resumes | it runs as an unsupervised task, with a warning and `jido_system_unsupervised_work_total` |
+//! | `enforce_supervised_tasks` | a workflow step that the task supervisor refuses (it is restarting or stopped) waits for it (at most 60 s, then it is reported interrupted and runs again) and runs under it | it runs as an unsupervised task, with a warning and `jido_system_unsupervised_work_total` |
 //! | `use_reliable_messaging` | application signals (`jido.workflow.signal`) are routed with acknowledgements, and deliveries feed the deployment monitor | fire-and-forget |
 //!
 //! # Errors at the HTTP edge

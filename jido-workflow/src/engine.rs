@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use foundation_core::registry::Registry;
 use foundation_core::{
-    Actor, ActorOptions, ActorRef, ChildSpec, Context, DynamicSupervisor, Restart, Strategy,
-    Supervisor, SupervisorBuilder, SupervisorRef, TaskSupervisor,
+    Actor, ActorOptions, ActorRef, ChildSpec, Context, DynamicSupervisor, EventBus, Restart,
+    Strategy, Supervisor, SupervisorBuilder, SupervisorRef, TaskSupervisor,
 };
 use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
@@ -196,6 +196,7 @@ pub struct WorkflowEngineBuilder {
     max_parallel: usize,
     intensity: (u32, Duration),
     recovery_intensity: (u32, Duration),
+    events: Option<EventBus>,
 }
 
 impl std::fmt::Debug for WorkflowEngineBuilder {
@@ -251,6 +252,14 @@ impl WorkflowEngineBuilder {
     /// WorkflowSupervisor may itself be restarted (default 10 in 10 s).
     pub fn recovery_intensity(&mut self, max_restarts: u32, period: Duration) -> &mut Self {
         self.recovery_intensity = (max_restarts, period);
+        self
+    }
+
+    /// Publishes the engine's supervisor events (children started, exited,
+    /// restarted: workflow processes, the task supervisor, the resumer) on
+    /// `bus`, an application's event bus (default: none).
+    pub fn events(&mut self, bus: &EventBus) -> &mut Self {
+        self.events = Some(bus.clone());
         self
     }
 
@@ -331,6 +340,9 @@ impl WorkflowEngineBuilder {
             .restart(Restart::Transient)
             .intensity(self.intensity.0, self.intensity.1)
             .child_options(options);
+        if let Some(bus) = &self.events {
+            workflows.events(bus);
+        }
         let (workflows_spec, workflows) = workflows.into_child_spec("workflows")?;
 
         let resumed = Arc::new(tokio::sync::watch::channel(0u64).0);
@@ -347,6 +359,9 @@ impl WorkflowEngineBuilder {
             .child(tasks.child_spec("tasks"))
             .child(workflows_spec)
             .child(resumer);
+        if let Some(bus) = &self.events {
+            top.events(bus);
+        }
         Ok((
             top,
             EngineParts {
@@ -437,6 +452,7 @@ impl WorkflowEngine {
             max_parallel: DEFAULT_MAX_PARALLEL,
             intensity: (3, Duration::from_secs(5)),
             recovery_intensity: (10, Duration::from_secs(10)),
+            events: None,
         }
     }
 

@@ -9,7 +9,7 @@
 //! | 4 | `registry` | a fresh `Registry` (agents register in it) |
 //! | 5 | `tasks` | reopens the application's `TaskSupervisor` |
 //! | 6 | `signals` | a `SignalRouter` and its subscriber, the event log |
-//! | 7 | `agents` | TaskAgent and MonitorAgent under their own supervisor, persistent or volatile by `use_persistent_agents` |
+//! | 7 | `agents` | TaskAgent and MonitorAgent under their own supervisor, persistent or volatile by `use_persistent_agents`, swapped in place when the flag changes |
 //! | 8 | `workflows` | jido-workflow's engine: WorkflowSupervisor, WorkflowRegistry, resumption of unfinished workflows |
 //! | 9 | `coordinators` | CoordinatorV1 and CoordinatorV2 under their own supervisor, and the `use_v2_coordinator` router |
 //! | 10 | `deploy` | deploy-monitor's `DeployMonitor` with the rollout plan, fed by the supervisor events, the signal router and the error tracker, driven by a `MonitorActor` |
@@ -25,6 +25,7 @@ mod events;
 mod executor;
 mod parts;
 pub(crate) mod recorder;
+mod restarts;
 mod slot;
 pub(crate) mod spawn;
 
@@ -51,6 +52,7 @@ use tokio::sync::watch;
 pub use events::{EventLog, EventLogSummary};
 pub use executor::GatedExecutor;
 pub use parts::{Coordinators, DemoTaskHandler};
+pub use restarts::{RECENT_RESTARTS, RestartLog, RestartRecord};
 pub use slot::Slot;
 
 /// The store file inside a data directory.
@@ -77,6 +79,8 @@ pub struct Shared {
     pub tasks: TaskSupervisor,
     /// Supervisor events of the tree, for the deployment monitor.
     pub events: EventBus,
+    /// The recent restarts on `events` (`GET /api/v1/restarts`).
+    pub restarts: RestartLog,
     /// The rollout plan.
     pub plan: RolloutPlan,
     /// The works workflows run.
@@ -309,6 +313,7 @@ impl ApplicationBuilder {
             store,
             clock: Arc::clone(&clock),
             tasks: TaskSupervisor::new("jido_system_tasks"),
+            restarts: RestartLog::new(&events),
             events: events.clone(),
             plan,
             works,

@@ -42,14 +42,18 @@ const INNER_SHUTDOWN: Duration = Duration::from_secs(8);
 /// The id of the application's coordinators (their saved state's key is
 /// `v2/main-{shard}`).
 const COORDINATOR_ID: &str = "main";
-/// How many V1/V2 coordinator pairs share the starts. A coordinator
-/// handles one start at a time (CoordinatorV2 saves its state before each
-/// reply), so one pair would bound durable starts by two commits in
-/// series; shards by coordinator id let the store's group commit batch
-/// the starts of different shards. Measured (`benches/benches/http.rs`,
-/// 64 connections, loaded 2-core machine): 1 pair about 50 starts/s, 16
-/// pairs about 190/s, 64 pairs about 950 to 1,300/s (bare axum doing one
-/// durable put: 7,000 to 10,000/s in the same runs).
+/// How many V1/V2 coordinator pairs share the starts. A CoordinatorV2
+/// saves all the starts and ends waiting in its mailbox in one write, so
+/// fewer shards batch more (`benches/benches/http.rs` prints the saves per
+/// start: 2.00 before that batching, 1.67 to 1.68 with it at 64 shards,
+/// 0.37 at 8 shards); shards by coordinator id also let the store's group
+/// commit batch the starts of different shards. Measured with 64
+/// connections on a loaded 2-core machine (other builds and benchmarks
+/// running; the figures moved threefold between runs): 64 pairs 690 to
+/// 2,450 starts/s against a bare axum handler doing one durable put at
+/// 6,900 to 7,700/s in the same runs, 8 pairs 625 to 1,485/s against 7,300
+/// to 11,400/s. The starts are bound by the workflows' own writes (start,
+/// step, executions count, result), not by the coordinator.
 pub(crate) const COORDINATOR_SHARDS: u32 = 64;
 
 /// The coordinators, sharded by coordinator id: shard `i` is a
@@ -105,6 +109,9 @@ enum Owned {
     #[default]
     Nothing,
     Supervisor(SupervisorRef),
+    /// The agents' tree, the watcher of `use_persistent_agents`, and the
+    /// mode the tree runs in (persistent or not).
+    Agents(SupervisorRef, foundation_core::TaskHandle<()>, bool),
     Engine(WorkflowEngine),
     Router(SignalRouter, SupervisorRef),
     Http(crate::http::ServerHandle),
@@ -203,12 +210,26 @@ impl Actor for Part {
                 Owned::Nothing
             }
             PartKind::Signals => start_signals(&shared).await?,
-            PartKind::Agents => start_agents(&shared).await?,
+            PartKind::Agents => {
+                // Subscribed before the flag is read: no change is missed.
+                let changes = shared.flags.get()?.subscribe();
+                let persistent = shared.flags.get()?.is_enabled(USE_PERSISTENT_AGENTS);
+                let supervisor = start_agents(&shared, persistent).await?;
+                let watcher = watch_agent_mode(&shared, changes, ctx.myself());
+                match watcher {
+                    Ok(watcher) => Owned::Agents(supervisor, watcher, persistent),
+                    Err(error) => {
+                        stop_supervisor(&supervisor).await;
+                        return Err(error);
+                    }
+                }
+            }
             PartKind::Workflows => {
                 let mut builder =
                     WorkflowEngine::builder(shared.store.clone(), shared.works.clone());
                 builder
                     .clock(Arc::clone(&shared.clock))
+                    .events(&shared.events)
                     .executor(Arc::new(GatedExecutor::new(Arc::clone(&shared))));
                 let engine = builder.start().await?;
                 shared.engine.set(engine.clone());
@@ -223,6 +244,7 @@ impl Actor for Part {
         // and every part after it.
         match &owned {
             Owned::Supervisor(supervisor)
+            | Owned::Agents(supervisor, _, _)
             | Owned::Router(_, supervisor)
             | Owned::Deploy(supervisor, _) => {
                 ctx.monitor(supervisor.process());
@@ -245,6 +267,7 @@ impl Actor for Part {
         // may reach this instance; only this instance's own tree counts.
         let own = match &self.owned {
             Owned::Supervisor(supervisor)
+            | Owned::Agents(supervisor, _, _)
             | Owned::Router(_, supervisor)
             | Owned::Deploy(supervisor, _) => Some(supervisor.process().id()),
             Owned::Engine(engine) => Some(engine.supervisor().process().id()),
@@ -266,11 +289,40 @@ impl Actor for Part {
         Ok(self.kind)
     }
 
+    /// A flag changed (from the agents' watcher): the agents part swaps
+    /// its tree when `use_persistent_agents` no longer matches its mode.
+    async fn handle_cast(&mut self, _: (), ctx: &mut Context<Self>) -> Result<()> {
+        let Owned::Agents(supervisor, _, persistent) = &mut self.owned else {
+            return Ok(());
+        };
+        let wanted = self.shared.flags.get()?.is_enabled(USE_PERSISTENT_AGENTS);
+        if wanted == *persistent {
+            return Ok(());
+        }
+        tracing::info!(
+            persistent = wanted,
+            "use_persistent_agents changed: restarting the agents in the new mode"
+        );
+        // The old tree first: two TaskAgents must not share one saved
+        // state. Its Down reaches this part after the swap and is ignored.
+        stop_supervisor(supervisor).await;
+        let replacement = start_agents(&self.shared, wanted).await?;
+        ctx.monitor(replacement.process());
+        *supervisor = replacement;
+        *persistent = wanted;
+        self.generations = Part::published(self.kind, &self.shared);
+        Ok(())
+    }
+
     async fn terminate(&mut self, _reason: &ExitReason, _ctx: &mut Context<Self>) {
         self.withdraw();
         match std::mem::take(&mut self.owned) {
             Owned::Nothing => {}
             Owned::Supervisor(supervisor) => stop_supervisor(&supervisor).await,
+            Owned::Agents(supervisor, watcher, _) => {
+                watcher.abort();
+                stop_supervisor(&supervisor).await;
+            }
             Owned::Router(router, supervisor) => {
                 stop_supervisor(&supervisor).await;
                 router.shutdown().await;
@@ -351,6 +403,10 @@ impl Drop for Part {
             Owned::Supervisor(supervisor) | Owned::Router(_, supervisor) => {
                 supervisor.process().kill();
             }
+            Owned::Agents(supervisor, watcher, _) => {
+                watcher.abort();
+                supervisor.process().kill();
+            }
             Owned::Engine(engine) => {
                 engine.supervisor().process().kill();
             }
@@ -425,11 +481,40 @@ impl TaskHandler for DemoTaskHandler {
     }
 }
 
-async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
-    let flags = shared.flags.get()?;
+/// Watches the flags for the agents part: every change is passed to the
+/// part, which swaps its tree when `use_persistent_agents` no longer
+/// matches its mode (so a change takes effect without a restart of the
+/// application's children). Runs under the task supervisor, ended by the
+/// part. A crash of the `tasks` child restarts this part too (rest_for_one)
+/// and so the watcher; only stopping and restarting `tasks` by hand
+/// (`terminate_child`/`restart_child`) leaves the part without one until
+/// its next start.
+fn watch_agent_mode(
+    shared: &Arc<Shared>,
+    mut changes: tokio::sync::broadcast::Receiver<foundation_flags::FlagChange>,
+    part: ActorRef<Part>,
+) -> Result<foundation_core::TaskHandle<()>> {
+    super::spawn::supervised(&shared.tasks, async move {
+        loop {
+            match changes.recv().await {
+                // Lagged: some changes were missed; the part re-reads the
+                // flag, so one nudge covers them.
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    if part.cast(()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
+/// Starts TaskAgent and MonitorAgent under their own supervisor,
+/// persistent in the store or volatile, and publishes them.
+async fn start_agents(shared: &Arc<Shared>, persistent: bool) -> Result<SupervisorRef> {
     let registry = shared.registry.get()?;
     let errors = shared.errors.get()?;
-    let persistent = flags.is_enabled(USE_PERSISTENT_AGENTS);
     let handler = DemoTaskHandler {
         counts: crate::works::execution_counts(&shared.store)?,
     };
@@ -484,7 +569,7 @@ async fn start_agents(shared: &Arc<Shared>) -> Result<Owned> {
     let supervisor = tree.start().await?;
     shared.task_agent.set(task_agent);
     shared.monitor_agent.set(monitor_agent);
-    Ok(Owned::Supervisor(supervisor))
+    Ok(supervisor)
 }
 
 async fn start_coordinators(shared: &Arc<Shared>) -> Result<Owned> {

@@ -1,6 +1,7 @@
 //! The only places jido-system starts tokio tasks: work under the
-//! application's task supervisor, and the unsupervised fallback that the
-//! flag `enforce_supervised_tasks` (off) permits.
+//! application's task supervisor, the unsupervised fallback that the
+//! flag `enforce_supervised_tasks` (off) permits, and the waiter of a step
+//! parked until the task supervisor is back (flag on).
 //!
 //! This module is not for deciding which to use; the callers read the flag.
 
@@ -27,6 +28,16 @@ where
 /// path, taken only when `enforce_supervised_tasks` is off and the task
 /// supervisor refused the work. The caller counts and logs it.
 pub(crate) fn unsupervised<F>(future: F) -> tokio::task::AbortHandle
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(future).abort_handle()
+}
+
+/// Runs `future`, a parked step's waiter, as a plain tokio task: it waits
+/// (bounded) for the stopped task supervisor and hands the step to it; it
+/// runs no step work itself. Aborted with the step.
+pub(crate) fn parked<F>(future: F) -> tokio::task::AbortHandle
 where
     F: Future<Output = ()> + Send + 'static,
 {

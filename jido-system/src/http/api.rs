@@ -445,51 +445,27 @@ pub(super) async fn emergency_rollback(
     act(state, client, RolloutAction::Emergency, request).await
 }
 
-/// The keyspace of idempotency keys: key to workflow id and coordinator.
-const IDEMPOTENCY_KEYSPACE: &str = "jido_system_idempotency";
-/// The longest idempotency key accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 200;
-/// Lock stripes serialising starts with the same idempotency key.
-const KEY_STRIPES: usize = 64;
-
-/// A stored idempotency key.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct IdempotentStart {
-    id: String,
-    coordinator: String,
-}
-
-impl foundation_persist::Record for IdempotentStart {
-    const TYPE_TAG: &'static str = "jido_system_idempotent_start";
-    const SCHEMA_VERSION: u32 = 1;
-}
-
-fn key_lock(key: &str) -> &'static tokio::sync::Mutex<()> {
-    static STRIPES: std::sync::OnceLock<Vec<tokio::sync::Mutex<()>>> = std::sync::OnceLock::new();
-    let stripes = STRIPES.get_or_init(|| {
-        (0..KEY_STRIPES)
-            .map(|_| tokio::sync::Mutex::new(()))
-            .collect()
-    });
-    let hash = foundation_flags::murmur3_x86_32(key.as_bytes(), 0) as usize;
-    &stripes[hash % KEY_STRIPES]
-}
-
 /// Starts a workflow (201; the same idempotency key returns the same id).
+/// The key is the body's `idempotency_key` or the `Idempotency-Key` header.
 #[utoipa::path(post, path = "/api/v1/workflows", tag = "workflows",
-    params(WaitQuery),
+    params(WaitQuery,
+           ("Idempotency-Key" = Option<String>, Header,
+            description = "the idempotency key, instead of the body's idempotency_key (both: they must agree)")),
     request_body = StartWorkflowRequest, security(("bearer" = [])),
     responses((status = 201, body = StartedResponse),
               (status = 200, description = "the idempotency key had started it", body = StartedResponse),
-              (status = 400, description = "bad definition or body (the field is named)")))]
+              (status = 400, description = "bad definition or body (the field is named)"),
+              (status = 409, description = "the idempotency key was used with another definition or metadata")))]
 pub(super) async fn start_workflow(
     State(state): State<ApiState>,
     Writer(_client): Writer,
     Query(wait): Query<WaitQuery>,
+    headers: axum::http::HeaderMap,
     JsonBody(request): JsonBody<StartWorkflowRequest>,
 ) -> ApiResult<Response> {
     let outcome = async {
         let wait = state.check_wait(&wait)?;
+        let idempotency_key = super::idempotency::key_of(&headers, request.idempotency_key)?;
         let text = serde_json::to_string(&request.definition).map_err(|error| {
             Error::new(ErrorCode::SERIALIZATION_FAILED, error.to_string())
         })?;
@@ -500,40 +476,22 @@ pub(super) async fn start_workflow(
             Value::Null => json!({}),
             other => other,
         };
-        let (id, coordinator, existing) = match &request.idempotency_key {
+        let (id, coordinator, existing) = match &idempotency_key {
             Some(key) => {
-                if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-                    return Err(Error::validation(format!(
-                        "idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
-                    ))
-                    .with_context("field", "idempotency_key"));
-                }
-                let keys = state
-                    .shared
-                    .store
-                    .state::<IdempotentStart>(IDEMPOTENCY_KEYSPACE)?;
-                let _guard = key_lock(key).lock().await;
-                match keys.get(key).await? {
-                    Some(stored) => (stored.id, stored.coordinator, true),
-                    None => {
-                        let router = coordinators.router(key);
-                        injected_fault(&state, router, key)?;
-                        let routed = router
-                            .start_workflow(key, definition.clone(), metadata.clone())
-                            .await?;
-                        let stored = IdempotentStart {
-                            id: routed.workflow_id,
-                            coordinator: routed.version.as_str().to_owned(),
-                        };
-                        keys.put(key, &stored).await?;
-                        (stored.id, stored.coordinator, false)
-                    }
-                }
+                let started = super::idempotency::start(
+                    &state,
+                    &coordinators,
+                    key,
+                    definition,
+                    metadata,
+                )
+                .await?;
+                (started.id, started.coordinator, started.existing)
             }
             None => {
                 let coordinator_id = uuid::Uuid::new_v4().simple().to_string();
                 let router = coordinators.router(&coordinator_id);
-                injected_fault(&state, router, &coordinator_id)?;
+                injected_fault(&state, router.route(&coordinator_id))?;
                 let routed = router
                     .start_workflow(&coordinator_id, definition, metadata)
                     .await?;
@@ -582,12 +540,8 @@ pub(super) async fn start_workflow(
 /// fails a start routed to CoordinatorV2, recorded as a failed V2 request.
 ///
 /// [`ApplicationBuilder::inject_v2_start_faults`]: crate::ApplicationBuilder::inject_v2_start_faults
-fn injected_fault(
-    state: &ApiState,
-    router: &jido_workflow::coordinator::CoordinatorRouter,
-    coordinator_id: &str,
-) -> Result<(), Error> {
-    if router.route(coordinator_id) != CoordinatorVersion::V2 || !state.shared.inject_v2_fault() {
+pub(super) fn injected_fault(state: &ApiState, version: CoordinatorVersion) -> Result<(), Error> {
+    if version != CoordinatorVersion::V2 || !state.shared.inject_v2_fault() {
         return Ok(());
     }
     use jido_workflow::coordinator::CoordinatorRecorder;

@@ -211,7 +211,10 @@ pub struct StartWorkflowRequest {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub metadata: Value,
-    /// The same key returns the same workflow id.
+    /// The same key returns the same workflow id, also after a crash of
+    /// the server (the key is stored before the start); the same key with
+    /// another definition or metadata is refused (409). The
+    /// `Idempotency-Key` header may carry it instead.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }

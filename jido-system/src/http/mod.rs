@@ -13,10 +13,13 @@
 //! components the application published.
 
 mod api;
+pub mod counts;
 pub mod dto;
 pub mod error;
 mod guard;
+mod idempotency;
 pub mod openapi;
+pub mod restarts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +95,8 @@ pub fn router(shared: Arc<Shared>) -> Result<Router> {
             post(api::signal_workflow),
         )
         .route("/api/v1/agents", get(api::agents))
+        .route("/api/v1/counts", get(counts::counts))
+        .route("/api/v1/restarts", get(restarts::restarts))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}/ack", post(api::ack_alert))
         .fallback(api::no_route)

@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::api;
+use super::counts::{self, CountsResponse};
 use super::dto::*;
+use super::restarts::{self, RestartView, RestartsResponse};
 
 /// The document.
 #[derive(OpenApi)]
@@ -20,13 +22,15 @@ use super::dto::*;
         api::list_flags, api::set_flag,
         api::rollout, api::advance, api::rollback, api::emergency_rollback,
         api::start_workflow, api::list_workflows, api::workflow, api::cancel_workflow, api::signal_workflow,
-        api::agents, api::alerts, api::ack_alert,
+        api::agents, api::alerts, api::ack_alert, counts::counts,
+        restarts::restarts,
     ),
     components(schemas(
         SetFlagRequest, FlagView, FlagsResponse, RolloutActionRequest, PhaseView, CheckView,
         HealthView, TransitionView, RolloutResponse, StartWorkflowRequest, StartedResponse,
         StepViewDto, WorkflowView, WorkflowListResponse, CancelRequest, AcceptedResponse,
-        HealthResponse, AgentsResponse, AlertsResponse,
+        HealthResponse, AgentsResponse, AlertsResponse, CountsResponse,
+        RestartView, RestartsResponse,
     )),
     modifiers(&BearerAuth),
 )]

@@ -228,6 +228,68 @@ async fn rollout(address: SocketAddr) -> Value {
     answer.json().await.expect("a JSON rollout")
 }
 
+/// Workflows run to completion before the page loads: more than the
+/// listing's page of 100, so only an exact count shows them all.
+const COUNTED: usize = 101;
+
+async fn run_counted_workflows(application: &Application) {
+    let engine = application.shared().engine.get().expect("the engine");
+    let definition = jido_workflow::WorkflowDefinition::from_json(
+        r#"{"name": "counted", "steps": [{"task": {"id": "only", "work": "process_data", "params": {"rows": 1}}}]}"#,
+    )
+    .expect("a definition");
+    let mut ids = Vec::with_capacity(COUNTED);
+    for _ in 0..COUNTED {
+        ids.push(
+            engine
+                .start_workflow(&definition, serde_json::json!({}))
+                .await
+                .expect("a start"),
+        );
+    }
+    for id in ids {
+        engine
+            .wait(&id, Duration::from_secs(60))
+            .await
+            .expect("the workflow ends");
+    }
+}
+
+/// Kills a running workflow's process and waits until the engine has
+/// restarted it and the workflow finished.
+async fn restart_a_workflow_process(application: &Application) {
+    let engine = application.shared().engine.get().expect("the engine");
+    let mut events = foundation_core::testkit::EventCollector::new(&application.shared().events);
+    let definition = jido_workflow::WorkflowDefinition::from_json(
+        r#"{"name": "killed", "steps": [{"task": {"id": "only", "work": "process_data", "params": {"delay_ms": 1000}}}]}"#,
+    )
+    .expect("a definition");
+    let id = engine
+        .start_workflow(&definition, serde_json::json!({}))
+        .await
+        .expect("a start");
+    assert!(engine.process(&id).expect("its process").kill());
+    events
+        .wait_for(
+            |events| {
+                events.iter().any(|event| {
+                    &*event.supervisor == "workflows"
+                        && matches!(
+                            event.kind,
+                            foundation_core::SupervisorEventKind::ChildRestarted { .. }
+                        )
+                })
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the engine restarts the process");
+    engine
+        .wait(&id, Duration::from_secs(60))
+        .await
+        .expect("the workflow ends");
+}
+
 /// The scenario, in the browser; the caller closes the session whatever
 /// happens.
 async fn scenario(client: &Client, address: SocketAddr) {
@@ -239,6 +301,29 @@ async fn scenario(client: &Client, address: SocketAddr) {
     // The page shows the phase: a fresh system is at the baseline.
     wait_for(client, "#phase[data-phase='0']").await;
     wait_for(client, "#connection.live").await;
+
+    // Exact workflow counts past the listing's page of 100 (the caller
+    // ran COUNTED workflows and the one whose process it killed to
+    // completion), and the agents.
+    let completed = COUNTED + 1;
+    wait_for(
+        client,
+        &format!("#workflows-completed[data-count='{completed}']"),
+    )
+    .await;
+    wait_for(
+        client,
+        &format!("#workflows-total[data-count='{completed}']"),
+    )
+    .await;
+    wait_for(client, "#agents-total[data-count='2']").await;
+    // The workflow process killed before the page loaded: its restart by
+    // the engine is in the list.
+    wait_for(
+        client,
+        "#restarts li[data-supervisor='workflows'][data-kind='restarted']",
+    )
+    .await;
 
     // A wrong token: the API's 401 is shown, nothing changes.
     type_into(client, "reason", "browser test").await;
@@ -339,6 +424,8 @@ async fn a_rollback_pressed_in_the_dashboard_changes_the_phase_and_shows_in_the_
         .listening(Duration::from_secs(30))
         .await
         .expect("the HTTP server listens");
+    run_counted_workflows(&application).await;
+    restart_a_workflow_process(&application).await;
 
     let driver = ChromeDriver::start().await;
     let outcome = tokio::time::timeout(WHOLE_TEST, async {

@@ -3,12 +3,16 @@
 //! processes (SIGKILL, a second server on the same data directory, token
 //! files).
 
+mod agent_mode;
 mod api;
+mod counts;
 mod dashboard;
 mod flag_store;
+mod idempotency;
 mod load;
 mod openapi;
 mod process;
 mod runbook;
+mod supervised;
 mod support;
 mod tree;

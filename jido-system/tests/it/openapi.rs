@@ -9,8 +9,10 @@ use serde_json::json;
 
 use crate::support::{Server, body};
 
-/// The endpoints of the API (issue 13), as (method, path).
-const ENDPOINTS: [(&str, &str); 17] = [
+/// The endpoints of the API (issue 13, and the dashboard's counts and
+/// restarts), as
+/// (method, path).
+const ENDPOINTS: [(&str, &str); 19] = [
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
@@ -26,6 +28,8 @@ const ENDPOINTS: [(&str, &str); 17] = [
     ("post", "/api/v1/workflows/{id}/cancel"),
     ("post", "/api/v1/workflows/{id}/signals/{name}"),
     ("get", "/api/v1/agents"),
+    ("get", "/api/v1/counts"),
+    ("get", "/api/v1/restarts"),
     ("get", "/api/v1/alerts"),
     ("post", "/api/v1/alerts/{id}/ack"),
 ];

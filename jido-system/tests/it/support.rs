@@ -145,9 +145,13 @@ pub(crate) struct ServerProcess {
 
 /// Starts `jido-system serve` on `data_dir`; returns once it listens.
 pub(crate) async fn spawn_server(data_dir: &Path, log: &Path) -> ServerProcess {
-    let mut child = serve_command(data_dir, log)
-        .spawn()
-        .expect("the binary starts");
+    spawn_command(serve_command(data_dir, log), log).await
+}
+
+/// Starts `command` (a [`serve_command`], perhaps with more settings);
+/// returns once it listens.
+pub(crate) async fn spawn_command(mut command: Command, log: &Path) -> ServerProcess {
+    let mut child = command.spawn().expect("the binary starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(120), async {

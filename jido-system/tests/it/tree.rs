@@ -188,3 +188,52 @@ async fn the_plan_workflow_completes_after_its_agent_process_and_coordinator_are
     assert_eq!(agents["agents"][0]["alive"], true, "{agents}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_process_restart_inside_the_engine_is_on_the_application_bus() {
+    let server = Server::start(|_| {}).await;
+    let shared = server.app.shared().clone();
+    let engine = shared.engine.get().expect("the engine");
+    let mut events = EventCollector::new(&shared.events);
+    let definition = jido_workflow::WorkflowDefinition::from_json(
+        r#"{"name": "slow", "steps": [{"task": {"id": "only", "work": "process_data", "params": {"delay_ms": 1000}}}]}"#,
+    )
+    .expect("a definition");
+    let id = engine
+        .start_workflow(&definition, json!({}))
+        .await
+        .expect("a start");
+    let process = engine.process(&id).expect("the workflow's process");
+    assert!(process.kill());
+    events
+        .wait_for(
+            |events| {
+                events.iter().any(|event| {
+                    &*event.supervisor == "workflows"
+                        && matches!(event.kind, SupervisorEventKind::ChildRestarted { .. })
+                })
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("the engine's restart of the workflow process is on the application's bus");
+    let restarts = body(
+        server
+            .anonymous(Method::GET, "/api/v1/restarts", None)
+            .await,
+    )
+    .await;
+    let listed = restarts["restarts"].as_array().expect("a list");
+    assert!(
+        listed
+            .iter()
+            .any(|restart| restart["supervisor"] == "workflows" && restart["kind"] == "restarted"),
+        "GET /api/v1/restarts lists it: {restarts}"
+    );
+    let done = engine
+        .wait(&id, Duration::from_secs(30))
+        .await
+        .expect("the workflow ends");
+    assert_eq!(done.status, jido_workflow::WorkflowStatus::Completed);
+    server.stop().await;
+}

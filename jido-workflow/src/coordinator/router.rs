@@ -116,9 +116,46 @@ impl CoordinatorRouter {
         definition: WorkflowDefinition,
         metadata: Value,
     ) -> Result<Routed, Error> {
-        let version = self.route(coordinator_id);
+        self.start_on(self.route(coordinator_id), None, definition, metadata)
+            .await
+    }
+
+    /// Starts a workflow on `version` whatever the flag says now (a retry
+    /// of a start routed earlier), under `workflow_id` when given (V2
+    /// only: see [`StartWorkflow::workflow`](super::StartWorkflow::workflow)).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` for a given id on V1 (it picks its own ids);
+    /// `already_exists` when a V2 workflow of that id exists or is
+    /// starting; otherwise as for
+    /// [`start_workflow`](CoordinatorRouter::start_workflow).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](CoordinatorRouter::start_workflow).
+    pub async fn start_on(
+        &self,
+        version: CoordinatorVersion,
+        workflow_id: Option<&str>,
+        definition: WorkflowDefinition,
+        metadata: Value,
+    ) -> Result<Routed, Error> {
         let workflow_id = match version {
-            CoordinatorVersion::V2 => self.v2.start_workflow(definition, metadata).await?,
+            CoordinatorVersion::V2 => match workflow_id {
+                Some(id) => {
+                    self.v2
+                        .start_workflow_with_id(id, definition, metadata)
+                        .await?
+                }
+                None => self.v2.start_workflow(definition, metadata).await?,
+            },
+            CoordinatorVersion::V1 if workflow_id.is_some() => {
+                return Err(Error::new(
+                    ErrorCode::INVALID_INPUT,
+                    "CoordinatorV1 picks its own workflow ids; a given id needs CoordinatorV2",
+                ));
+            }
             CoordinatorVersion::V1 => {
                 match self
                     .v1

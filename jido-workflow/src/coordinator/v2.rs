@@ -9,18 +9,27 @@
 //! waits runs as agent work under the engine's task supervisor and reports
 //! back with an action:
 //!
-//! - [`StartWorkflow`] records the workflow as active (saved before the
-//!   reply), then the work starts it on the engine; the action's output,
-//!   [`PendingStart`], resolves once the engine has it. A kill in between
-//!   leaves an entry that the next start reconciles (dropped if the
-//!   workflow never started).
+//! - [`StartWorkflow`] queues the start and replies at once with a
+//!   [`PendingStart`]; the first start or end queued also queues one
+//!   `Flush` action behind the messages already in the mailbox, which
+//!   records every queued start as active and counts every queued end in
+//!   one save (group commit: one write per mailbox drain, not one per
+//!   start, so a coordinator takes many starts while a save is on its
+//!   way). Once that save is durable a work per start starts it on the
+//!   engine, and its [`PendingStart`] resolves once the engine has it:
+//!   `start_workflow` still answers only what is durable in both. A kill
+//!   before the save drops the queued starts (their callers hear
+//!   `process_not_alive`, nothing started); a kill between the save and
+//!   the engine's start leaves an entry that the next start reconciles
+//!   (dropped if the workflow never started).
 //! - [`WhenFinished`] registers a waiter (a oneshot, the deferred reply);
 //!   the workflow's end completes it. Waiters live in memory: when the
 //!   coordinator restarts they are dropped and their callers fail at once
 //!   (`process_not_alive`, retryable): ask again.
 //! - Workflow ends reach it from the engine's finish listener through a
 //!   channel that one forwarding work (per coordinator, across restarts)
-//!   turns into [`WorkflowEnded`] actions; at every start it reconciles its
+//!   turns into [`WorkflowEnded`] actions, counted (and their waiters
+//!   answered) by the next flush; at every start it reconciles its
 //!   active workflows with the engine (workflows that ended while it was
 //!   down are counted then).
 //!
@@ -52,6 +61,8 @@ use crate::status::WorkflowStatus;
 
 /// How long [`CoordinatorV2Ref::start_workflow`] waits, in all.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest workflow id a start may give.
+const MAX_GIVEN_ID: usize = 128;
 
 /// One active workflow, as the coordinator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +153,47 @@ pub struct CoordinatorV2 {
     request_since: Duration,
     state: CoordinatorState,
     waiters: BTreeMap<String, Vec<oneshot::Sender<Result<WorkflowStatus, Error>>>>,
+    /// Starts waiting for the next [`Flush`] (in memory only: a crash
+    /// before it drops them, and their callers hear `process_not_alive`).
+    queued: Vec<QueuedStart>,
+    /// Workflow ends waiting for the next [`Flush`] (a crash before it
+    /// leaves them to the reconciliation at the next start).
+    queued_ends: Vec<(String, WorkflowStatus)>,
+    /// Whether a [`Flush`] is queued.
+    flush_scheduled: bool,
+    /// The answers of the starts of the last [`Flush`], for its save's
+    /// failure.
+    flushing: Vec<StartAnswer>,
+    /// The ends the last [`Flush`] applied, queued again if its save fails.
+    flushing_ends: Vec<(String, WorkflowStatus)>,
+}
+
+/// The answer of one start, taken by its work or, when the save of its
+/// [`Flush`] fails, by `on_action_error`.
+type StartAnswer = Arc<std::sync::Mutex<Option<oneshot::Sender<Result<(), Error>>>>>;
+
+/// Answers a start once; false when its caller has gone (or it was
+/// answered already).
+fn answer_start(answer: &StartAnswer, result: Result<(), Error>) -> bool {
+    let sender = answer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    sender.is_some_and(|sender| sender.send(result).is_ok())
+}
+
+/// A start waiting for the next [`Flush`].
+struct QueuedStart {
+    workflow: String,
+    entry: ActiveWorkflow,
+    definition: WorkflowDefinition,
+    metadata: Value,
+    completed: BTreeMap<String, Value>,
+    /// Whether its outcome is reported to the recorder (not migrations).
+    record: bool,
+    /// When its request began.
+    since: Duration,
+    answer: StartAnswer,
 }
 
 impl std::fmt::Debug for CoordinatorV2 {
@@ -210,64 +262,139 @@ impl CoordinatorV2 {
         }
     }
 
-    /// Records `definition` as active and leaves the work that starts it.
+    /// Queues `definition`'s start (under `given`, or a new id) for the
+    /// next [`Flush`], which records it as active and leaves the work that
+    /// starts it.
     fn start(
         &mut self,
         ctx: &mut ActionContext<CoordinatorV2>,
+        given: Option<String>,
         definition: WorkflowDefinition,
         metadata: Value,
         completed: BTreeMap<String, Value>,
         record: bool,
     ) -> Result<PendingStart, Error> {
         definition.check_works(self.engine.works())?;
-        let workflow = uuid::Uuid::new_v4().simple().to_string();
-        self.state.active.insert(
-            workflow.clone(),
-            ActiveWorkflow {
+        let workflow = match given {
+            Some(id) => {
+                if id.is_empty() || id.len() > MAX_GIVEN_ID {
+                    return Err(Error::validation(format!(
+                        "a workflow id must be 1 to {MAX_GIVEN_ID} bytes"
+                    ))
+                    .with_context("field", "workflow"));
+                }
+                if self.state.active.contains_key(&id)
+                    || self.queued.iter().any(|queued| queued.workflow == id)
+                {
+                    return Err(Error::new(
+                        ErrorCode::ALREADY_EXISTS,
+                        format!("workflow {id} is active already"),
+                    )
+                    .with_context("workflow", id));
+                }
+                id
+            }
+            None => uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let (sender, started) = oneshot::channel();
+        self.queued.push(QueuedStart {
+            workflow: workflow.clone(),
+            entry: ActiveWorkflow {
                 started_at_ms: wall_millis(self.clock.as_ref()),
                 metadata: to_json_text(&metadata),
             },
-        );
-        let (sender, started) = oneshot::channel();
-        let engine = self.engine.clone();
-        let myself = ctx.myself().clone();
-        let recorder = if record { self.recorder.clone() } else { None };
-        let clock = Arc::clone(&self.clock);
-        let since = self.request_since;
-        let id = workflow.clone();
-        // Runs once the entry is saved (dropped, with the sender, if the
-        // save fails: the caller then has the save's error).
-        ctx.start_work(async move {
-            let result = engine
-                .start_seeded(&id, &definition, metadata, &completed)
-                .await;
-            if result.is_err() {
-                // The entry goes if the workflow never started.
-                let found = engine.summary_status(&id).await;
-                if matches!(found, Ok(None)) {
+            definition,
+            metadata,
+            completed,
+            record,
+            since: self.request_since,
+            answer: Arc::new(std::sync::Mutex::new(Some(sender))),
+        });
+        self.schedule_flush(ctx);
+        Ok(PendingStart { workflow, started })
+    }
+
+    /// Makes sure one [`Flush`] follows the messages queued now.
+    fn schedule_flush(&mut self, ctx: &mut ActionContext<CoordinatorV2>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            ctx.enqueue(Flush {});
+        }
+    }
+
+    /// Applies the queued starts and ends to the state (saved by the agent
+    /// runtime after this) and leaves a work per start that starts it on
+    /// the engine once the save is durable.
+    fn flush(&mut self, ctx: &mut ActionContext<CoordinatorV2>) {
+        self.flush_scheduled = false;
+        self.flushing.clear();
+        for queued in std::mem::take(&mut self.queued) {
+            self.state
+                .active
+                .insert(queued.workflow.clone(), queued.entry);
+            self.flushing.push(Arc::clone(&queued.answer));
+            let engine = self.engine.clone();
+            let myself = ctx.myself().clone();
+            let recorder = if queued.record {
+                self.recorder.clone()
+            } else {
+                None
+            };
+            let clock = Arc::clone(&self.clock);
+            let id = queued.workflow;
+            let (definition, metadata, completed) =
+                (queued.definition, queued.metadata, queued.completed);
+            let (since, answer) = (queued.since, queued.answer);
+            // Runs once the entry is saved (dropped if the save fails:
+            // `on_action_error` answers the caller with the save's error).
+            ctx.start_work(async move {
+                let result = engine
+                    .start_seeded(&id, &definition, metadata, &completed)
+                    .await;
+                if let Err(error) = &result
+                    && error.code() == ErrorCode::ALREADY_EXISTS
+                {
+                    // The id was taken (a start under a given id that
+                    // another start made first): that workflow is not this
+                    // start's.
                     report(
                         &myself,
-                        Resolve {
+                        Withdraw {
                             workflow: id.clone(),
-                            found,
                         },
                     )
                     .await;
+                } else if result.is_err() {
+                    // The entry goes if the workflow never started.
+                    let found = engine.summary_status(&id).await;
+                    if matches!(found, Ok(None)) {
+                        report(
+                            &myself,
+                            Resolve {
+                                workflow: id.clone(),
+                                found,
+                            },
+                        )
+                        .await;
+                    }
                 }
-            }
-            if let Some(recorder) = recorder {
-                recorder.record_request(
-                    "v2",
-                    result.is_ok(),
-                    clock.elapsed().saturating_sub(since),
-                );
-            }
-            if sender.send(result).is_err() {
-                // The caller stopped waiting; the workflow runs regardless.
-                tracing::trace!(workflow = %id, "a start's caller has gone");
-            }
-        });
-        Ok(PendingStart { workflow, started })
+                if let Some(recorder) = recorder {
+                    recorder.record_request(
+                        "v2",
+                        result.is_ok(),
+                        clock.elapsed().saturating_sub(since),
+                    );
+                }
+                if !answer_start(&answer, result) {
+                    // The caller stopped waiting; the workflow runs regardless.
+                    tracing::trace!(workflow = %id, "a start's caller has gone");
+                }
+            });
+        }
+        self.flushing_ends = std::mem::take(&mut self.queued_ends);
+        for (workflow, status) in self.flushing_ends.clone() {
+            self.ended(&workflow, status);
+        }
     }
 
     /// Counts `workflow`'s end if it is active and answers its waiters;
@@ -347,6 +474,11 @@ impl Agent for CoordinatorV2 {
             clock,
             state: CoordinatorState::default(),
             waiters: BTreeMap::new(),
+            queued: Vec::new(),
+            queued_ends: Vec::new(),
+            flush_scheduled: false,
+            flushing: Vec::new(),
+            flushing_ends: Vec::new(),
         })
     }
 
@@ -372,6 +504,18 @@ impl Agent for CoordinatorV2 {
         if action == StartWorkflow::NAME {
             tracing::debug!(%error, "CoordinatorV2 refused a start");
             self.record_request(false);
+        }
+        if action == Flush::NAME {
+            // The save failed: the state is the last saved one, no start
+            // of this flush runs; its callers hear why.
+            tracing::warn!(%error, starts = self.flushing.len(), "CoordinatorV2 could not save its starts");
+            for answer in std::mem::take(&mut self.flushing) {
+                answer_start(&answer, Err(error.clone()));
+            }
+            // The ends count with the next flush (or the reconciliation of
+            // the next start).
+            let ends = std::mem::take(&mut self.flushing_ends);
+            self.queued_ends.extend(ends);
         }
     }
 }
@@ -401,8 +545,9 @@ impl PersistentAgent for CoordinatorV2 {
     }
 }
 
-/// Starts a workflow; its output resolves to the id once the engine has
-/// it. The workflow is active (and saved) before the action replies.
+/// Starts a workflow; its output resolves to the id once the
+/// coordinator's save of it and the engine's start are durable (the
+/// action itself only queues it for the next flush).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct StartWorkflow {
@@ -410,14 +555,34 @@ pub struct StartWorkflow {
     pub definition: WorkflowDefinition,
     /// Its metadata.
     pub metadata: Value,
+    /// The id to start it under (`None`: a new one). A caller that
+    /// reserved the id durably first (an idempotency key) starts it under
+    /// that id, so a retry after a crash finds or makes the same workflow;
+    /// the engine refuses a second workflow under one id
+    /// (`already_exists`).
+    pub workflow: Option<String>,
 }
 
 impl StartWorkflow {
-    /// A start of `definition` with `metadata`.
+    /// A start of `definition` with `metadata` under a new id.
     pub fn new(definition: WorkflowDefinition, metadata: Value) -> StartWorkflow {
         StartWorkflow {
             definition,
             metadata,
+            workflow: None,
+        }
+    }
+
+    /// A start of `definition` with `metadata` under the id `workflow`.
+    pub fn with_id(
+        workflow: impl Into<String>,
+        definition: WorkflowDefinition,
+        metadata: Value,
+    ) -> StartWorkflow {
+        StartWorkflow {
+            definition,
+            metadata,
+            workflow: Some(workflow.into()),
         }
     }
 }
@@ -432,7 +597,14 @@ impl Action<CoordinatorV2> for StartWorkflow {
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStart, Error> {
         agent.request_since = agent.clock.elapsed();
-        agent.start(ctx, self.definition, self.metadata, BTreeMap::new(), true)
+        agent.start(
+            ctx,
+            self.workflow,
+            self.definition,
+            self.metadata,
+            BTreeMap::new(),
+            true,
+        )
     }
 }
 
@@ -472,7 +644,14 @@ impl Action<CoordinatorV2> for StartMigrated {
         agent: &mut CoordinatorV2,
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStart, Error> {
-        agent.start(ctx, self.definition, self.metadata, self.completed, false)
+        agent.start(
+            ctx,
+            None,
+            self.definition,
+            self.metadata,
+            self.completed,
+            false,
+        )
     }
 }
 
@@ -555,9 +734,50 @@ impl Action<CoordinatorV2> for WorkflowEnded {
     fn run(
         self,
         agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        agent.queued_ends.push((self.workflow, self.status));
+        agent.schedule_flush(ctx);
+        Ok(())
+    }
+}
+
+/// Applies the queued starts and workflow ends in one save (queued by the
+/// first of them, so it runs after the messages already in the mailbox:
+/// one save per mailbox drain, however many starts and ends it holds).
+#[derive(Debug)]
+struct Flush {}
+
+impl Action<CoordinatorV2> for Flush {
+    const NAME: &'static str = "flush";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        agent.flush(ctx);
+        Ok(())
+    }
+}
+
+/// A start under a given id lost to another start of that id: the entry
+/// goes, uncounted (the workflow is the other start's).
+struct Withdraw {
+    workflow: String,
+}
+
+impl Action<CoordinatorV2> for Withdraw {
+    const NAME: &'static str = "withdraw";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
         _ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
-        agent.ended(&self.workflow, self.status);
+        agent.state.active.remove(&self.workflow);
         Ok(())
     }
 }
@@ -605,8 +825,8 @@ pub struct PendingStart {
 }
 
 impl PendingStart {
-    /// The new workflow's id (already active in the coordinator's saved
-    /// state).
+    /// The new workflow's id (active in the coordinator's saved state
+    /// once [`wait`](PendingStart::wait) succeeds).
     pub fn workflow(&self) -> &str {
         &self.workflow
     }
@@ -723,6 +943,34 @@ impl CoordinatorV2Ref {
         let pending = self
             .agent
             .run_timeout(StartWorkflow::new(definition, metadata), START_TIMEOUT)
+            .await?;
+        pending.wait(START_TIMEOUT).await
+    }
+
+    /// As [`start_workflow`](CoordinatorV2Ref::start_workflow), under the
+    /// id `workflow` (see [`StartWorkflow::workflow`]).
+    ///
+    /// # Errors
+    ///
+    /// `already_exists` when a workflow of that id exists or is starting;
+    /// `invalid_input` for an empty or over-long id; otherwise as for
+    /// [`start_workflow`](CoordinatorV2Ref::start_workflow).
+    ///
+    /// # Cancel safety
+    ///
+    /// As for [`start_workflow`](CoordinatorV2Ref::start_workflow).
+    pub async fn start_workflow_with_id(
+        &self,
+        workflow: &str,
+        definition: WorkflowDefinition,
+        metadata: Value,
+    ) -> Result<String, Error> {
+        let pending = self
+            .agent
+            .run_timeout(
+                StartWorkflow::with_id(workflow, definition, metadata),
+                START_TIMEOUT,
+            )
             .await?;
         pending.wait(START_TIMEOUT).await
     }

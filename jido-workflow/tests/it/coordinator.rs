@@ -423,3 +423,251 @@ async fn a_refused_start_leaves_nothing_active_and_is_recorded_as_failed() -> Re
     app.shutdown().await?;
     engine.shutdown().await
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_start_under_a_given_id_makes_that_workflow_once() -> Result<(), Error> {
+    let clock = clock();
+    let store = memory_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    let id = v2
+        .start_workflow_with_id("reserved-1", plan(), Value::Null)
+        .await?;
+    assert_eq!(id, "reserved-1");
+    // The same id again, while it runs and after it ended: refused, and
+    // counted once.
+    let again = v2
+        .start_workflow_with_id("reserved-1", plan(), Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), foundation_error::ErrorCode::ALREADY_EXISTS);
+    assert_eq!(
+        v2.when_finished(&id, Duration::from_secs(60)).await?,
+        WorkflowStatus::Completed
+    );
+    let late = v2
+        .start_workflow_with_id("reserved-1", plan(), Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), foundation_error::ErrorCode::ALREADY_EXISTS);
+    // The refused start's entry was withdrawn before its caller heard.
+    let stats = stats(&v2).await?;
+    assert!(stats.active.is_empty(), "{:?}", stats.active);
+    assert_eq!((stats.completed_count, stats.failed_count), (1, 0));
+    assert_eq!(executions.total(), 5);
+    let empty = v2
+        .start_workflow_with_id("", plan(), Value::Null)
+        .await
+        .unwrap_err();
+    assert_eq!(empty.code(), foundation_error::ErrorCode::INVALID_INPUT);
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+/// A store backend that counts (and on command fails) the writes of
+/// CoordinatorV2's saved state, over an in-memory store.
+#[derive(Debug)]
+struct WatchedBackend {
+    inner: Arc<dyn foundation_persist::Backend>,
+    saves: std::sync::atomic::AtomicU64,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+impl WatchedBackend {
+    fn saves(&self) -> u64 {
+        self.saves.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn is_coordinator_save(op: &foundation_persist::backend::Op) -> bool {
+    matches!(op, foundation_persist::backend::Op::Put { keyspace, .. } if keyspace.name() == "agents.coordinator_v2")
+}
+
+impl foundation_persist::Backend for WatchedBackend {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn write(
+        &self,
+        ops: Vec<foundation_persist::backend::Op>,
+    ) -> foundation_persist::backend::BackendFuture<'_, Vec<foundation_persist::Outcome>> {
+        if ops.iter().any(is_coordinator_save) {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Box::pin(std::future::ready(Err(Error::new(
+                    foundation_error::ErrorCode::STORAGE_FAILURE,
+                    "injected: the coordinator's save fails",
+                ))));
+            }
+            self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        self.inner.write(ops)
+    }
+
+    fn get<'a>(
+        &'a self,
+        keyspace: &'a foundation_persist::backend::StateKeyspace,
+        key: &'a str,
+    ) -> foundation_persist::backend::BackendFuture<
+        'a,
+        Option<foundation_persist::backend::StoredValue>,
+    > {
+        self.inner.get(keyspace, key)
+    }
+
+    fn list<'a>(
+        &'a self,
+        keyspace: &'a foundation_persist::backend::StateKeyspace,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> foundation_persist::backend::BackendFuture<'a, Vec<foundation_persist::backend::StoredEntry>>
+    {
+        self.inner.list(keyspace, prefix, after, limit)
+    }
+
+    fn read_journal<'a>(
+        &'a self,
+        journal: &'a foundation_persist::backend::JournalKeyspace,
+        stream: &'a str,
+        from: u64,
+        limit: usize,
+    ) -> foundation_persist::backend::BackendFuture<'a, Vec<(u64, Vec<u8>)>> {
+        self.inner.read_journal(journal, stream, from, limit)
+    }
+
+    fn journal_head<'a>(
+        &'a self,
+        journal: &'a foundation_persist::backend::JournalKeyspace,
+        stream: &'a str,
+    ) -> foundation_persist::backend::BackendFuture<'a, foundation_persist::StreamHead> {
+        self.inner.journal_head(journal, stream)
+    }
+
+    fn list_streams<'a>(
+        &'a self,
+        journal: &'a foundation_persist::backend::JournalKeyspace,
+        prefix: &'a str,
+        after: Option<&'a str>,
+        limit: usize,
+    ) -> foundation_persist::backend::BackendFuture<'a, Vec<String>> {
+        self.inner.list_streams(journal, prefix, after, limit)
+    }
+
+    fn close(&self) -> foundation_persist::backend::BackendFuture<'_, ()> {
+        self.inner.close()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.inner.is_closed()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn watched_store() -> (Store, Arc<WatchedBackend>) {
+    let backend = Arc::new(WatchedBackend {
+        inner: Arc::clone(memory_store().backend()),
+        saves: std::sync::atomic::AtomicU64::new(0),
+        fail: std::sync::atomic::AtomicBool::new(false),
+    });
+    let store = Store::with_backend(
+        Arc::clone(&backend) as Arc<dyn foundation_persist::Backend>,
+        &foundation_persist::StoreOptions::new(),
+    );
+    (store, backend)
+}
+
+#[tokio::test(start_paused = true)]
+async fn starts_waiting_in_the_mailbox_share_one_save() -> Result<(), Error> {
+    const STARTS: usize = 20;
+    let clock = clock();
+    let (store, watched) = watched_store();
+    let executions = Executions::default();
+    // Steps that outlast the test: no workflow ends while it counts.
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_secs(3600))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    let before = watched.saves();
+    let mut starts = tokio::task::JoinSet::new();
+    for _ in 0..STARTS {
+        let v2 = v2.clone();
+        starts.spawn(async move { v2.start_workflow(plan(), Value::Null).await });
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    while let Some(started) = starts.join_next().await {
+        ids.insert(started.expect("a start task")?);
+    }
+    assert_eq!(ids.len(), STARTS);
+    let saves = watched.saves() - before;
+    assert!(
+        saves < STARTS as u64 / 4,
+        "{STARTS} starts queued together took {saves} saves of the coordinator"
+    );
+    let stats = stats(&v2).await?;
+    assert_eq!(
+        stats.active.len(),
+        STARTS,
+        "every start is active and saved"
+    );
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_answers_its_starts_with_the_store_error_and_starts_nothing()
+-> Result<(), Error> {
+    let clock = clock();
+    let (store, watched) = watched_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    watched
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = v2.start_workflow(plan(), Value::Null).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        foundation_error::ErrorCode::STORAGE_FAILURE,
+        "{refused}"
+    );
+    let listed = engine.list(&jido_workflow::ListFilter::new()).await?;
+    assert!(listed.workflows.is_empty(), "nothing started");
+    assert!(stats(&v2).await?.active.is_empty());
+    watched
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let id = v2.start_workflow(plan(), Value::Null).await?;
+    assert_eq!(
+        v2.when_finished(&id, Duration::from_secs(60)).await?,
+        WorkflowStatus::Completed
+    );
+    app.shutdown().await?;
+    engine.shutdown().await
+}

@@ -4,6 +4,7 @@ mod chaos;
 mod coordinator;
 mod definition;
 mod engine;
+mod events;
 mod lease;
 mod real_process;
 mod support;
