@@ -142,6 +142,11 @@ pub struct WorkflowProcess {
     listed_waiting: bool,
     /// Whether a [`StepMessage::Flush`] is in the mailbox.
     flush_queued: bool,
+    /// Whether this is the first instance of a workflow the engine just
+    /// started: its in-flight tasks were journaled as started with the
+    /// start (the first launch) and have not run yet, so `resume` runs
+    /// them without journaling another attempt.
+    fresh_launch: bool,
     compensating: Option<(u32, Running)>,
     resumed: bool,
     pending: Vec<Event>,
@@ -175,6 +180,7 @@ impl Actor for WorkflowProcess {
         let ProcessArgs { shared, id, fresh } = args;
         let fresh =
             fresh.and_then(|fresh| fresh.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let fresh_launch = fresh.is_some();
         let (summary, state) = match fresh {
             Some(loaded) => *loaded,
             None => load(&shared, &id).await?,
@@ -189,7 +195,7 @@ impl Actor for WorkflowProcess {
         // After the registration, so that a duplicate start fails before it
         // takes the lease from the running instance.
         let lease = shared.leases.acquire(&id, &shared.owner)?;
-        if state.next_sequence > 2 {
+        if !fresh_launch {
             ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
         }
         ctx.myself()
@@ -211,6 +217,7 @@ impl Actor for WorkflowProcess {
             instance,
             listed_waiting: false,
             flush_queued: false,
+            fresh_launch,
         })
     }
 
@@ -464,7 +471,7 @@ impl WorkflowProcess {
             self.pending_from = self.state.next_sequence;
         }
         for event in &events {
-            self.state.apply(event)?;
+            self.state.apply_event(event)?;
         }
         self.pending.extend(events);
         if status.is_some() {
@@ -473,9 +480,10 @@ impl WorkflowProcess {
         Ok(())
     }
 
-    /// Journals the staged events in one durable batch, fenced by the lease
-    /// and by the journal's expected sequence number, with the summary when
-    /// the status changed.
+    /// Journals the staged events as one journal record (an
+    /// [`Event::Batch`] when there are several) in one durable batch,
+    /// fenced by the lease and by the journal's expected sequence number,
+    /// with the summary when the status changed.
     async fn flush(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() {
             return Ok(());
@@ -483,13 +491,10 @@ impl WorkflowProcess {
         self.shared.leases.check(&self.lease)?;
         let keyspaces = &self.shared.keyspaces;
         let mut batch = keyspaces.store.batch();
-        for (offset, event) in self.pending.iter().enumerate() {
-            if offset == 0 {
-                batch.append_expecting(&keyspaces.journal, &self.id, self.pending_from, event)?;
-            } else {
-                batch.append(&keyspaces.journal, &self.id, event)?;
-            }
-        }
+        // Freed rather than kept: most workflows wait far more than they
+        // write.
+        let record = Event::record(std::mem::take(&mut self.pending));
+        batch.append_expecting(&keyspaces.journal, &self.id, self.pending_from, &record)?;
         let status = self.pending_status.take();
         if let Some(status) = status.filter(|status| *status != self.stored_status) {
             let summary = Summary {
@@ -503,12 +508,10 @@ impl WorkflowProcess {
             batch.put(&keyspaces.summaries, &self.id, &summary)?;
         }
         batch.commit().await?;
+        self.state.count_record();
         if let Some(status) = status {
             self.stored_status = status;
         }
-        // Freed rather than kept: most workflows wait far more than they
-        // write.
-        self.pending = Vec::new();
         Ok(())
     }
 
@@ -549,6 +552,7 @@ impl WorkflowProcess {
         let now = self.now_ms();
         let mut relaunch = Vec::new();
         let mut interrupted = Vec::new();
+        let mut first_launch = Vec::new();
         for (index, task) in self.state.tasks.iter().enumerate() {
             let index = index as u32;
             match task.phase {
@@ -560,6 +564,7 @@ impl WorkflowProcess {
                         );
                     }
                 }
+                TaskPhase::InFlight if self.fresh_launch => first_launch.push(index),
                 TaskPhase::InFlight => {
                     if self.state.definition.tasks()[index as usize].delivery
                         == Delivery::AtMostOnce
@@ -588,6 +593,10 @@ impl WorkflowProcess {
         if !self.state.is_unwinding() && !relaunch.is_empty() {
             self.launch(relaunch, ctx).await?;
         }
+        self.fresh_launch = false;
+        for task in first_launch {
+            self.start_job(task, false, ctx)?;
+        }
         // A signal that arrived while a wait was being set up.
         let waiting: Vec<(u32, String)> = self
             .state
@@ -611,31 +620,7 @@ impl WorkflowProcess {
     /// Journals the starts of `tasks` in one write, then runs them.
     async fn launch(&mut self, tasks: Vec<u32>, ctx: &mut Context<Self>) -> Result<(), Error> {
         let now = self.now_ms();
-        let mut events = Vec::with_capacity(tasks.len() * 2);
-        for &task in &tasks {
-            let spec = &self.state.definition.tasks()[task as usize];
-            events.push(Event::StepStarted {
-                task,
-                attempt: self.state.tasks[task as usize].attempts + 1,
-            });
-            if spec.work == DELAY {
-                let duration = spec
-                    .params
-                    .get("duration_ms")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                events.push(Event::TimerSet {
-                    task,
-                    due_ms: now.saturating_add(duration),
-                });
-            } else if spec.work == AWAIT_SIGNAL {
-                let timeout = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
-                events.push(Event::TimerSet {
-                    task,
-                    due_ms: now.saturating_add(timeout),
-                });
-            }
-        }
+        let events = launch_events(&self.state, &tasks, now);
         let status = if self.stored_status == WorkflowStatus::Pending {
             Some(WorkflowStatus::Running)
         } else {
@@ -964,6 +949,37 @@ impl WorkflowProcess {
         }
         ctx.stop(ExitReason::Normal);
     }
+}
+
+/// The events that launch `tasks` of `state` at wall time `now`: each
+/// one's start, and a built-in's durable timer.
+pub(crate) fn launch_events(state: &WorkflowState, tasks: &[u32], now: u64) -> Vec<Event> {
+    let mut events = Vec::with_capacity(tasks.len() * 2);
+    for &task in tasks {
+        let spec = &state.definition.tasks()[task as usize];
+        events.push(Event::StepStarted {
+            task,
+            attempt: state.tasks[task as usize].attempts + 1,
+        });
+        if spec.work == DELAY {
+            let duration = spec
+                .params
+                .get("duration_ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            events.push(Event::TimerSet {
+                task,
+                due_ms: now.saturating_add(duration),
+            });
+        } else if spec.work == AWAIT_SIGNAL {
+            let timeout = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
+            events.push(Event::TimerSet {
+                task,
+                due_ms: now.saturating_add(timeout),
+            });
+        }
+    }
+    events
 }
 
 pub(crate) fn info_from(id: &str, state: &WorkflowState, running: bool) -> WorkflowInfo {

@@ -101,9 +101,25 @@ impl WorkflowState {
         })
     }
 
-    /// Applies one durable event.
-    pub(crate) fn apply(&mut self, event: &Event) -> Result<(), Error> {
+    /// Applies one durable journal record (one event, or a batch of them)
+    /// and counts it.
+    pub(crate) fn apply(&mut self, record: &Event) -> Result<(), Error> {
+        for event in record.events() {
+            self.apply_event(event)?;
+        }
         self.next_sequence += 1;
+        Ok(())
+    }
+
+    /// Counts one journal record whose events were applied with
+    /// [`apply_event`](Self::apply_event).
+    pub(crate) fn count_record(&mut self) {
+        self.next_sequence += 1;
+    }
+
+    /// Applies one event, without counting a journal record (the process
+    /// stages events and journals them later as one record).
+    pub(crate) fn apply_event(&mut self, event: &Event) -> Result<(), Error> {
         match event {
             Event::Started {
                 metadata,
@@ -199,6 +215,12 @@ impl WorkflowState {
             Event::Finished { status } => {
                 self.finished =
                     Some(WorkflowStatus::from_code(*status).unwrap_or(WorkflowStatus::Failed));
+            }
+            Event::Batch(_) => {
+                return Err(Error::new(
+                    ErrorCode::DATA_CORRUPTION,
+                    "a journal batch holds another batch",
+                ));
             }
         }
         Ok(())
