@@ -662,7 +662,10 @@ impl WorkflowEngine {
             started_at_ms: now,
             updated_at_ms: now,
         };
-        batch.compare_and_set(&keyspaces.summaries, id, None, &summary)?;
+        // The journal's first record guards the id: if the stream exists,
+        // the append fails and the batch, summary included, is not
+        // applied (so the summary needs no read of its own).
+        batch.put(&keyspaces.summaries, id, &summary)?;
         batch.append_expecting(&keyspaces.journal, id, 1, &record)?;
         batch.commit().await.map_err(|error| {
             if error.code() == ErrorCode::VERSION_CONFLICT {

@@ -18,7 +18,7 @@
 //! This module is not for starting, listing or routing to workflows (see
 //! `engine`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -114,7 +114,7 @@ pub enum StepMessage {
         /// The task.
         task: u32,
     },
-    /// Resume and schedule (sent to itself after `init`).
+    /// Resume and schedule (a timer due at once, armed by `init`).
     Advance,
     /// Journal the staged step results (sent to itself, so that results
     /// already in the mailbox are journaled in the same batch).
@@ -134,7 +134,9 @@ pub struct WorkflowProcess {
     state: WorkflowState,
     lease: Lease,
     stored_status: WorkflowStatus,
-    running: HashMap<u32, Running>,
+    /// By task; a B-tree map (no hasher state, no table) because most
+    /// workflows run few steps at once and many run none (waiting).
+    running: BTreeMap<u32, Running>,
     /// This instance's number (unique in the engine), so that a dead
     /// instance does not unlist its successor from the waiting list.
     instance: u64,
@@ -198,9 +200,11 @@ impl Actor for WorkflowProcess {
         if !fresh_launch {
             ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
         }
-        ctx.myself()
-            .try_send_info(StepMessage::Advance)
-            .map_err(|error| error.into_error())?;
+        // A timer due at once rather than a mailbox message: it runs before
+        // any queued message all the same, and a process that then only
+        // waits (on a signal or a delay, whose timer is armed anyway) never
+        // grows a message queue (memory per waiting workflow).
+        ctx.send_after(Duration::ZERO, StepMessage::Advance);
         let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
         Ok(WorkflowProcess {
             stored_status: summary.status(),
@@ -208,7 +212,7 @@ impl Actor for WorkflowProcess {
             id,
             state,
             lease,
-            running: HashMap::new(),
+            running: BTreeMap::new(),
             compensating: None,
             resumed: false,
             pending: Vec::new(),
@@ -869,7 +873,7 @@ impl WorkflowProcess {
     /// Runs the compensations, one at a time, latest-completed first; then
     /// ends the workflow failed or cancelled.
     async fn compensate(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
-        for (_, running) in self.running.drain() {
+        for (_, running) in std::mem::take(&mut self.running) {
             running.abort.abort();
         }
         if self.compensating.is_some() {
@@ -939,7 +943,7 @@ impl WorkflowProcess {
     }
 
     fn stop(&mut self, status: WorkflowStatus, ctx: &mut Context<Self>) {
-        for (_, running) in self.running.drain() {
+        for (_, running) in std::mem::take(&mut self.running) {
             running.abort.abort();
         }
         self.shared
