@@ -17,8 +17,10 @@
 //! shape (an orchestration joining three activities, then awaiting two in
 //! sequence, no-op activities) on its bundled SQLite provider with a file
 //! database (WAL, as the provider configures it) and its default runtime
-//! options, 100 in flight (its published figure is 16-28 workflows/s, so
-//! 1,000 in flight would take minutes per sample); and the same engine
+//! options (2 orchestration and 2 activity dispatchers), 100 in flight
+//! (its published figure is 16-28 workflows/s, so 1,000 in flight would
+//! take minutes per sample; under that load its provider logs and retries
+//! `database is locked`, which is part of what is measured); and the same engine
 //! on PostgreSQL (`open_postgres` on a throwaway cluster started by
 //! foundation-persist-postgres's test harness; skipped, with a note on
 //! stderr, when PostgreSQL is not installed). duroxide's own PostgreSQL
