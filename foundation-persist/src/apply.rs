@@ -299,6 +299,10 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
         }
     }
 
+    // Each stream's head is written once per request, after its appends
+    // and truncations: (next sequence, truncated through), by (heads
+    // table, stream).
+    let mut heads: HashMap<(&Arc<str>, &str), (u64, u64)> = HashMap::new();
     for (op, outcome) in ops.iter().zip(outcomes.iter_mut()) {
         match (op, outcome) {
             (
@@ -330,15 +334,16 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                 },
                 Outcome::Appended { sequence },
             ) => {
-                let (_, truncated_through) = tables.head(&journal.heads, stream)?;
+                let (_, truncated_through) =
+                    pending_head(tables, &mut heads, &journal.heads, stream)?;
                 tables
                     .journal(&journal.records)?
                     .insert((stream.as_str(), *sequence), record.as_slice())
                     .map_err(|error| storage_error(error, "write"))?;
-                tables
-                    .heads(&journal.heads)?
-                    .insert(stream.as_str(), (*sequence + 1, truncated_through))
-                    .map_err(|error| storage_error(error, "write"))?;
+                heads.insert(
+                    (&journal.heads, stream.as_str()),
+                    (*sequence + 1, truncated_through),
+                );
             }
             (
                 Op::Truncate {
@@ -348,7 +353,8 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                 },
                 Outcome::Truncated { removed },
             ) => {
-                let (next, truncated_through) = tables.head(&journal.heads, stream)?;
+                let (next, truncated_through) =
+                    pending_head(tables, &mut heads, &journal.heads, stream)?;
                 if *through <= truncated_through || next == 1 {
                     continue;
                 }
@@ -364,16 +370,33 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                     *removed += 1;
                 }
                 let truncated_through = (*through).min(next - 1).max(truncated_through);
-                tables
-                    .heads(&journal.heads)?
-                    .insert(stream.as_str(), (next, truncated_through))
-                    .map_err(|error| storage_error(error, "write"))?;
+                heads.insert((&journal.heads, stream.as_str()), (next, truncated_through));
             }
             _ => {}
         }
     }
+    for ((table, stream), head) in heads {
+        tables
+            .heads(table)?
+            .insert(stream, head)
+            .map_err(|error| storage_error(error, "write"))?;
+    }
     *revision = next_revision;
     Ok(Ok(outcomes))
+}
+
+/// A stream's head as this request's earlier operations left it, else as
+/// stored.
+fn pending_head<'op>(
+    tables: &mut Tables<'_>,
+    heads: &mut HashMap<(&'op Arc<str>, &'op str), (u64, u64)>,
+    table: &'op Arc<str>,
+    stream: &'op str,
+) -> Result<(u64, u64), Error> {
+    if let Some(head) = heads.get(&(table, stream)) {
+        return Ok(*head);
+    }
+    tables.head(table, stream)
 }
 
 /// The `version_conflict` of an append that expected another sequence

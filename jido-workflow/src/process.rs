@@ -18,7 +18,7 @@
 //! This module is not for starting, listing or routing to workflows (see
 //! `engine`).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -114,7 +114,7 @@ pub enum StepMessage {
         /// The task.
         task: u32,
     },
-    /// Resume and schedule (sent to itself after `init`).
+    /// Resume and schedule (a timer due at once, armed by `init`).
     Advance,
     /// Journal the staged step results (sent to itself, so that results
     /// already in the mailbox are journaled in the same batch).
@@ -134,7 +134,9 @@ pub struct WorkflowProcess {
     state: WorkflowState,
     lease: Lease,
     stored_status: WorkflowStatus,
-    running: HashMap<u32, Running>,
+    /// By task; a B-tree map (no hasher state, no table) because most
+    /// workflows run few steps at once and many run none (waiting).
+    running: BTreeMap<u32, Running>,
     /// This instance's number (unique in the engine), so that a dead
     /// instance does not unlist its successor from the waiting list.
     instance: u64,
@@ -142,6 +144,11 @@ pub struct WorkflowProcess {
     listed_waiting: bool,
     /// Whether a [`StepMessage::Flush`] is in the mailbox.
     flush_queued: bool,
+    /// Whether this is the first instance of a workflow the engine just
+    /// started: its in-flight tasks were journaled as started with the
+    /// start (the first launch) and have not run yet, so `resume` runs
+    /// them without journaling another attempt.
+    fresh_launch: bool,
     compensating: Option<(u32, Running)>,
     resumed: bool,
     pending: Vec<Event>,
@@ -175,6 +182,7 @@ impl Actor for WorkflowProcess {
         let ProcessArgs { shared, id, fresh } = args;
         let fresh =
             fresh.and_then(|fresh| fresh.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let fresh_launch = fresh.is_some();
         let (summary, state) = match fresh {
             Some(loaded) => *loaded,
             None => load(&shared, &id).await?,
@@ -189,12 +197,14 @@ impl Actor for WorkflowProcess {
         // After the registration, so that a duplicate start fails before it
         // takes the lease from the running instance.
         let lease = shared.leases.acquire(&id, &shared.owner)?;
-        if state.next_sequence > 2 {
+        if !fresh_launch {
             ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
         }
-        ctx.myself()
-            .try_send_info(StepMessage::Advance)
-            .map_err(|error| error.into_error())?;
+        // A timer due at once rather than a mailbox message: it runs before
+        // any queued message all the same, and a process that then only
+        // waits (on a signal or a delay, whose timer is armed anyway) never
+        // grows a message queue (memory per waiting workflow).
+        ctx.send_after(Duration::ZERO, StepMessage::Advance);
         let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
         Ok(WorkflowProcess {
             stored_status: summary.status(),
@@ -202,7 +212,7 @@ impl Actor for WorkflowProcess {
             id,
             state,
             lease,
-            running: HashMap::new(),
+            running: BTreeMap::new(),
             compensating: None,
             resumed: false,
             pending: Vec::new(),
@@ -211,6 +221,7 @@ impl Actor for WorkflowProcess {
             instance,
             listed_waiting: false,
             flush_queued: false,
+            fresh_launch,
         })
     }
 
@@ -464,7 +475,7 @@ impl WorkflowProcess {
             self.pending_from = self.state.next_sequence;
         }
         for event in &events {
-            self.state.apply(event)?;
+            self.state.apply_event(event)?;
         }
         self.pending.extend(events);
         if status.is_some() {
@@ -473,9 +484,10 @@ impl WorkflowProcess {
         Ok(())
     }
 
-    /// Journals the staged events in one durable batch, fenced by the lease
-    /// and by the journal's expected sequence number, with the summary when
-    /// the status changed.
+    /// Journals the staged events as one journal record (an
+    /// [`Event::Batch`] when there are several) in one durable batch,
+    /// fenced by the lease and by the journal's expected sequence number,
+    /// with the summary when the status changed.
     async fn flush(&mut self) -> Result<(), Error> {
         if self.pending.is_empty() {
             return Ok(());
@@ -483,13 +495,10 @@ impl WorkflowProcess {
         self.shared.leases.check(&self.lease)?;
         let keyspaces = &self.shared.keyspaces;
         let mut batch = keyspaces.store.batch();
-        for (offset, event) in self.pending.iter().enumerate() {
-            if offset == 0 {
-                batch.append_expecting(&keyspaces.journal, &self.id, self.pending_from, event)?;
-            } else {
-                batch.append(&keyspaces.journal, &self.id, event)?;
-            }
-        }
+        // Freed rather than kept: most workflows wait far more than they
+        // write.
+        let record = Event::record(std::mem::take(&mut self.pending));
+        batch.append_expecting(&keyspaces.journal, &self.id, self.pending_from, &record)?;
         let status = self.pending_status.take();
         if let Some(status) = status.filter(|status| *status != self.stored_status) {
             let summary = Summary {
@@ -503,12 +512,10 @@ impl WorkflowProcess {
             batch.put(&keyspaces.summaries, &self.id, &summary)?;
         }
         batch.commit().await?;
+        self.state.count_record();
         if let Some(status) = status {
             self.stored_status = status;
         }
-        // Freed rather than kept: most workflows wait far more than they
-        // write.
-        self.pending = Vec::new();
         Ok(())
     }
 
@@ -549,6 +556,7 @@ impl WorkflowProcess {
         let now = self.now_ms();
         let mut relaunch = Vec::new();
         let mut interrupted = Vec::new();
+        let mut first_launch = Vec::new();
         for (index, task) in self.state.tasks.iter().enumerate() {
             let index = index as u32;
             match task.phase {
@@ -560,6 +568,7 @@ impl WorkflowProcess {
                         );
                     }
                 }
+                TaskPhase::InFlight if self.fresh_launch => first_launch.push(index),
                 TaskPhase::InFlight => {
                     if self.state.definition.tasks()[index as usize].delivery
                         == Delivery::AtMostOnce
@@ -588,6 +597,10 @@ impl WorkflowProcess {
         if !self.state.is_unwinding() && !relaunch.is_empty() {
             self.launch(relaunch, ctx).await?;
         }
+        self.fresh_launch = false;
+        for task in first_launch {
+            self.start_job(task, false, ctx)?;
+        }
         // A signal that arrived while a wait was being set up.
         let waiting: Vec<(u32, String)> = self
             .state
@@ -611,31 +624,7 @@ impl WorkflowProcess {
     /// Journals the starts of `tasks` in one write, then runs them.
     async fn launch(&mut self, tasks: Vec<u32>, ctx: &mut Context<Self>) -> Result<(), Error> {
         let now = self.now_ms();
-        let mut events = Vec::with_capacity(tasks.len() * 2);
-        for &task in &tasks {
-            let spec = &self.state.definition.tasks()[task as usize];
-            events.push(Event::StepStarted {
-                task,
-                attempt: self.state.tasks[task as usize].attempts + 1,
-            });
-            if spec.work == DELAY {
-                let duration = spec
-                    .params
-                    .get("duration_ms")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                events.push(Event::TimerSet {
-                    task,
-                    due_ms: now.saturating_add(duration),
-                });
-            } else if spec.work == AWAIT_SIGNAL {
-                let timeout = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
-                events.push(Event::TimerSet {
-                    task,
-                    due_ms: now.saturating_add(timeout),
-                });
-            }
-        }
+        let events = launch_events(&self.state, &tasks, now);
         let status = if self.stored_status == WorkflowStatus::Pending {
             Some(WorkflowStatus::Running)
         } else {
@@ -884,7 +873,7 @@ impl WorkflowProcess {
     /// Runs the compensations, one at a time, latest-completed first; then
     /// ends the workflow failed or cancelled.
     async fn compensate(&mut self, ctx: &mut Context<Self>) -> Result<(), Error> {
-        for (_, running) in self.running.drain() {
+        for (_, running) in std::mem::take(&mut self.running) {
             running.abort.abort();
         }
         if self.compensating.is_some() {
@@ -954,7 +943,7 @@ impl WorkflowProcess {
     }
 
     fn stop(&mut self, status: WorkflowStatus, ctx: &mut Context<Self>) {
-        for (_, running) in self.running.drain() {
+        for (_, running) in std::mem::take(&mut self.running) {
             running.abort.abort();
         }
         self.shared
@@ -964,6 +953,37 @@ impl WorkflowProcess {
         }
         ctx.stop(ExitReason::Normal);
     }
+}
+
+/// The events that launch `tasks` of `state` at wall time `now`: each
+/// one's start, and a built-in's durable timer.
+pub(crate) fn launch_events(state: &WorkflowState, tasks: &[u32], now: u64) -> Vec<Event> {
+    let mut events = Vec::with_capacity(tasks.len() * 2);
+    for &task in tasks {
+        let spec = &state.definition.tasks()[task as usize];
+        events.push(Event::StepStarted {
+            task,
+            attempt: state.tasks[task as usize].attempts + 1,
+        });
+        if spec.work == DELAY {
+            let duration = spec
+                .params
+                .get("duration_ms")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            events.push(Event::TimerSet {
+                task,
+                due_ms: now.saturating_add(duration),
+            });
+        } else if spec.work == AWAIT_SIGNAL {
+            let timeout = u64::try_from(spec.timeout.as_millis()).unwrap_or(u64::MAX);
+            events.push(Event::TimerSet {
+                task,
+                due_ms: now.saturating_add(timeout),
+            });
+        }
+    }
+    events
 }
 
 pub(crate) fn info_from(id: &str, state: &WorkflowState, running: bool) -> WorkflowInfo {

@@ -4,8 +4,11 @@
 //!
 //! Records are postcard envelopes (foundation-persist's codec), which
 //! cannot hold `serde_json::Value`: JSON parameters, outputs, payloads and
-//! metadata are stored as JSON text. This module is not for replaying the
-//! journal (see `state`).
+//! metadata are stored as JSON text. The events a process journals
+//! together (a start with its first launch, a step's result with the next
+//! steps' starts) are one journal record, an [`Event::Batch`], so a
+//! workflow costs the store one append per durable write rather than one
+//! per event. This module is not for replaying the journal (see `state`).
 
 use foundation_error::{Error, ErrorCode};
 use foundation_persist::{Journal, Record, StateStore, Store};
@@ -82,6 +85,9 @@ pub(crate) enum Event {
     },
     /// The workflow ended with this status.
     Finished { status: u8 },
+    /// Events journaled together as one record (one store operation
+    /// instead of one per event), applied in order. Never nested.
+    Batch(Vec<Event>),
 }
 
 impl Event {
@@ -102,7 +108,26 @@ impl Event {
                 ("compensation_finished", Some(*task), None)
             }
             Event::Finished { .. } => ("finished", None, None),
+            Event::Batch(_) => ("batch", None, None),
         }
+    }
+
+    /// The events of one journal record: a batch's, or the record itself.
+    pub(crate) fn events(&self) -> &[Event] {
+        match self {
+            Event::Batch(events) => events,
+            other => std::slice::from_ref(other),
+        }
+    }
+
+    /// One record holding `events` (the event itself when there is one).
+    pub(crate) fn record(mut events: Vec<Event>) -> Event {
+        if events.len() == 1
+            && let Some(event) = events.pop()
+        {
+            return event;
+        }
+        Event::Batch(events)
     }
 }
 

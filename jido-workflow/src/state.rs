@@ -6,7 +6,7 @@
 //! left to compensate. It does no I/O and reads no clock. This module is
 //! not for running anything (see `process`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use foundation_error::{Error, ErrorCode};
@@ -46,6 +46,15 @@ pub(crate) struct TaskState {
     pub(crate) compensation: CompensationPhase,
 }
 
+/// The empty outputs every new state starts from, shared (an output's
+/// insertion copies it first), so that a workflow that has no output yet
+/// allocates none.
+fn no_outputs() -> Arc<BTreeMap<String, Value>> {
+    static EMPTY: std::sync::LazyLock<Arc<BTreeMap<String, Value>>> =
+        std::sync::LazyLock::new(|| Arc::new(BTreeMap::new()));
+    Arc::clone(&EMPTY)
+}
+
 /// The replayed state of one workflow.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkflowState {
@@ -53,7 +62,7 @@ pub(crate) struct WorkflowState {
     pub(crate) tasks: Vec<TaskState>,
     pub(crate) completed_order: Vec<u32>,
     pub(crate) outputs: Arc<BTreeMap<String, Value>>,
-    pub(crate) signals: HashMap<String, VecDeque<String>>,
+    pub(crate) signals: BTreeMap<String, VecDeque<String>>,
     pub(crate) cancel: Option<String>,
     pub(crate) failure: Option<(u32, StoredError)>,
     pub(crate) finished: Option<WorkflowStatus>,
@@ -81,8 +90,8 @@ impl WorkflowState {
             definition,
             tasks,
             completed_order: Vec::new(),
-            outputs: Arc::new(BTreeMap::new()),
-            signals: HashMap::new(),
+            outputs: no_outputs(),
+            signals: BTreeMap::new(),
             cancel: None,
             failure: None,
             finished: None,
@@ -101,9 +110,25 @@ impl WorkflowState {
         })
     }
 
-    /// Applies one durable event.
-    pub(crate) fn apply(&mut self, event: &Event) -> Result<(), Error> {
+    /// Applies one durable journal record (one event, or a batch of them)
+    /// and counts it.
+    pub(crate) fn apply(&mut self, record: &Event) -> Result<(), Error> {
+        for event in record.events() {
+            self.apply_event(event)?;
+        }
         self.next_sequence += 1;
+        Ok(())
+    }
+
+    /// Counts one journal record whose events were applied with
+    /// [`apply_event`](Self::apply_event).
+    pub(crate) fn count_record(&mut self) {
+        self.next_sequence += 1;
+    }
+
+    /// Applies one event, without counting a journal record (the process
+    /// stages events and journals them later as one record).
+    pub(crate) fn apply_event(&mut self, event: &Event) -> Result<(), Error> {
         match event {
             Event::Started {
                 metadata,
@@ -199,6 +224,12 @@ impl WorkflowState {
             Event::Finished { status } => {
                 self.finished =
                     Some(WorkflowStatus::from_code(*status).unwrap_or(WorkflowStatus::Failed));
+            }
+            Event::Batch(_) => {
+                return Err(Error::new(
+                    ErrorCode::DATA_CORRUPTION,
+                    "a journal batch holds another batch",
+                ));
             }
         }
         Ok(())

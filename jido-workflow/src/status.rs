@@ -214,7 +214,9 @@ pub struct WorkflowPage {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HistoryEntry {
-    /// Its sequence number in the workflow's journal (the first is 1).
+    /// The sequence number of the journal record holding it (the first
+    /// is 1). Events journaled together (a step's result with the next
+    /// steps' starts, say) are one record and share its number.
     pub sequence: u64,
     /// What happened: `started`, `step_started`, `step_succeeded`,
     /// `attempt_failed`, `step_failed`, `step_interrupted`, `timer_set`,
