@@ -234,7 +234,7 @@ pub(super) async fn start(
             // A start refused by fault injection reserves nothing.
             super::api::injected_fault(state, version)?;
             let id = match version {
-                CoordinatorVersion::V2 => uuid::Uuid::new_v4().simple().to_string(),
+                CoordinatorVersion::V2 => state.shared.engine.get()?.new_workflow_id(),
                 _ => String::new(),
             };
             let record = IdempotentStart {

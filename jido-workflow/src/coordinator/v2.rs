@@ -294,7 +294,7 @@ impl CoordinatorV2 {
                 }
                 id
             }
-            None => uuid::Uuid::new_v4().simple().to_string(),
+            None => self.engine.new_workflow_id(),
         };
         let (sender, started) = oneshot::channel();
         self.queued.push(QueuedStart {
