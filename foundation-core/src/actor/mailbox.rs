@@ -12,7 +12,7 @@
 //! (see `handle.rs`).
 
 use std::any::Any;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::mem;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -22,6 +22,7 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::hooks::ExitHooks;
 use super::{ActorOptions, Capacity, Undelivered, UndeliveredHook};
 use crate::Actor;
 use crate::process::{
@@ -80,7 +81,7 @@ struct State<A: Actor> {
     consumer_waiting: bool,
     abort: Option<AbortHandle>,
     /// Run in registration order when the process ends.
-    hooks: BTreeMap<u64, ExitHook>,
+    hooks: ExitHooks,
     next_hook: u64,
     /// Set while a supervisor holds the process stopped: sends fail.
     stopped: bool,
@@ -108,7 +109,7 @@ impl<A: Actor> Mailbox<A> {
                 system: VecDeque::new(),
                 consumer_waiting: false,
                 abort: None,
-                hooks: BTreeMap::new(),
+                hooks: ExitHooks::new(),
                 next_hook: 0,
                 stopped: false,
                 final_reason: None,
@@ -338,7 +339,7 @@ impl<A: Actor> Mailbox<A> {
         self.status.store(CLOSED, Ordering::Release);
         let queued = mem::take(&mut state.user);
         state.system.clear();
-        let hooks = mem::take(&mut state.hooks);
+        let hooks = state.hooks.take();
         let abort = state.abort.take();
         drop(state);
         self.space.close();
@@ -374,7 +375,7 @@ impl<A: Actor> Mailbox<A> {
             process: self.id,
             reason,
         };
-        for (_, hook) in hooks {
+        for hook in hooks {
             hook(&down);
         }
     }
@@ -467,7 +468,7 @@ impl<A: Actor> ProcessControl for Mailbox<A> {
     }
 
     fn remove_exit_hook(&self, key: u64) -> bool {
-        let removed = self.lock().hooks.remove(&key).is_some();
+        let removed = self.lock().hooks.remove(key);
         if removed {
             crate::monitor::monitors_removed(1);
         }

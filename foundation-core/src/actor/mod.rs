@@ -28,6 +28,7 @@
 mod blocking;
 mod context;
 mod handle;
+mod hooks;
 mod mailbox;
 mod reply;
 mod run;
