@@ -102,6 +102,10 @@ impl Backend for Counting {
         self.inner.is_closed()
     }
 
+    fn changes(&self) -> Result<foundation_persist::Changes, foundation_error::Error> {
+        self.inner.changes()
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }

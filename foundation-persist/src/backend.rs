@@ -132,6 +132,18 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Whether [`close`](Backend::close) was called.
     fn is_closed(&self) -> bool;
 
+    /// A new consumer of the store's change feed: every committed put or
+    /// delete of a watched keyspace ([`StateKeyspace::is_watched`]) from
+    /// now on, by any writer the backend can hear of (this process for an
+    /// embedded store, every node for a server), and
+    /// [`Change::Resync`](crate::watch::Change::Resync) when changes may
+    /// have been missed. See [`crate::watch`].
+    ///
+    /// # Errors
+    ///
+    /// `service_unavailable` once the store is closed.
+    fn changes(&self) -> Result<crate::watch::Changes, Error>;
+
     /// The backend as [`Any`], so that its own surface (the redb file's
     /// maintenance, for example) can be reached from a [`Store`].
     fn as_any(&self) -> &dyn Any;
@@ -233,6 +245,9 @@ pub struct StateKeyspace {
     pub(crate) name: Arc<str>,
     /// `state/{name}`, or `meta` for the metadata keyspace.
     pub(crate) storage: Arc<str>,
+    /// Whether writes to it are reported on the change feed
+    /// ([`StoreOptions::watch`](crate::StoreOptions::watch)).
+    pub(crate) watched: bool,
 }
 
 impl StateKeyspace {
@@ -247,6 +262,13 @@ impl StateKeyspace {
     /// column.
     pub fn storage_name(&self) -> &str {
         &self.storage
+    }
+
+    /// Whether the store reports writes to this keyspace on its change
+    /// feed ([`Backend::changes`]); set with
+    /// [`StoreOptions::watch`](crate::StoreOptions::watch).
+    pub fn is_watched(&self) -> bool {
+        self.watched
     }
 
     /// Whether this is the metadata keyspace.

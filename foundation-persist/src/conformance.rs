@@ -75,6 +75,131 @@ where
     a_closed_store_answers_service_unavailable(new_store().await).await;
 }
 
+/// The state keyspace the change-feed checks watch: the stores handed to
+/// [`run_change_feed`] must be opened with
+/// `StoreOptions::watch(WATCHED_KEYSPACE)`.
+pub const WATCHED_KEYSPACE: &str = "watched";
+
+/// Runs every check of the change feed ([`crate::watch`]), each on a fresh
+/// store from `new_store`, which must watch [`WATCHED_KEYSPACE`] and no
+/// other keyspace of the suite.
+pub async fn run_change_feed<F, Fut>(mut new_store: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Store>,
+{
+    the_change_feed_reports_committed_writes_of_watched_keyspaces_only(new_store().await).await;
+    the_change_feed_ends_when_the_store_closes(new_store().await).await;
+}
+
+/// How long a check waits for a change it expects: generous, since a
+/// server backend delivers through its own connection.
+const CHANGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next change that is not a resync (a server backend may resync when
+/// its notification connection flaps; that is allowed at any time).
+async fn next_key(changes: &mut crate::Changes, after: &str) -> (String, String) {
+    loop {
+        match changes.next(CHANGE_WAIT).await {
+            Ok(Some(crate::Change::Key { keyspace, key })) => return (keyspace, key),
+            Ok(Some(_resync)) => continue,
+            Ok(None) => panic!("no change reported within {CHANGE_WAIT:?} after {after}"),
+            Err(error) => panic!("the change feed failed after {after}: {error}"),
+        }
+    }
+}
+
+/// Puts, deletes and batch writes of a watched keyspace are reported once
+/// committed; writes to unwatched keyspaces, journals and metadata, and
+/// refused requests, are not. Every check writes something that is not
+/// reported and then something that is, and requires the next change to
+/// be the latter, so no check waits for an absence.
+pub async fn the_change_feed_reports_committed_writes_of_watched_keyspaces_only(store: Store) {
+    let watched = store
+        .state::<ConformanceRecord>(WATCHED_KEYSPACE)
+        .expect("a keyspace");
+    let unwatched = store
+        .state::<ConformanceRecord>("unwatched")
+        .expect("a keyspace");
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let mut changes = store.changes().expect("a feed");
+    let key = |name: &str| (WATCHED_KEYSPACE.to_owned(), name.to_owned());
+
+    watched.put("a", &record(1)).await.expect("put");
+    assert_eq!(next_key(&mut changes, "a put").await, key("a"));
+
+    unwatched.put("a", &record(2)).await.expect("put");
+    journal.append("s", &record(3)).await.expect("append");
+    store
+        .metadata()
+        .put("m", &record(4))
+        .await
+        .expect("metadata put");
+    watched.put("b", &record(5)).await.expect("put");
+    assert_eq!(
+        next_key(&mut changes, "writes to unwatched keyspaces").await,
+        key("b"),
+        "only the watched keyspace is reported"
+    );
+
+    let error = watched
+        .compare_and_set("b", None, &record(6))
+        .await
+        .expect_err("b exists");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    let mut refused = store.batch();
+    refused
+        .put(&watched, "refused", &record(7))
+        .expect("op")
+        .compare_and_set(&watched, "a", None, &record(8))
+        .expect("op");
+    refused.commit().await.expect_err("a exists");
+    assert!(watched.delete("a").await.expect("delete"));
+    assert_eq!(
+        next_key(&mut changes, "refused writes").await,
+        key("a"),
+        "a refused request is not reported; a delete is"
+    );
+
+    let mut batch = store.batch();
+    batch
+        .put(&unwatched, "c", &record(9))
+        .expect("op")
+        .put(&watched, "c", &record(10))
+        .expect("op");
+    batch.commit().await.expect("commit");
+    assert_eq!(next_key(&mut changes, "a batch").await, key("c"));
+
+    let mut late = store.changes().expect("a second feed");
+    watched.put("d", &record(11)).await.expect("put");
+    assert_eq!(next_key(&mut changes, "d").await, key("d"));
+    assert_eq!(
+        next_key(&mut late, "d").await,
+        key("d"),
+        "a feed taken later starts at the changes after it"
+    );
+    store.close().await.expect("close");
+}
+
+/// Closing the store ends its feeds with `service_unavailable`, and a
+/// closed store gives no new feed.
+pub async fn the_change_feed_ends_when_the_store_closes(store: Store) {
+    let mut changes = store.changes().expect("a feed");
+    store.close().await.expect("close");
+    let error = loop {
+        match changes.next(CHANGE_WAIT).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the feed of a closed store is still open after {CHANGE_WAIT:?}"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.code(), ErrorCode::SERVICE_UNAVAILABLE, "{error}");
+    let error = store.changes().expect_err("closed");
+    assert_eq!(error.code(), ErrorCode::SERVICE_UNAVAILABLE, "{error}");
+}
+
 /// Put, get, overwrite, delete; versions grow with every write to a key.
 pub async fn state_values_round_trip_with_versions(store: Store) {
     let values = store

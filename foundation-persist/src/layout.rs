@@ -75,10 +75,11 @@ pub(crate) fn state_table(keyspace: &str) -> Result<std::sync::Arc<str>, Error> 
     Ok(format!("{STATE_PREFIX}{keyspace}").into())
 }
 
-pub(crate) fn state_keyspace(keyspace: &str) -> Result<StateKeyspace, Error> {
+pub(crate) fn state_keyspace(keyspace: &str, watched: bool) -> Result<StateKeyspace, Error> {
     Ok(StateKeyspace {
         storage: state_table(keyspace)?,
         name: keyspace.into(),
+        watched,
     })
 }
 
@@ -86,6 +87,7 @@ pub(crate) fn metadata_keyspace() -> StateKeyspace {
     StateKeyspace {
         name: METADATA_TABLE.into(),
         storage: METADATA_TABLE.into(),
+        watched: false,
     }
 }
 

@@ -130,6 +130,7 @@ mod redb_backend;
 mod shared;
 mod state;
 mod store;
+pub mod watch;
 mod writer;
 
 pub use backend::Backend;
@@ -146,3 +147,4 @@ pub use ops::{BackupReport, CompactionReport, Outcome, Version};
 pub use options::{Durability, MAX_KEY_BYTES, MAX_READ_LIMIT, StoreOptions};
 pub use state::{Entry, StateStore, Versioned};
 pub use store::Store;
+pub use watch::{Change, Changes};

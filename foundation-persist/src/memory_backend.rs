@@ -27,6 +27,7 @@ use crate::backend::{
 use crate::classify::closed;
 use crate::journal::StreamHead;
 use crate::ops::{Outcome, Version};
+use crate::watch::{ChangeFeed, Changes, watched_changes};
 
 /// One state keyspace: key to (version, envelope).
 type StateValues = BTreeMap<String, (u64, Vec<u8>)>;
@@ -59,6 +60,7 @@ impl JournalData {
 pub(crate) struct MemoryBackend {
     data: Mutex<Option<Data>>,
     closed: AtomicBool,
+    changes: ChangeFeed,
 }
 
 impl fmt::Debug for MemoryBackend {
@@ -74,6 +76,7 @@ impl MemoryBackend {
         MemoryBackend {
             data: Mutex::new(Some(Data::default())),
             closed: AtomicBool::new(false),
+            changes: ChangeFeed::new("memory"),
         }
     }
 
@@ -260,7 +263,15 @@ impl Backend for MemoryBackend {
     }
 
     fn write(&self, ops: Vec<Op>) -> BackendFuture<'_, Vec<Outcome>> {
-        let result = self.with_data(|data| data.apply(ops));
+        let result = self.with_data(|data| {
+            let changes = watched_changes(&ops);
+            let outcomes = data.apply(ops)?;
+            // Published under the lock, so consumers see commits in order.
+            for change in changes {
+                self.changes.publish(change);
+            }
+            Ok(outcomes)
+        });
         Box::pin(std::future::ready(result))
     }
 
@@ -369,6 +380,7 @@ impl Backend for MemoryBackend {
 
     fn close(&self) -> BackendFuture<'_, ()> {
         self.closed.store(true, Ordering::Release);
+        self.changes.close();
         drop(
             self.data
                 .lock()
@@ -380,6 +392,10 @@ impl Backend for MemoryBackend {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    fn changes(&self) -> Result<Changes, Error> {
+        self.changes.subscribe()
     }
 
     fn as_any(&self) -> &dyn Any {

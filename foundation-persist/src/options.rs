@@ -53,6 +53,8 @@ pub struct StoreOptions {
     pub(crate) cache_bytes: usize,
     pub(crate) maintenance_timeout: Duration,
     pub(crate) check_integrity_on_open: bool,
+    /// The state keyspaces reported on the change feed.
+    pub(crate) watched: std::sync::Arc<std::collections::BTreeSet<String>>,
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_injection: Option<crate::fault::FaultInjection>,
 }
@@ -86,9 +88,33 @@ impl StoreOptions {
             cache_bytes: 64 << 20,
             maintenance_timeout: Duration::from_secs(600),
             check_integrity_on_open: false,
+            watched: std::sync::Arc::default(),
             #[cfg(feature = "fault-injection")]
             fault_injection: None,
         }
+    }
+
+    /// Reports every committed put and delete of the state keyspace named
+    /// `keyspace` on the store's change feed
+    /// ([`Store::changes`](crate::Store::changes)). Off for every keyspace
+    /// by default: watching is for small shared records (flags, a rollout
+    /// phase), not for hot keyspaces. On a PostgreSQL store each watched
+    /// write adds a notification to its transaction. The metadata keyspace
+    /// and journals cannot be watched (watch a state record written in the
+    /// same batch instead).
+    pub fn watch(&mut self, keyspace: &str) -> &mut StoreOptions {
+        std::sync::Arc::make_mut(&mut self.watched).insert(keyspace.to_owned());
+        self
+    }
+
+    /// Whether [`watch`](StoreOptions::watch) named `keyspace`.
+    pub fn is_watched(&self, keyspace: &str) -> bool {
+        self.watched.contains(keyspace)
+    }
+
+    /// Whether any keyspace is watched.
+    pub fn watches_any(&self) -> bool {
+        !self.watched.is_empty()
     }
 
     /// When acknowledged writes reach the disk. Default

@@ -230,6 +230,7 @@ impl RedbBackend {
     /// flush.
     pub(crate) async fn close(&self) -> Result<(), Error> {
         self.shared.mark_closed();
+        self.shared.changes.close();
         let _ = self.writes.commands.send(Command::Shutdown);
         let mut stopped = self.writes.stopped.clone();
         // An error means the writer thread is gone (it exited or panicked):
@@ -607,6 +608,10 @@ impl Backend for RedbBackend {
 
     fn is_closed(&self) -> bool {
         self.shared.is_closed()
+    }
+
+    fn changes(&self) -> Result<crate::watch::Changes, Error> {
+        self.shared.changes.subscribe()
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -229,6 +229,22 @@ impl Store {
         self.inner.backend.close().await
     }
 
+    /// A new consumer of the store's change feed: the committed puts and
+    /// deletes of the keyspaces named by
+    /// [`StoreOptions::watch`], from now on, by any writer the
+    /// backend hears of (this process for memory and redb, every node for
+    /// PostgreSQL). See [`crate::watch`].
+    ///
+    /// # Errors
+    ///
+    /// `service_unavailable` once the store is closed.
+    pub fn changes(&self) -> Result<crate::watch::Changes, Error> {
+        if self.is_closed() {
+            return Err(closed());
+        }
+        self.inner.backend.changes()
+    }
+
     /// Whether [`close`](Store::close) was called or the store is shutting down.
     pub fn is_closed(&self) -> bool {
         self.inner.backend.is_closed()

@@ -243,6 +243,12 @@ impl Writer {
         match self.contained("commit", |writer| writer.apply_and_commit(&live)) {
             Ok(replies) => {
                 for (request, reply) in live.into_iter().zip(replies) {
+                    if reply.is_ok() {
+                        // Committed: tell the watchers before the writer
+                        // hears back, so a writer's next read of its feed
+                        // already holds its own change.
+                        self.shared.changes.publish_committed(&request.ops);
+                    }
                     let _ = request.reply.send(reply);
                 }
             }
