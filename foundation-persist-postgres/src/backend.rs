@@ -19,12 +19,14 @@ use foundation_error::{Error, ErrorCode};
 use foundation_persist::backend::{
     Backend, BackendFuture, JournalKeyspace, Op, StateKeyspace, StoredEntry, StoredValue,
 };
+use foundation_persist::watch::{ChangeFeed, Changes};
 use foundation_persist::{Outcome, Store, StreamHead, Version};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
+use crate::listen::Listener;
 use crate::ops::{as_i64, as_u64};
 use crate::options::PostgresOptions;
 use crate::writer::{Request, Writer};
@@ -72,6 +74,10 @@ pub struct PostgresBackend {
     commit_timeout: std::time::Duration,
     read_timeout: std::time::Duration,
     clock: SharedClock,
+    /// The change feed: published by the listener task, if any.
+    changes: Arc<ChangeFeed>,
+    /// The `LISTEN` task, started when the store watches a keyspace.
+    listener: tokio::sync::Mutex<Option<Listener>>,
 }
 
 impl fmt::Debug for PostgresBackend {
@@ -107,6 +113,10 @@ impl PostgresBackend {
         config.options("-c synchronous_commit=on");
         config.connect_timeout(options.connect_timeout);
         let name: Arc<str> = Arc::from(display_name(&config));
+        let mut listen_config = config.clone();
+        // A dead peer of the one long-lived connection is noticed.
+        listen_config.keepalives(true);
+        listen_config.keepalives_idle(std::time::Duration::from_secs(10));
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -144,6 +154,20 @@ impl PostgresBackend {
             .with_context("store", &*name)
         })??;
         drop(client);
+        let changes = Arc::new(ChangeFeed::new(&*name));
+        let listener = if options.store.watches_any() {
+            Some(
+                Listener::start(
+                    listen_config,
+                    Arc::clone(&changes),
+                    Arc::clone(&name),
+                    options.connect_timeout,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let (sender, receiver) = mpsc::channel(options.max_queued_writes);
         let writer = Writer {
             pool: pool.clone(),
@@ -163,6 +187,8 @@ impl PostgresBackend {
             commit_timeout: options.commit_timeout,
             read_timeout: options.read_timeout,
             clock: Arc::clone(&options.clock),
+            changes,
+            listener: tokio::sync::Mutex::new(listener),
         })
     }
 }
@@ -486,6 +512,10 @@ impl Backend for PostgresBackend {
     fn close(&self) -> BackendFuture<'_, ()> {
         Box::pin(async move {
             self.closed.store(true, Ordering::Release);
+            self.changes.close();
+            if let Some(listener) = self.listener.lock().await.take() {
+                listener.stop(self.commit_timeout).await;
+            }
             drop(
                 self.writes
                     .lock()
@@ -520,6 +550,13 @@ impl Backend for PostgresBackend {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    fn changes(&self) -> Result<Changes, Error> {
+        if self.is_closed() {
+            return Err(crate::closed(&self.name));
+        }
+        self.changes.subscribe()
     }
 
     fn as_any(&self) -> &dyn Any {

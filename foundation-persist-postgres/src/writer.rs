@@ -230,6 +230,21 @@ impl Writer {
                 transaction.rollback().await.map_err(Attempt::Before)?;
                 return Ok((answers, 0));
             }
+            // The change feed: delivered by PostgreSQL only if this
+            // transaction commits, to every listening node.
+            let payloads = crate::listen::payloads(
+                batch
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, answer)| answer.is_ok())
+                    .map(|(request, _)| request.ops.as_slice()),
+            );
+            if !payloads.is_empty() {
+                transaction
+                    .execute(crate::listen::NOTIFY_STATEMENT, &[&payloads])
+                    .await
+                    .map_err(Attempt::Before)?;
+            }
             transaction.commit().await.map_err(Attempt::Commit)?;
             Ok((answers, operations))
         };

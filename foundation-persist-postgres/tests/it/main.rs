@@ -4,6 +4,7 @@
 //! PostgreSQL installed, each test says loudly on stderr that it was
 //! skipped (or fails, with `FOUNDATION_REQUIRE_POSTGRES=1`).
 
+mod changes;
 mod cluster;
 mod conformance;
 mod faults;
