@@ -20,7 +20,10 @@ impl DeployMonitor {
     ) -> Result<()> {
         let mut record = state.record.clone();
         record.paused = paused.clone();
-        self.inner.store.save(&record).await?;
+        match self.inner.store.save(&record, state.version).await {
+            Ok(version) => state.version = Some(version),
+            Err(error) => return Err(self.after_conflict(state, error).await),
+        }
         state.record = record;
         self.published().paused = paused.is_some();
         match paused {

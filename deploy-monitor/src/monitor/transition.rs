@@ -75,7 +75,12 @@ impl DeployMonitor {
         // From here on the transition may be stored: keep it pending in
         // memory too, so a failure or a drop is completed, not abandoned.
         state.record = intent;
-        self.inner.store.save(&state.record).await?;
+        match self.inner.store.save(&state.record, state.version).await {
+            Ok(version) => state.version = Some(version),
+            // A conflict replaces the intent with the stored record (another
+            // process moved the rollout); any other error keeps it pending.
+            Err(error) => return Err(self.after_conflict(state, error).await),
+        }
         self.finish_pending(state)
             .await?
             .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "a stored transition vanished"))
@@ -121,7 +126,15 @@ impl DeployMonitor {
         if transition.kind.is_rollback() {
             next.last_rollback_at = Some(transition.at);
         }
-        self.inner.store.complete(&next, &transition).await?;
+        match self
+            .inner
+            .store
+            .complete(&next, &transition, state.version)
+            .await
+        {
+            Ok(version) => state.version = Some(version),
+            Err(error) => return Err(self.after_conflict(state, error).await),
+        }
         state.record = next;
         let now = self.inner.clock.elapsed();
         state.entered_elapsed = now;
