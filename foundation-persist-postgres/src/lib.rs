@@ -78,6 +78,7 @@
 
 mod backend;
 mod classify;
+mod leases;
 pub mod metrics;
 mod ops;
 mod options;
