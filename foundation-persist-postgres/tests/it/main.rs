@@ -8,5 +8,6 @@ mod cluster;
 mod conformance;
 mod faults;
 mod group_commit;
+mod leases;
 mod listing;
 mod schema;
