@@ -12,6 +12,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use foundation_error::clock::SharedClock;
@@ -20,7 +21,7 @@ use foundation_persist::backend::{
     Backend, BackendFuture, JournalKeyspace, Op, StateKeyspace, StoredEntry, StoredValue,
 };
 use foundation_persist::watch::{ChangeFeed, Changes};
-use foundation_persist::{Outcome, Store, StreamHead, Version};
+use foundation_persist::{Lease, Outcome, Store, StreamHead, Version};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
@@ -505,6 +506,72 @@ impl Backend for PostgresBackend {
                 }
                 let rows = client.query(&statement, &params).await?;
                 rows.iter().map(|row| row.try_get(0)).collect()
+            })
+        })
+    }
+
+    fn acquire_lease(
+        &self,
+        name: String,
+        owner: String,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Lease> {
+        Box::pin(async move {
+            read!(self, "acquire_lease", |client| {
+                crate::leases::acquire(&client, &name, &owner, ttl).await
+            })?
+        })
+    }
+
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>> {
+        Box::pin(async move {
+            read!(self, "renew_leases", |client| {
+                crate::leases::renew(&client, &leases, ttl).await
+            })
+        })
+    }
+
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            read!(self, "release_lease", |client| {
+                crate::leases::release(&client, &lease).await
+            })
+        })
+    }
+
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            read!(self, "claim_expired_leases", |client| {
+                crate::leases::claim_expired(&client, &prefix, &owner, ttl, limit).await
+            })
+        })
+    }
+
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        Box::pin(async move {
+            let (start, exclusive) = range_start(&prefix, after.as_deref());
+            let end = prefix_end(&prefix);
+            read!(self, "list_leases", |client| {
+                crate::leases::list(&client, (start, exclusive, end.as_deref()), &prefix, limit)
+                    .await
             })
         })
     }

@@ -78,6 +78,7 @@
 
 mod backend;
 mod classify;
+mod leases;
 mod listen;
 pub mod metrics;
 mod ops;

@@ -46,6 +46,7 @@ fn is_conditional(op: &Op) -> bool {
             expect_sequence, ..
         } => expect_sequence.is_some(),
         Op::Truncate { .. } => false,
+        Op::Fence { .. } => true,
         // An operation this crate does not know is refused (`apply`), after
         // the request's earlier operations: a savepoint undoes them.
         _ => true,
@@ -152,6 +153,7 @@ async fn apply(transaction: &Transaction<'_>, op: &Op) -> Result<Outcome, Refusa
             stream,
             through,
         } => truncate(transaction, journal, stream, *through).await,
+        Op::Fence { name, token } => fence(transaction, name, *token).await,
         other => Err(Refusal::Conflict(Error::new(
             ErrorCode::INTERNAL_ERROR,
             format!("the PostgreSQL backend does not know the operation {other:?}"),
@@ -303,6 +305,35 @@ async fn truncate(
         .execute(&statement, &[&space, &stream, &to])
         .await?;
     Ok(Outcome::Truncated { removed })
+}
+
+/// Checks that `token` is the current token of the lease `name` (and the
+/// lease not released), its row share-locked until the transaction (or the
+/// request's savepoint) ends, so that no takeover can commit between this
+/// check and the commit of the request's writes.
+async fn fence(transaction: &Transaction<'_>, name: &str, token: u64) -> Result<Outcome, Refusal> {
+    let statement = transaction
+        .prepare_cached(
+            "SELECT token, owner IS NULL FROM foundation_persist_leases \
+             WHERE name = $1 FOR SHARE",
+        )
+        .await?;
+    let current = match transaction.query_opt(&statement, &[&name]).await? {
+        Some(row) => {
+            let current: i64 = row.try_get(0)?;
+            let released: bool = row.try_get(1)?;
+            Some((as_u64(current), released))
+        }
+        None => None,
+    };
+    match current {
+        Some((current, false)) if current == token => Ok(Outcome::Fenced),
+        _ => Err(Refusal::Conflict(foundation_persist::lease::lost(
+            name,
+            token,
+            current.map(|(current, _)| current),
+        ))),
+    }
 }
 
 /// The stream's `(next_sequence, truncated_through)`, its row locked until

@@ -36,6 +36,11 @@
 //!   `SEQUENCE`), but no row may be rewritten by every commit.
 //! - **Journal sequences** start at 1 per stream, grow by one per append
 //!   and are never reused, even after truncation.
+//! - **Leases** (the [`lease`](crate::lease) module states their rules):
+//!   tokens strictly increase per name; an [`Op::Fence`] is checked inside
+//!   the same write transaction as the rest of its request, and a failed
+//!   fence fails only its own request (`version_conflict`), like a failed
+//!   compare-and-set; concurrent claimers never get the same lease.
 //! - **Errors by code**: `service_unavailable` once closed (and for a store
 //!   that refuses writes after a storage failure), `resource_exhausted` for
 //!   a full disk, `data_corruption` naming the store for damaged storage,
@@ -50,10 +55,12 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use foundation_error::Error;
 
 use crate::journal::StreamHead;
+use crate::lease::Lease;
 use crate::ops::{Outcome, Version};
 
 #[cfg(doc)]
@@ -124,6 +131,44 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         after: Option<&'a str>,
         limit: usize,
     ) -> BackendFuture<'a, Vec<String>>;
+
+    /// Grants `owner` the lease of `name` for `ttl` (arguments already
+    /// checked): see [`Leases::acquire`](crate::lease::Leases::acquire) for
+    /// the rules and the errors.
+    fn acquire_lease(&self, name: String, owner: String, ttl: Duration)
+    -> BackendFuture<'_, Lease>;
+
+    /// Renews each lease to `ttl` from now if its token is current and it
+    /// was not released: one answer per lease, in order (`version_conflict`
+    /// for a lease lost). `leases` is never empty.
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>>;
+
+    /// Releases `lease` if its token is current; no effect otherwise.
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()>;
+
+    /// Takes over up to `limit` held, expired leases whose name starts
+    /// with `prefix`, each with a new token, for `owner` and `ttl`; two
+    /// concurrent calls never take the same lease.
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>>;
+
+    /// Up to `limit` unreleased leases whose name starts with `prefix`, in
+    /// name order (byte-wise), after `after` when given.
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>>;
 
     /// Stops accepting work, commits what was accepted, releases the
     /// storage. Later calls fail with `service_unavailable`. Idempotent.
@@ -225,6 +270,17 @@ pub enum Op {
         /// The last sequence number to remove.
         through: u64,
     },
+    /// Requires `token` to be the current token of the lease `name` (and
+    /// the lease not released); if it is not, the whole request fails with
+    /// `version_conflict` and writes nothing. Checked inside the request's
+    /// write transaction; expiry is not checked. Its outcome is
+    /// [`Outcome::Fenced`].
+    Fence {
+        /// The lease name.
+        name: String,
+        /// The token the lease must still have.
+        token: u64,
+    },
 }
 
 impl Op {
@@ -235,6 +291,7 @@ impl Op {
             Op::Delete { key, .. } => key.len(),
             Op::Append { stream, record, .. } => stream.len() + record.len(),
             Op::Truncate { stream, .. } => stream.len(),
+            Op::Fence { name, .. } => name.len(),
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::classify::closed;
 use crate::codec::Record;
 use crate::file::StoreFile;
 use crate::journal::Journal;
+use crate::lease::Leases;
 use crate::memory_backend::MemoryBackend;
 use crate::metadata::Metadata;
 use crate::ops::Outcome;
@@ -133,7 +134,10 @@ impl Store {
     ///
     /// None today; the `Result` keeps the signature of [`open`](Store::open).
     pub fn open_in_memory(options: &StoreOptions) -> Result<Store, Error> {
-        Ok(Store::with_backend(Arc::new(MemoryBackend::new()), options))
+        Ok(Store::with_backend(
+            Arc::new(MemoryBackend::new(Arc::clone(&options.clock))),
+            options,
+        ))
     }
 
     /// A store served by `backend`, for example the PostgreSQL backend of
@@ -183,6 +187,12 @@ impl Store {
     /// or not at all.
     pub fn batch(&self) -> WriteBatch {
         WriteBatch::new(self.clone())
+    }
+
+    /// The store's leases: ownership of named work among the processes
+    /// sharing this store, with fencing tokens ([`WriteBatch::fence`]).
+    pub fn leases(&self) -> Leases {
+        Leases::new(self.clone())
     }
 
     /// The maintenance surface of a store file, the built-in redb backend

@@ -9,5 +9,6 @@ mod cluster;
 mod conformance;
 mod faults;
 mod group_commit;
+mod leases;
 mod listing;
 mod schema;
