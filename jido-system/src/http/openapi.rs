@@ -9,6 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::api;
+use super::cluster::{self, ClusterResponse, LeaseView, NodeView};
 use super::dto::*;
 
 /// The document.
@@ -21,12 +22,14 @@ use super::dto::*;
         api::rollout, api::advance, api::rollback, api::emergency_rollback,
         api::start_workflow, api::list_workflows, api::workflow, api::cancel_workflow, api::signal_workflow,
         api::agents, api::alerts, api::ack_alert,
+        cluster::cluster,
     ),
     components(schemas(
         SetFlagRequest, FlagView, FlagsResponse, RolloutActionRequest, PhaseView, CheckView,
         HealthView, TransitionView, RolloutResponse, StartWorkflowRequest, StartedResponse,
         StepViewDto, WorkflowView, WorkflowListResponse, CancelRequest, AcceptedResponse,
         HealthResponse, AgentsResponse, AlertsResponse,
+        ClusterResponse, NodeView, LeaseView,
     )),
     modifiers(&BearerAuth),
 )]

@@ -7,6 +7,7 @@ mod api;
 mod dashboard;
 mod flag_store;
 mod load;
+mod nodes;
 mod openapi;
 mod process;
 mod runbook;

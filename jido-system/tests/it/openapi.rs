@@ -9,8 +9,9 @@ use serde_json::json;
 
 use crate::support::{Server, body};
 
-/// The endpoints of the API (issue 13), as (method, path).
-const ENDPOINTS: [(&str, &str); 17] = [
+/// The endpoints of the API (issue 13; `/api/v1/cluster` from issue 15),
+/// as (method, path).
+const ENDPOINTS: [(&str, &str); 18] = [
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
@@ -28,6 +29,7 @@ const ENDPOINTS: [(&str, &str); 17] = [
     ("get", "/api/v1/agents"),
     ("get", "/api/v1/alerts"),
     ("post", "/api/v1/alerts/{id}/ack"),
+    ("get", "/api/v1/cluster"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +84,7 @@ async fn the_openapi_document_matches_the_routes() {
         "WorkflowView",
         "StartedResponse",
         "AlertsResponse",
+        "ClusterResponse",
     ] {
         assert!(schemas.contains_key(name), "schema {name}");
     }
