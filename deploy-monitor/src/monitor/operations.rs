@@ -20,10 +20,7 @@ impl DeployMonitor {
     ) -> Result<()> {
         let mut record = state.record.clone();
         record.paused = paused.clone();
-        match self.inner.store.save(&record, state.version).await {
-            Ok(version) => state.version = Some(version),
-            Err(error) => return Err(self.after_conflict(state, error).await),
-        }
+        self.save(state, &record).await?;
         state.record = record;
         self.published().paused = paused.is_some();
         match paused {

@@ -18,6 +18,8 @@
 use foundation_error::{Error, ErrorCode, Result};
 
 use super::{DeployMonitor, State, Streaks};
+use crate::events::TransitionRecord;
+use crate::store::RolloutRecord;
 
 impl DeployMonitor {
     /// Re-reads the stored rollout record and adopts it when another
@@ -80,6 +82,41 @@ impl DeployMonitor {
         published.phase = state.record.phase;
         published.paused = state.record.paused.is_some();
         Ok(true)
+    }
+
+    /// Stores `record` with a compare-and-set on the version this process
+    /// last saw, and remembers the new version. On `version_conflict` the
+    /// stored record is adopted (see [`after_conflict`](Self::after_conflict)).
+    pub(super) async fn save(&self, state: &mut State, record: &RolloutRecord) -> Result<()> {
+        match self.inner.store.save(record, state.version).await {
+            Ok(version) => {
+                state.version = Some(version);
+                Ok(())
+            }
+            Err(error) => Err(self.after_conflict(state, error).await),
+        }
+    }
+
+    /// Stores `record` and appends `transition` to the history, together,
+    /// as [`save`](Self::save) does the record alone.
+    pub(super) async fn complete(
+        &self,
+        state: &mut State,
+        record: &RolloutRecord,
+        transition: &TransitionRecord,
+    ) -> Result<()> {
+        match self
+            .inner
+            .store
+            .complete(record, transition, state.version)
+            .await
+        {
+            Ok(version) => {
+                state.version = Some(version);
+                Ok(())
+            }
+            Err(error) => Err(self.after_conflict(state, error).await),
+        }
     }
 
     /// After a failed write of the record: on `version_conflict` (another

@@ -74,13 +74,10 @@ impl DeployMonitor {
         intent.pending_baseline_p99_micros = baseline;
         // From here on the transition may be stored: keep it pending in
         // memory too, so a failure or a drop is completed, not abandoned.
-        state.record = intent;
-        match self.inner.store.save(&state.record, state.version).await {
-            Ok(version) => state.version = Some(version),
-            // A conflict replaces the intent with the stored record (another
-            // process moved the rollout); any other error keeps it pending.
-            Err(error) => return Err(self.after_conflict(state, error).await),
-        }
+        state.record = intent.clone();
+        // A conflict replaces the intent with the stored record (another
+        // process moved the rollout); any other error keeps it pending.
+        self.save(state, &intent).await?;
         self.finish_pending(state)
             .await?
             .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "a stored transition vanished"))
@@ -126,15 +123,7 @@ impl DeployMonitor {
         if transition.kind.is_rollback() {
             next.last_rollback_at = Some(transition.at);
         }
-        match self
-            .inner
-            .store
-            .complete(&next, &transition, state.version)
-            .await
-        {
-            Ok(version) => state.version = Some(version),
-            Err(error) => return Err(self.after_conflict(state, error).await),
-        }
+        self.complete(state, &next, &transition).await?;
         state.record = next;
         let now = self.inner.clock.elapsed();
         state.entered_elapsed = now;

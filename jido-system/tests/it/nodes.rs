@@ -11,7 +11,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use foundation_persist_postgres::testing::TestCluster;
 use reqwest::Method;
@@ -33,15 +33,17 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let started = Instant::now();
+    // The one clock (real time here: these tests drive real processes).
+    let clock = foundation_error::clock::system();
+    let started = clock.elapsed();
     let mut ticks = tokio::time::interval(POLL);
     loop {
         ticks.tick().await;
         if let Some(value) = check().await {
-            return (value, started.elapsed());
+            return (value, clock.elapsed().saturating_sub(started));
         }
         assert!(
-            started.elapsed() < deadline,
+            clock.elapsed().saturating_sub(started) < deadline,
             "{what} did not happen within {deadline:?}"
         );
     }
