@@ -5,6 +5,7 @@ mod coordinator;
 mod definition;
 mod engine;
 mod lease;
+mod nodes;
 mod real_process;
 mod support;
 mod task_agent;
