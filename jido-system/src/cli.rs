@@ -137,6 +137,11 @@ pub struct ServeArgs {
     /// missing); default: JIDO_TOKEN, else --data-dir/token.
     #[arg(long, env = "JIDO_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// How long a workflow's lease lasts unless renewed (`10s` by
+    /// default): on a shared store a dead node's workflows resume on
+    /// another node within about this plus a third.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub lease_ttl: Option<Duration>,
     /// The address of the HTTP API.
     #[arg(long, default_value = crate::app::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,

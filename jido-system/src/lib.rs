@@ -25,8 +25,9 @@
 //! keeps its flags and rollout phase in step with the other nodes (change
 //! notifications, a one-second poll as the fallback); `GET
 //! /api/v1/cluster` and the dashboard list the nodes and the workflows'
-//! leases. Not yet: jido-workflow's multi-node mode (workflow leases,
-//! takeover of a dead node's workflows) is not switched on by `serve`.
+//! leases. On a PostgreSQL store the workflow engine runs in jido-workflow's
+//! multi-node mode with the node id as owner: a dead node's workflows
+//! resume on another node once their leases expire (`--lease-ttl`).
 //!
 //! # The six flags
 //!

@@ -86,6 +86,9 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     if let Some(node_id) = &args.node_id {
         builder.node_id(node_id);
     }
+    if let Some(ttl) = args.lease_ttl {
+        builder.workflow_lease_ttl(ttl);
+    }
     builder
         .listen(args.listen)
         .allow_remote(args.allow_remote)

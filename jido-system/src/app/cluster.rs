@@ -104,6 +104,7 @@ pub struct Node {
     store_kind: StoreKind,
     started_at: SystemTime,
     lease: Mutex<Option<Lease>>,
+    workflow_lease_ttl: Option<Duration>,
 }
 
 impl Node {
@@ -115,7 +116,21 @@ impl Node {
             store_kind,
             started_at,
             lease: Mutex::new(None),
+            workflow_lease_ttl: None,
         }
+    }
+
+    /// The same node with its workflows' lease time set (jido-workflow's
+    /// default, 10 s, when not).
+    pub fn with_workflow_lease_ttl(mut self, ttl: Option<Duration>) -> Node {
+        self.workflow_lease_ttl = ttl;
+        self
+    }
+
+    /// How long a workflow lease lasts unless renewed, if set: a dead
+    /// node's workflows resume on another within about `ttl + ttl / 3`.
+    pub fn workflow_lease_ttl(&self) -> Option<Duration> {
+        self.workflow_lease_ttl
     }
 
     /// The node id: the owner of its leases.

@@ -178,6 +178,7 @@ pub struct ApplicationBuilder {
     v2_start_faults: u8,
     postgres: Option<String>,
     node_id: Option<String>,
+    workflow_lease_ttl: Option<Duration>,
 }
 
 impl ApplicationBuilder {
@@ -189,6 +190,14 @@ impl ApplicationBuilder {
     /// (`cluster.rs`).
     pub fn postgres(&mut self, url: impl Into<String>) -> &mut Self {
         self.postgres = Some(url.into());
+        self
+    }
+
+    /// How long a workflow's lease lasts unless renewed (default 10 s, at
+    /// least 300 ms): on a shared store a dead node's workflows resume on
+    /// another node within about `ttl + ttl / 3`.
+    pub fn workflow_lease_ttl(&mut self, ttl: Duration) -> &mut Self {
+        self.workflow_lease_ttl = Some(ttl);
         self
     }
 
@@ -334,7 +343,8 @@ impl ApplicationBuilder {
         };
         let works = crate::works::demo_works(&store)?;
         let events = EventBus::new();
-        let node = cluster::Node::new(node_id, cluster::StoreKind::of(&store), clock.wall());
+        let node = cluster::Node::new(node_id, cluster::StoreKind::of(&store), clock.wall())
+            .with_workflow_lease_ttl(self.workflow_lease_ttl);
         let shared = Arc::new(Shared {
             store,
             node,
@@ -479,6 +489,7 @@ impl Application {
             v2_start_faults: 0,
             postgres: None,
             node_id: None,
+            workflow_lease_ttl: None,
         }
     }
 

@@ -210,7 +210,13 @@ impl Actor for Part {
                 builder
                     .clock(Arc::clone(&shared.clock))
                     .owner(shared.node.id())
+                    // Several nodes on one store share the workflows
+                    // through leases (takeover of a dead node's work).
+                    .multi_node(shared.node.store_kind().is_shared())
                     .executor(Arc::new(GatedExecutor::new(Arc::clone(&shared))));
+                if let Some(ttl) = shared.node.workflow_lease_ttl() {
+                    builder.lease_ttl(ttl);
+                }
                 let engine = builder.start().await?;
                 shared.engine.set(engine.clone());
                 Owned::Engine(engine)

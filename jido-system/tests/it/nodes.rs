@@ -124,6 +124,11 @@ struct Node {
 /// Starts a node named `id` on the PostgreSQL store `url`; returns once
 /// it listens.
 async fn spawn_node(url: &str, id: &str, directory: &Path) -> Node {
+    spawn_node_with(url, id, directory, &[]).await
+}
+
+/// As [`spawn_node`], with extra `serve` arguments.
+async fn spawn_node_with(url: &str, id: &str, directory: &Path, extra: &[&str]) -> Node {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -139,6 +144,7 @@ async fn spawn_node(url: &str, id: &str, directory: &Path) -> Node {
         .arg(directory.join(id))
         .arg("--listen")
         .arg("127.0.0.1:0")
+        .args(extra)
         .env("JIDO_TOKEN", TOKEN)
         .env_remove("JIDO_STORE")
         .env_remove("JIDO_NODE_ID")
@@ -334,4 +340,111 @@ async fn nodes_on_one_postgres_share_flags_rollout_membership_and_workflows() {
         node.child.start_kill().expect("stop the node");
         node.child.wait().await.expect("the node ends");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_nodes_workflow_finishes_on_another_node_after_its_lease_expires() {
+    let Some(cluster) = TestCluster::shared().expect("the PostgreSQL test cluster starts") else {
+        return;
+    };
+    let url = shared_database(cluster).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let ttl = ["--lease-ttl", "2s"];
+    let mut a = spawn_node_with(&url, "node-a", directory.path(), &ttl).await;
+    let b = spawn_node_with(&url, "node-b", directory.path(), &ttl).await;
+    a.write(
+        Method::PUT,
+        "/api/v1/flags/use_v2_coordinator",
+        json!({"value": 100, "reason": "durable workflows"}),
+    )
+    .await;
+    let started = a
+        .write(
+            Method::POST,
+            "/api/v1/workflows",
+            json!({"definition": crate::support::plan_workflow(1500)}),
+        )
+        .await;
+    let id = started["id"].as_str().expect("an id").to_owned();
+    // A holds the workflow's lease while it runs.
+    eventually("node A holds the workflow's lease", PROPAGATION, || async {
+        let cluster = b.get("/api/v1/cluster").await;
+        cluster["leases"]
+            .as_array()?
+            .iter()
+            .any(|lease| lease["workflow"] == id.as_str() && lease["owner"] == "node-a")
+            .then_some(())
+    })
+    .await;
+    let running = a.get(&format!("/api/v1/workflows/{id}")).await;
+    assert_eq!(running["status"], "running", "killed mid-run: {running}");
+
+    a.child.start_kill().expect("SIGKILL");
+    a.child.wait().await.expect("node A ends");
+    let (done, failover) = eventually(
+        "the workflow completes on node B",
+        Duration::from_secs(60),
+        || async {
+            let view = b.get(&format!("/api/v1/workflows/{id}")).await;
+            (view["status"] == "completed").then_some(view)
+        },
+    )
+    .await;
+    eprintln!(
+        "node A's workflow completed on node B {failover:?} after A was killed (lease ttl 2 s)"
+    );
+    let results = done["results"].as_object().expect("results");
+    assert_eq!(results.len(), 5, "{done}");
+    // Node A's membership lapses with its lease (9 s without renewal).
+    eventually("node A listed as expired", PROPAGATION, || async {
+        let cluster = b.get("/api/v1/cluster").await;
+        cluster["nodes"]
+            .as_array()?
+            .iter()
+            .any(|node| node["id"] == "node-a" && node["live"] == false)
+            .then_some(())
+    })
+    .await;
+
+    // No recorded step ran again: each step's stored run count is the
+    // count its recorded result saw.
+    let store = foundation_persist_postgres::open_postgres(
+        &url,
+        &foundation_persist_postgres::PostgresOptions::new(),
+    )
+    .await
+    .expect("the store opens");
+    let counts = jido_system::works::execution_counts(&store).expect("keyspace");
+    let stored = counts
+        .list(&format!("{id}/"), None, 100)
+        .await
+        .expect("the run counts");
+    let paths = [
+        ("task1", "steps[0].parallel[0]"),
+        ("task2", "steps[0].parallel[1]"),
+        ("task3", "steps[0].parallel[2]"),
+        ("task4", "steps[1].sequential[0]"),
+        ("task5", "steps[1].sequential[1]"),
+    ];
+    for (task, result) in results {
+        let recorded = result["executions"].as_u64().expect("executions");
+        let path = paths
+            .iter()
+            .find(|(name, _)| name == task)
+            .map(|(_, path)| format!("{id}/{path}"))
+            .unwrap_or_else(|| panic!("an unknown task {task}"));
+        let runs = stored
+            .iter()
+            .find(|entry| entry.key == path)
+            .map(|entry| entry.value.count)
+            .unwrap_or_else(|| panic!("no run count for {task}: {stored:?}"));
+        assert_eq!(
+            runs, recorded,
+            "{task} ran again after its result was recorded"
+        );
+    }
+    store.close().await.expect("close");
+    let mut b = b;
+    b.child.start_kill().expect("stop node B");
+    b.child.wait().await.expect("node B ends");
 }
