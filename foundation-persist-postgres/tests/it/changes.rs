@@ -90,7 +90,8 @@ async fn a_cut_listening_connection_reconnects_and_resyncs() {
     let cut = admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE query LIKE 'LISTEN foundation_persist_changes%' AND pid <> pg_backend_pid()",
+             WHERE query LIKE 'LISTEN foundation_persist_changes%' AND pid <> pg_backend_pid() \
+             AND datname = current_database()",
             &[],
         )
         .await

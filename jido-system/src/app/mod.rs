@@ -395,6 +395,10 @@ impl ApplicationBuilder {
 /// foundation-persist-postgres' open errors (`invalid_config_value` for a
 /// malformed url, `network_error`/`timeout` when unreachable,
 /// `authentication_failed`, `unsupported_version`).
+///
+/// # Cancel safety
+///
+/// Dropping the future may leave the schema created; nothing else.
 pub async fn open_postgres_store(url: &str, options: &StoreOptions) -> Result<Store> {
     let mut postgres = foundation_persist_postgres::PostgresOptions::new();
     postgres.store_options(cluster::watch_shared_records(options));

@@ -209,11 +209,16 @@ impl Actor for Part {
                     WorkflowEngine::builder(shared.store.clone(), shared.works.clone());
                 builder
                     .clock(Arc::clone(&shared.clock))
-                    .owner(shared.node.id())
-                    // Several nodes on one store share the workflows
-                    // through leases (takeover of a dead node's work).
-                    .multi_node(shared.node.store_kind().is_shared())
                     .executor(Arc::new(GatedExecutor::new(Arc::clone(&shared))));
+                if shared.node.store_kind().is_shared() {
+                    // Several nodes on one store share the workflows
+                    // through leases owned by node id (takeover of a dead
+                    // node's work). On an embedded store the engine keeps
+                    // its default owner, the same across restarts, so a
+                    // restarted process resumes at once instead of waiting
+                    // for the leases of its previous pid to expire.
+                    builder.owner(shared.node.id()).multi_node(true);
+                }
                 if let Some(ttl) = shared.node.workflow_lease_ttl() {
                     builder.lease_ttl(ttl);
                 }

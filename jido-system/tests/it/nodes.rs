@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::support::{Server, TOKEN, body, client, send};
+use crate::support::{Server, body, client, send};
 
 /// The bound on every wait for something to show on another node.
 const PROPAGATION: Duration = Duration::from_secs(15);
@@ -119,6 +119,8 @@ async fn the_cluster_endpoint_lists_this_node_and_pages_the_workflow_leases() {
 struct Node {
     child: Child,
     base: String,
+    /// The API token, read from the shared token file.
+    token: String,
 }
 
 /// Starts a node named `id` on the PostgreSQL store `url`; returns once
@@ -145,7 +147,11 @@ async fn spawn_node_with(url: &str, id: &str, directory: &Path, extra: &[&str]) 
         .arg("--listen")
         .arg("127.0.0.1:0")
         .args(extra)
-        .env("JIDO_TOKEN", TOKEN)
+        // One token file for every node: the first creates it (0600), the
+        // others read it.
+        .arg("--token-file")
+        .arg(directory.join("shared-token"))
+        .env_remove("JIDO_TOKEN")
         .env_remove("JIDO_STORE")
         .env_remove("JIDO_NODE_ID")
         .stdout(Stdio::piped())
@@ -172,15 +178,28 @@ async fn spawn_node_with(url: &str, id: &str, directory: &Path, extra: &[&str]) 
         .and_then(|rest| rest.split_whitespace().next())
         .expect("an address")
         .to_owned();
+    let token = std::fs::read_to_string(directory.join("shared-token"))
+        .expect("the shared token file")
+        .trim()
+        .to_owned();
     Node {
         child,
         base: format!("http://{address}"),
+        token,
     }
 }
 
 impl Node {
     async fn get(&self, path: &str) -> Value {
-        let response = send(&client(), &self.base, Method::GET, path, None, Some(TOKEN)).await;
+        let response = send(
+            &client(),
+            &self.base,
+            Method::GET,
+            path,
+            None,
+            Some(&self.token),
+        )
+        .await;
         body(response).await
     }
 
@@ -191,7 +210,7 @@ impl Node {
             method,
             path,
             Some(request),
-            Some(TOKEN),
+            Some(&self.token),
         )
         .await;
         let status = response.status();
@@ -235,6 +254,7 @@ async fn nodes_on_one_postgres_share_flags_rollout_membership_and_workflows() {
     let a = spawn_node(&url, "node-a", directory.path()).await;
     let b = spawn_node(&url, "node-b", directory.path()).await;
 
+    assert_eq!(a.token, b.token, "the nodes share one token file");
     // Membership: each node lists both.
     for node in [&a, &b] {
         eventually("both nodes listed", PROPAGATION, || async {
