@@ -41,6 +41,11 @@
 //!   the same write transaction as the rest of its request, and a failed
 //!   fence fails only its own request (`version_conflict`), like a failed
 //!   compare-and-set; concurrent claimers never get the same lease.
+//! - **The change feed** ([`Backend::changes`], `watch.rs`): every
+//!   committed put or delete of a watched state keyspace is published,
+//!   never a refused or rolled-back one; a backend shared by several
+//!   processes publishes every process's commits, and publishes
+//!   `Resync` whenever it may have missed some.
 //! - **Errors by code**: `service_unavailable` once closed (and for a store
 //!   that refuses writes after a storage failure), `resource_exhausted` for
 //!   a full disk, `data_corruption` naming the store for damaged storage,
