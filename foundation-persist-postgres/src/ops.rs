@@ -307,6 +307,37 @@ async fn truncate(
     Ok(Outcome::Truncated { removed })
 }
 
+/// Share-locks the lease rows every fence of a batch checks, in name
+/// order, at the start of the batch's transaction. Every statement that
+/// locks several lease rows (the renewal) locks them in name order too, so
+/// a batch and a renewal can never deadlock; the fences' own checks then
+/// find their rows locked already.
+pub(crate) async fn lock_fences<'a>(
+    transaction: &Transaction<'_>,
+    requests: impl Iterator<Item = &'a [Op]>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut names: Vec<&str> = requests
+        .flatten()
+        .filter_map(|op| match op {
+            Op::Fence { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let statement = transaction
+        .prepare_cached(
+            "SELECT name FROM foundation_persist_leases WHERE name = ANY($1::text[]) \
+             ORDER BY name FOR SHARE",
+        )
+        .await?;
+    transaction.query(&statement, &[&names]).await?;
+    Ok(())
+}
+
 /// Checks that `token` is the current token of the lease `name` (and the
 /// lease not released), its row share-locked until the transaction (or the
 /// request's savepoint) ends, so that no takeover can commit between this

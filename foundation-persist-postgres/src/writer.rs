@@ -44,7 +44,9 @@ use foundation_persist::backend::Op;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
-use crate::ops::{Refusal, apply_request, is_pipelinable, needs_savepoint, prepare_pipelined};
+use crate::ops::{
+    Refusal, apply_request, is_pipelinable, lock_fences, needs_savepoint, prepare_pipelined,
+};
 
 /// How many times a batch is tried when PostgreSQL rolled it back
 /// (serialization failure, deadlock, a connection lost before commit).
@@ -163,6 +165,12 @@ impl Writer {
         };
         let work = async {
             let mut transaction = client.transaction().await.map_err(Attempt::Before)?;
+            lock_fences(
+                &transaction,
+                batch.iter().map(|request| request.ops.as_slice()),
+            )
+            .await
+            .map_err(Attempt::Before)?;
             let mut answers = Vec::with_capacity(batch.len());
             let mut operations = 0;
             let mut index = 0;

@@ -178,7 +178,7 @@ fn node_works(side: &Path, owner: &str) -> WorkRegistry {
             async move {
                 // A step takes a while, so that kills and stops land
                 // mid-step.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                tokio::time::sleep(Duration::from_millis(1_500)).await;
                 let mut file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -193,7 +193,8 @@ fn node_works(side: &Path, owner: &str) -> WorkRegistry {
 }
 
 /// The node role: an engine in multi-node mode on the shared database;
-/// node 0 starts the 1,000 workflows; every node then reports its lease
+/// node k starts the workflows whose index is k modulo 3; every node then
+/// reports its lease
 /// counters on stderr until every workflow has ended. Not a test of its
 /// own: outside a node process it returns at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,9 +218,15 @@ async fn node_role() -> Result<(), Error> {
     let engine = builder.start().await?;
     engine.resumed(Duration::from_secs(60)).await?;
     eprintln!("ready {owner}");
-    if owner == "node0" {
+    // Each node starts a third of the workflows (as requests spread over
+    // nodes would), so every node runs some.
+    let node: usize = owner
+        .strip_prefix("node")
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0);
+    {
         let definition = plan();
-        for index in 0..WORKFLOWS {
+        for index in (0..WORKFLOWS).filter(|index| index % 3 == node) {
             match engine
                 .start_workflow_with_id(&workflow_id(index), &definition, Value::Null)
                 .await
@@ -245,10 +252,10 @@ async fn node_role() -> Result<(), Error> {
             reported = counters;
         }
         let page = engine.list(&unfinished).await?;
-        let all_there = engine
-            .summary_status(&workflow_id(WORKFLOWS - 1))
-            .await?
-            .is_some();
+        let mut all_there = true;
+        for index in WORKFLOWS - 3..WORKFLOWS {
+            all_there &= engine.summary_status(&workflow_id(index)).await?.is_some();
+        }
         if page.workflows.is_empty() && all_there {
             eprintln!("done {owner} lost={} claimed={}", counters.0, counters.1);
             engine.shutdown().await?;
@@ -276,7 +283,7 @@ fn spawn_node(owner: &str, url: &str, side: &Path) -> Result<NodeProcess, Error>
         .env(NODE, owner)
         .env(NODE_URL, url)
         .env(NODE_SIDE, side)
-        .stdout(Stdio::null())
+        .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
@@ -296,12 +303,14 @@ struct Seen {
     executed: HashMap<String, usize>,
     lost: HashMap<String, u64>,
     done: HashMap<String, bool>,
+    started: usize,
 }
 
 impl Seen {
     fn take(&mut self, line: &str) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
+            (Some("started"), Some(_)) => self.started += 1,
             (Some("executed"), Some(owner)) => {
                 *self.executed.entry(owner.to_owned()).or_default() += 1;
             }
@@ -317,7 +326,7 @@ impl Seen {
                     self.done.insert(owner.to_owned(), true);
                 }
             }
-            _ => {}
+            _ => eprintln!("node: {line}"),
         }
     }
 }
@@ -353,7 +362,7 @@ async fn read_until(
         if reads.is_empty() {
             return Err(Error::new(
                 ErrorCode::INTERNAL_ERROR,
-                "no node left to read",
+                format!("no node left to read: {seen:?}"),
             ));
         }
         let first = futures::future::select_all(reads);
@@ -411,20 +420,22 @@ async fn three_node_processes_share_1000_workflows_through_kill_and_stop() -> Re
         nodes.push(Some(spawn_node(&format!("node{index}"), &url, &side)?));
     }
     let mut seen = Seen::default();
-    // SIGKILL node0 mid-step, once every node has executed some steps.
+    // SIGKILL node0 mid-step, once every node has started its workflows
+    // and executed some steps.
     read_until(
         &mut nodes,
         &mut seen,
         None,
         Duration::from_secs(180),
         |seen| {
-            (0..3).all(|index| {
-                seen.executed
-                    .get(&format!("node{index}"))
-                    .copied()
-                    .unwrap_or(0)
-                    >= 20
-            })
+            seen.started == 3
+                && (0..3).all(|index| {
+                    seen.executed
+                        .get(&format!("node{index}"))
+                        .copied()
+                        .unwrap_or(0)
+                        >= 20
+                })
         },
     )
     .await?;
