@@ -163,8 +163,13 @@ fn workflow_id(index: usize) -> String {
     format!("node-wf-{index:04}")
 }
 
-/// The plan's works for a node process: each appends its idempotency key
-/// to the side file before it returns, and reports it on stderr.
+/// The engine a node process runs, for its works.
+static NODE_ENGINE: std::sync::OnceLock<WorkflowEngine> = std::sync::OnceLock::new();
+
+/// The plan's works for a node process: each lasts two heartbeats of its
+/// engine (about 1.3 s with the 2 s lease; an event of the engine, so that
+/// kills and stops land mid-step), then appends its idempotency key to the
+/// side file before it returns, and reports it on stderr.
 fn node_works(side: &Path, owner: &str) -> WorkRegistry {
     let side = Arc::new(side.to_owned());
     let owner: Arc<str> = owner.into();
@@ -176,9 +181,9 @@ fn node_works(side: &Path, owner: &str) -> WorkRegistry {
             let side = Arc::clone(&side);
             let owner = Arc::clone(&owner);
             async move {
-                // A step takes a while, so that kills and stops land
-                // mid-step.
-                tokio::time::sleep(Duration::from_millis(1_500)).await;
+                if let Some(engine) = NODE_ENGINE.get() {
+                    engine.heartbeats(2, Duration::from_secs(60)).await?;
+                }
                 let mut file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -216,6 +221,7 @@ async fn node_role() -> Result<(), Error> {
         .lease_ttl(NODE_TTL)
         .multi_node(true);
     let engine = builder.start().await?;
+    let _ = NODE_ENGINE.set(engine.clone());
     engine.resumed(Duration::from_secs(60)).await?;
     eprintln!("ready {owner}");
     // Each node starts a third of the workflows (as requests spread over
