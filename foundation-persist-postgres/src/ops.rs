@@ -5,9 +5,10 @@
 //! CONFLICT DO NOTHING`) or checked on a row locked `FOR UPDATE`, so a
 //! precondition that fails leaves the row untouched, and concurrent
 //! writers (several nodes) cannot slip between the check and the write.
-//! A request of several operations runs inside a savepoint, rolled back
-//! when one of its preconditions fails; a request of one operation needs
-//! none. Conflicts are answers (`version_conflict` naming the keyspace
+//! A request whose precondition may fail after one of its earlier
+//! operations wrote runs inside a savepoint, rolled back when the
+//! precondition fails; other requests (one operation, or conditions and
+//! fences before every write) need none. Conflicts are answers (`version_conflict` naming the keyspace
 //! and key or stream, like the other backends); database errors abort the
 //! whole batch.
 //!
@@ -33,10 +34,23 @@ impl From<tokio_postgres::Error> for Refusal {
     }
 }
 
-/// Whether a request needs a savepoint: more than one operation, one of
-/// which can be refused after an earlier one wrote.
+/// Whether a request needs a savepoint: one of its operations can be
+/// refused after an earlier one wrote. A refused operation itself changes
+/// nothing (its precondition is part of its statement, or checked before
+/// it writes), and a fence writes nothing, so a request whose conditional
+/// operations all come before its first write (a fenced journal flush:
+/// the fence, an expected-sequence append, then plain appends) needs none.
 pub(crate) fn needs_savepoint(ops: &[Op]) -> bool {
-    ops.len() > 1 && ops.iter().any(is_conditional)
+    let mut wrote = false;
+    for op in ops {
+        if wrote && is_conditional(op) {
+            return true;
+        }
+        if !matches!(op, Op::Fence { .. }) {
+            wrote = true;
+        }
+    }
+    false
 }
 
 fn is_conditional(op: &Op) -> bool {

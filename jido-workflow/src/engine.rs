@@ -8,7 +8,11 @@
 //!    [`WorkflowProcess`]es (transient: a crashed workflow restarts, a
 //!    finished one does not; 3 restarts in 5 s by default);
 //! 3. `resumer`: on every start, restarts each workflow whose summary is
-//!    not terminal and that has no process.
+//!    not terminal and that has no process (in multi-node mode, only those
+//!    whose lease it gets: free, expired or its own);
+//! 4. `lease_heartbeat` (multi-node mode only, see `lease`): renews the
+//!    leases of the running workflows and claims expired ones every third
+//!    of the lease time, resuming the claimed workflows.
 //!
 //! When the WorkflowSupervisor gives up (more restarts than its intensity
 //! allows), the top supervisor restarts it and, after it, the resumer,
