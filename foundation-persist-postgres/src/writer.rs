@@ -21,6 +21,12 @@
 //!   or may not have happened), and every request of the batch gets
 //!   `network_error` with the context `commit_outcome=unknown`.
 //!
+//! Fences: at the start of each transaction the writer share-locks the
+//! lease rows of every fence in the batch, in name order (as a renewal
+//! locks its rows), so that a batch and a heartbeat cannot deadlock, and
+//! no takeover of a fenced lease can commit before the batch does. A
+//! failed fence fails only its own request, like a failed compare-and-set.
+//!
 //! A request whose caller stopped waiting before its batch began is
 //! dropped unapplied; one whose queueing took longer than the write
 //! timeout is answered `timeout`, unapplied.
