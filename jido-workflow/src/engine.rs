@@ -724,7 +724,8 @@ impl WorkflowEngine {
         if committed.is_err() {
             // Not started here (or the outcome is unknown): hand the lease
             // on (it expires now), so that a claim resumes the workflow if
-            // it does exist, and releases the lease if it does not.
+            // it does exist, and releases the lease if it does not. Best
+            // effort: otherwise it expires after the lease time.
             let _ = shared.leases.renew(&lease, Duration::ZERO).await;
         }
         committed.map_err(|error| {

@@ -196,6 +196,10 @@ async fn renew(shared: &Arc<Shared>) {
         }
         for (id, token) in lost {
             if let Some(process) = shared.registry.lookup_actor::<WorkflowProcess>(&id) {
+                // A process whose mailbox is closed is ending anyway; its
+                // next fenced write would be refused too.
+                // A process whose mailbox is closed is ending anyway; its next
+                // fenced write would be refused too.
                 let _ = process.try_send_info(StepMessage::LeaseLost { token });
             }
         }
@@ -251,11 +255,14 @@ async fn claim(shared: &Arc<Shared>, workflows: &DynamicSupervisor<WorkflowProce
                 // died between the grant and the start's fenced batch):
                 // there is nothing to resume. Released, the lease fences
                 // that batch out for good.
+                // Best effort: unreleased, the lease expires and is
+                // claimed (and released) again.
                 let _ = shared.leases.release(&lease).await;
             }
             Err(error) => {
                 tracing::warn!(workflow = %id, %error, "could not resume a claimed workflow");
-                // Hand it on rather than sit on it until it expires.
+                // Hand it on rather than sit on it until it expires (best
+                // effort: otherwise it expires after the lease time).
                 let _ = shared.leases.renew(&lease, Duration::ZERO).await;
             }
         }

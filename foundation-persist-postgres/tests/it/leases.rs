@@ -20,9 +20,9 @@ async fn expiry_is_judged_by_the_server_clock_not_the_nodes() {
     let honest = open_postgres(&url, &PostgresOptions::new())
         .await
         .expect("opens");
-    // A node whose clock is a day ahead (its store options carry it).
+    // A node whose clock is decades ahead (its store options carry it).
     let ahead = Arc::new(ManualClock::starting_at(
-        SystemTime::now() + Duration::from_secs(86_400),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(4_102_444_800),
     ));
     let mut options = PostgresOptions::new();
     options.clock(ahead);

@@ -310,6 +310,7 @@ struct Seen {
     lost: HashMap<String, u64>,
     done: HashMap<String, bool>,
     started: usize,
+    lines: usize,
 }
 
 impl Seen {
@@ -338,7 +339,7 @@ impl Seen {
 }
 
 /// Reads lines from every live node until `until` holds, at most
-/// `timeout`. `stopped` nodes are not read (a stopped process writes
+/// `timeout`. A `stopped` node is not read (a stopped process writes
 /// nothing; its pipe fills at most).
 async fn read_until(
     nodes: &mut [Option<NodeProcess>],
@@ -347,45 +348,60 @@ async fn read_until(
     timeout: Duration,
     until: impl Fn(&Seen) -> bool,
 ) -> Result<(), Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !until(seen) {
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        // One line from whichever node speaks first.
-        let mut reads = Vec::new();
-        for (index, node) in nodes.iter_mut().enumerate() {
-            if Some(index) == stopped {
-                continue;
-            }
-            if let Some(node) = node {
-                let sender = sender.clone();
-                reads.push(Box::pin(async move {
-                    let line = node.lines.next_line().await;
-                    let _ = sender.send((index, line));
-                }));
-            }
+    let reading = async {
+        while !until(seen) {
+            read_some(nodes, seen, stopped).await?;
         }
-        drop(sender);
-        if reads.is_empty() {
-            return Err(Error::new(
-                ErrorCode::INTERNAL_ERROR,
-                format!("no node left to read: {seen:?}"),
-            ));
+        Ok::<(), Error>(())
+    };
+    match tokio::time::timeout(timeout, reading).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::timeout(format!(
+            "the nodes did not get there in time: {seen:?}"
+        ))),
+    }
+}
+
+/// Reads the next line of whichever live node speaks first (and any other
+/// line that is ready), or notes a node's exit.
+async fn read_some(
+    nodes: &mut [Option<NodeProcess>],
+    seen: &mut Seen,
+    stopped: Option<usize>,
+) -> Result<(), Error> {
+    let (sender, mut receiver) = mpsc::unbounded_channel();
+    let mut reads = Vec::new();
+    for (index, node) in nodes.iter_mut().enumerate() {
+        if Some(index) == stopped {
+            continue;
         }
-        let first = futures::future::select_all(reads);
-        tokio::time::timeout_at(deadline, first)
-            .await
-            .map_err(|_| {
-                Error::timeout(format!("the nodes did not get there in time: {seen:?}"))
-            })?;
-        while let Ok((index, line)) = receiver.try_recv() {
-            match line? {
-                Some(line) => seen.take(&line),
-                None => {
-                    // The node's stderr closed: it exited.
-                    if let Some(mut node) = nodes[index].take() {
-                        let status = node.child.wait().await?;
-                        assert!(status.success(), "node {index} failed: {status}");
-                    }
+        if let Some(node) = node {
+            let sender = sender.clone();
+            reads.push(Box::pin(async move {
+                // `next_line` is cancel safe: the reads that lose the race
+                // keep their buffered input for the next call.
+                let line = node.lines.next_line().await;
+                let _ = sender.send((index, line));
+            }));
+        }
+    }
+    drop(sender);
+    if reads.is_empty() {
+        return Err(Error::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("no node left to read: {seen:?}"),
+        ));
+    }
+    futures::future::select_all(reads).await;
+    while let Ok((index, line)) = receiver.try_recv() {
+        seen.lines += 1;
+        match line? {
+            Some(line) => seen.take(&line),
+            None => {
+                // The node's stderr closed: it exited.
+                if let Some(mut node) = nodes[index].take() {
+                    let status = node.child.wait().await?;
+                    assert!(status.success(), "node {index} failed: {status}");
                 }
             }
         }
@@ -467,18 +483,28 @@ async fn three_node_processes_share_1000_workflows_through_kill_and_stop() -> Re
         .as_ref()
         .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "node1 ended early"))?;
     signal(node1, "STOP")?;
-    // The pause itself is the scenario (a node frozen past its lease), not
-    // a synchronisation: node2 keeps running meanwhile, and is read.
-    let resume_at = tokio::time::Instant::now() + NODE_TTL * 3;
-    let stalled = read_until(&mut nodes, &mut seen, Some(1), NODE_TTL * 3, |_| {
-        tokio::time::Instant::now() >= resume_at
-    })
-    .await;
-    if let Err(error) = stalled
-        && error.code() != ErrorCode::TIMEOUT
-    {
-        return Err(error);
-    }
+    // Stopped past its lease: until every lease node1 held has been
+    // claimed by the others (the store says so; read between node2's
+    // lines, which keep coming meanwhile).
+    let observer = pg_store(&url).await?;
+    let held_by_node1 = |leases: &[foundation_persist::Lease]| {
+        leases.iter().filter(|lease| lease.owner == "node1").count()
+    };
+    let at_stop = held_by_node1(&observer.leases().list("workflow/", None, 10_000).await?);
+    assert!(at_stop > 0, "node1 held no lease when it was stopped");
+    let waiting = async {
+        loop {
+            let leases = observer.leases().list("workflow/", None, 10_000).await?;
+            if held_by_node1(&leases) == 0 {
+                return Ok::<(), Error>(());
+            }
+            read_some(&mut nodes, &mut seen, Some(1)).await?;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), waiting)
+        .await
+        .map_err(|_| Error::timeout("node1's leases were not claimed while it was stopped"))??;
+    observer.close().await?;
     let node1 = nodes[1]
         .as_ref()
         .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "node1 ended early"))?;
