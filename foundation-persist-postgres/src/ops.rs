@@ -5,9 +5,10 @@
 //! CONFLICT DO NOTHING`) or checked on a row locked `FOR UPDATE`, so a
 //! precondition that fails leaves the row untouched, and concurrent
 //! writers (several nodes) cannot slip between the check and the write.
-//! A request of several operations runs inside a savepoint, rolled back
-//! when one of its preconditions fails; a request of one operation needs
-//! none. Conflicts are answers (`version_conflict` naming the keyspace
+//! A request whose precondition may fail after one of its earlier
+//! operations wrote runs inside a savepoint, rolled back when the
+//! precondition fails; other requests (one operation, or conditions and
+//! fences before every write) need none. Conflicts are answers (`version_conflict` naming the keyspace
 //! and key or stream, like the other backends); database errors abort the
 //! whole batch.
 //!
@@ -33,10 +34,23 @@ impl From<tokio_postgres::Error> for Refusal {
     }
 }
 
-/// Whether a request needs a savepoint: more than one operation, one of
-/// which can be refused after an earlier one wrote.
+/// Whether a request needs a savepoint: one of its operations can be
+/// refused after an earlier one wrote. A refused operation itself changes
+/// nothing (its precondition is part of its statement, or checked before
+/// it writes), and a fence writes nothing, so a request whose conditional
+/// operations all come before its first write (a fenced journal flush:
+/// the fence, an expected-sequence append, then plain appends) needs none.
 pub(crate) fn needs_savepoint(ops: &[Op]) -> bool {
-    ops.len() > 1 && ops.iter().any(is_conditional)
+    let mut wrote = false;
+    for op in ops {
+        if wrote && is_conditional(op) {
+            return true;
+        }
+        if !matches!(op, Op::Fence { .. }) {
+            wrote = true;
+        }
+    }
+    false
 }
 
 fn is_conditional(op: &Op) -> bool {
@@ -305,6 +319,37 @@ async fn truncate(
         .execute(&statement, &[&space, &stream, &to])
         .await?;
     Ok(Outcome::Truncated { removed })
+}
+
+/// Share-locks the lease rows every fence of a batch checks, in name
+/// order, at the start of the batch's transaction. Every statement that
+/// locks several lease rows (the renewal) locks them in name order too, so
+/// a batch and a renewal can never deadlock; the fences' own checks then
+/// find their rows locked already.
+pub(crate) async fn lock_fences<'a>(
+    transaction: &Transaction<'_>,
+    requests: impl Iterator<Item = &'a [Op]>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut names: Vec<&str> = requests
+        .flatten()
+        .filter_map(|op| match op {
+            Op::Fence { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let statement = transaction
+        .prepare_cached(
+            "SELECT name FROM foundation_persist_leases WHERE name = ANY($1::text[]) \
+             ORDER BY name FOR SHARE",
+        )
+        .await?;
+    transaction.query(&statement, &[&names]).await?;
+    Ok(())
 }
 
 /// Checks that `token` is the current token of the lease `name` (and the

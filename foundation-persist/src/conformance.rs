@@ -340,6 +340,24 @@ pub async fn fences_refuse_stale_tokens_and_write_nothing(store: Store) {
     assert!(matches!(outcomes[0], Outcome::Fenced), "{outcomes:?}");
     assert!(matches!(outcomes[1], Outcome::Appended { sequence: 1 }));
 
+    let mut wrong_sequence = store.batch();
+    wrong_sequence
+        .fence(&lease)
+        .expect("fence")
+        .append_expecting(&journal, "f", 7, &record(9))
+        .expect("op")
+        .append(&journal, "f", &record(9))
+        .expect("op")
+        .put(&values, "f", &record(9))
+        .expect("op");
+    let error = wrong_sequence
+        .commit()
+        .await
+        .expect_err("a current fence does not excuse a wrong sequence");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    assert_eq!(journal.head("f").await.expect("head").next_sequence, 2);
+    assert_eq!(values.get("f").await.expect("get"), Some(record(1)));
+
     expire(&store, &lease).await;
     let mut stale_but_current = store.batch();
     stale_but_current

@@ -8,7 +8,11 @@
 //!    [`WorkflowProcess`]es (transient: a crashed workflow restarts, a
 //!    finished one does not; 3 restarts in 5 s by default);
 //! 3. `resumer`: on every start, restarts each workflow whose summary is
-//!    not terminal and that has no process.
+//!    not terminal and that has no process (in multi-node mode, only those
+//!    whose lease it gets: free, expired or its own);
+//! 4. `lease_heartbeat` (multi-node mode only, see `lease`): renews the
+//!    leases of the running workflows and claims expired ones every third
+//!    of the lease time, resuming the claimed workflows.
 //!
 //! When the WorkflowSupervisor gives up (more restarts than its intensity
 //! allows), the top supervisor restarts it and, after it, the resumer,
@@ -647,6 +651,16 @@ impl WorkflowEngine {
         }
         let shared = &self.shared;
         let keyspaces = &shared.keyspaces;
+        // An existing workflow is refused before its lease is touched: a
+        // re-grant of a lease this engine holds would fence off the
+        // running instance.
+        if shared.registry.whereis(id).is_some() || keyspaces.summaries.get(id).await?.is_some() {
+            return Err(Error::new(
+                ErrorCode::ALREADY_EXISTS,
+                format!("a workflow {id} exists already"),
+            )
+            .with_context("workflow", id));
+        }
         // The lease first: the start is fenced by it, so that no other
         // engine can resume this workflow between its start and its
         // process taking over.
@@ -708,9 +722,11 @@ impl WorkflowEngine {
         }
         let committed = batch.commit().await;
         if committed.is_err() {
-            // Not started: the lease is not needed (best effort; it
-            // expires otherwise).
-            let _ = shared.leases.release(&lease).await;
+            // Not started here (or the outcome is unknown): hand the lease
+            // on (it expires now), so that a claim resumes the workflow if
+            // it does exist, and releases the lease if it does not. Best
+            // effort: otherwise it expires after the lease time.
+            let _ = shared.leases.renew(&lease, Duration::ZERO).await;
         }
         committed.map_err(|error| {
             if error.code() == ErrorCode::VERSION_CONFLICT {

@@ -149,7 +149,9 @@ async fn renew(shared: &Arc<Shared>) {
     for chunk in held.chunks(MAX_READ_LIMIT) {
         let leases: Vec<Lease> = chunk.iter().map(|(_, held)| held.lease.clone()).collect();
         let renewal = shared.leases.renew_all(&leases, shared.lease_ttl);
-        let answers = match tokio::time::timeout(interval(shared), renewal).await {
+        // Bounded by the lease time: a renewal later than that is worth
+        // nothing (the store's own timeouts bound it too).
+        let answers = match tokio::time::timeout(shared.lease_ttl, renewal).await {
             Ok(Ok(answers)) => answers,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "could not renew the workflow leases");
@@ -157,7 +159,7 @@ async fn renew(shared: &Arc<Shared>) {
                 return;
             }
             Err(_) => {
-                tracing::warn!("renewing the workflow leases took longer than a heartbeat");
+                tracing::warn!("renewing the workflow leases took longer than the lease time");
                 ::metrics::counter!(metrics::LEASE_RENEW_FAILURES_TOTAL).increment(1);
                 return;
             }
@@ -194,6 +196,10 @@ async fn renew(shared: &Arc<Shared>) {
         }
         for (id, token) in lost {
             if let Some(process) = shared.registry.lookup_actor::<WorkflowProcess>(&id) {
+                // A process whose mailbox is closed is ending anyway; its
+                // next fenced write would be refused too.
+                // A process whose mailbox is closed is ending anyway; its next
+                // fenced write would be refused too.
                 let _ = process.try_send_info(StepMessage::LeaseLost { token });
             }
         }
@@ -206,14 +212,14 @@ async fn claim(shared: &Arc<Shared>, workflows: &DynamicSupervisor<WorkflowProce
         shared
             .leases
             .claim_expired(LEASE_PREFIX, &shared.owner, shared.lease_ttl, CLAIM_BATCH);
-    let claimed = match tokio::time::timeout(interval(shared), claiming).await {
+    let claimed = match tokio::time::timeout(shared.lease_ttl, claiming).await {
         Ok(Ok(claimed)) => claimed,
         Ok(Err(error)) => {
             tracing::warn!(%error, "could not claim expired workflow leases");
             return;
         }
         Err(_) => {
-            tracing::warn!("claiming expired workflow leases took longer than a heartbeat");
+            tracing::warn!("claiming expired workflow leases took longer than the lease time");
             return;
         }
     };
@@ -244,9 +250,19 @@ async fn claim(shared: &Arc<Shared>, workflows: &DynamicSupervisor<WorkflowProce
         let args = ProcessArgs::claimed(Arc::clone(shared), id.into(), lease.clone());
         match workflows.start_child(args).await {
             Ok(_) => {}
+            Err(error) if error.code() == ErrorCode::DATA_NOT_FOUND => {
+                // The lease of a start that never committed (its engine
+                // died between the grant and the start's fenced batch):
+                // there is nothing to resume. Released, the lease fences
+                // that batch out for good.
+                // Best effort: unreleased, the lease expires and is
+                // claimed (and released) again.
+                let _ = shared.leases.release(&lease).await;
+            }
             Err(error) => {
                 tracing::warn!(workflow = %id, %error, "could not resume a claimed workflow");
-                // Hand it on rather than sit on it until it expires.
+                // Hand it on rather than sit on it until it expires (best
+                // effort: otherwise it expires after the lease time).
                 let _ = shared.leases.renew(&lease, Duration::ZERO).await;
             }
         }

@@ -633,15 +633,7 @@ impl WorkflowProcess {
             };
             batch.put(&keyspaces.summaries, &self.id, &summary)?;
         }
-        if let Err(error) = batch.commit().await {
-            if is_lost(&error) {
-                // The lease (or the journal) was taken over: this instance
-                // wrote nothing and gives the workflow up.
-                self.gave_up = true;
-                self.count_lost();
-            }
-            return Err(error);
-        }
+        batch.commit().await.map_err(|error| self.refused(error))?;
         if let Some(status) = status {
             self.stored_status = status;
         }
@@ -1099,6 +1091,16 @@ impl WorkflowProcess {
         self.gave_up = true;
         self.count_lost();
         ctx.stop(ExitReason::Normal);
+    }
+
+    /// Notes a refused journal write: when the lease (or the journal) was
+    /// taken over, this instance wrote nothing and gives the workflow up.
+    fn refused(&mut self, error: Error) -> Error {
+        if is_lost(&error) {
+            self.gave_up = true;
+            self.count_lost();
+        }
+        error
     }
 
     fn count_lost(&self) {

@@ -163,8 +163,13 @@ fn workflow_id(index: usize) -> String {
     format!("node-wf-{index:04}")
 }
 
-/// The plan's works for a node process: each appends its idempotency key
-/// to the side file before it returns, and reports it on stderr.
+/// The engine a node process runs, for its works.
+static NODE_ENGINE: std::sync::OnceLock<WorkflowEngine> = std::sync::OnceLock::new();
+
+/// The plan's works for a node process: each lasts two heartbeats of its
+/// engine (about 1.3 s with the 2 s lease; an event of the engine, so that
+/// kills and stops land mid-step), then appends its idempotency key to the
+/// side file before it returns, and reports it on stderr.
 fn node_works(side: &Path, owner: &str) -> WorkRegistry {
     let side = Arc::new(side.to_owned());
     let owner: Arc<str> = owner.into();
@@ -176,9 +181,9 @@ fn node_works(side: &Path, owner: &str) -> WorkRegistry {
             let side = Arc::clone(&side);
             let owner = Arc::clone(&owner);
             async move {
-                // A step takes a while, so that kills and stops land
-                // mid-step.
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                if let Some(engine) = NODE_ENGINE.get() {
+                    engine.heartbeats(2, Duration::from_secs(60)).await?;
+                }
                 let mut file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -193,7 +198,8 @@ fn node_works(side: &Path, owner: &str) -> WorkRegistry {
 }
 
 /// The node role: an engine in multi-node mode on the shared database;
-/// node 0 starts the 1,000 workflows; every node then reports its lease
+/// node k starts the workflows whose index is k modulo 3; every node then
+/// reports its lease
 /// counters on stderr until every workflow has ended. Not a test of its
 /// own: outside a node process it returns at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,11 +221,18 @@ async fn node_role() -> Result<(), Error> {
         .lease_ttl(NODE_TTL)
         .multi_node(true);
     let engine = builder.start().await?;
+    let _ = NODE_ENGINE.set(engine.clone());
     engine.resumed(Duration::from_secs(60)).await?;
     eprintln!("ready {owner}");
-    if owner == "node0" {
+    // Each node starts a third of the workflows (as requests spread over
+    // nodes would), so every node runs some.
+    let node: usize = owner
+        .strip_prefix("node")
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0);
+    {
         let definition = plan();
-        for index in 0..WORKFLOWS {
+        for index in (0..WORKFLOWS).filter(|index| index % 3 == node) {
             match engine
                 .start_workflow_with_id(&workflow_id(index), &definition, Value::Null)
                 .await
@@ -245,10 +258,10 @@ async fn node_role() -> Result<(), Error> {
             reported = counters;
         }
         let page = engine.list(&unfinished).await?;
-        let all_there = engine
-            .summary_status(&workflow_id(WORKFLOWS - 1))
-            .await?
-            .is_some();
+        let mut all_there = true;
+        for index in WORKFLOWS - 3..WORKFLOWS {
+            all_there &= engine.summary_status(&workflow_id(index)).await?.is_some();
+        }
         if page.workflows.is_empty() && all_there {
             eprintln!("done {owner} lost={} claimed={}", counters.0, counters.1);
             engine.shutdown().await?;
@@ -276,7 +289,7 @@ fn spawn_node(owner: &str, url: &str, side: &Path) -> Result<NodeProcess, Error>
         .env(NODE, owner)
         .env(NODE_URL, url)
         .env(NODE_SIDE, side)
-        .stdout(Stdio::null())
+        .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()?;
@@ -296,12 +309,15 @@ struct Seen {
     executed: HashMap<String, usize>,
     lost: HashMap<String, u64>,
     done: HashMap<String, bool>,
+    started: usize,
+    lines: usize,
 }
 
 impl Seen {
     fn take(&mut self, line: &str) {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
+            (Some("started"), Some(_)) => self.started += 1,
             (Some("executed"), Some(owner)) => {
                 *self.executed.entry(owner.to_owned()).or_default() += 1;
             }
@@ -317,13 +333,13 @@ impl Seen {
                     self.done.insert(owner.to_owned(), true);
                 }
             }
-            _ => {}
+            _ => eprintln!("node: {line}"),
         }
     }
 }
 
 /// Reads lines from every live node until `until` holds, at most
-/// `timeout`. `stopped` nodes are not read (a stopped process writes
+/// `timeout`. A `stopped` node is not read (a stopped process writes
 /// nothing; its pipe fills at most).
 async fn read_until(
     nodes: &mut [Option<NodeProcess>],
@@ -332,45 +348,60 @@ async fn read_until(
     timeout: Duration,
     until: impl Fn(&Seen) -> bool,
 ) -> Result<(), Error> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !until(seen) {
-        let (sender, mut receiver) = mpsc::unbounded_channel();
-        // One line from whichever node speaks first.
-        let mut reads = Vec::new();
-        for (index, node) in nodes.iter_mut().enumerate() {
-            if Some(index) == stopped {
-                continue;
-            }
-            if let Some(node) = node {
-                let sender = sender.clone();
-                reads.push(Box::pin(async move {
-                    let line = node.lines.next_line().await;
-                    let _ = sender.send((index, line));
-                }));
-            }
+    let reading = async {
+        while !until(seen) {
+            read_some(nodes, seen, stopped).await?;
         }
-        drop(sender);
-        if reads.is_empty() {
-            return Err(Error::new(
-                ErrorCode::INTERNAL_ERROR,
-                "no node left to read",
-            ));
+        Ok::<(), Error>(())
+    };
+    match tokio::time::timeout(timeout, reading).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::timeout(format!(
+            "the nodes did not get there in time: {seen:?}"
+        ))),
+    }
+}
+
+/// Reads the next line of whichever live node speaks first (and any other
+/// line that is ready), or notes a node's exit.
+async fn read_some(
+    nodes: &mut [Option<NodeProcess>],
+    seen: &mut Seen,
+    stopped: Option<usize>,
+) -> Result<(), Error> {
+    let (sender, mut receiver) = mpsc::unbounded_channel();
+    let mut reads = Vec::new();
+    for (index, node) in nodes.iter_mut().enumerate() {
+        if Some(index) == stopped {
+            continue;
         }
-        let first = futures::future::select_all(reads);
-        tokio::time::timeout_at(deadline, first)
-            .await
-            .map_err(|_| {
-                Error::timeout(format!("the nodes did not get there in time: {seen:?}"))
-            })?;
-        while let Ok((index, line)) = receiver.try_recv() {
-            match line? {
-                Some(line) => seen.take(&line),
-                None => {
-                    // The node's stderr closed: it exited.
-                    if let Some(mut node) = nodes[index].take() {
-                        let status = node.child.wait().await?;
-                        assert!(status.success(), "node {index} failed: {status}");
-                    }
+        if let Some(node) = node {
+            let sender = sender.clone();
+            reads.push(Box::pin(async move {
+                // `next_line` is cancel safe: the reads that lose the race
+                // keep their buffered input for the next call.
+                let line = node.lines.next_line().await;
+                let _ = sender.send((index, line));
+            }));
+        }
+    }
+    drop(sender);
+    if reads.is_empty() {
+        return Err(Error::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("no node left to read: {seen:?}"),
+        ));
+    }
+    futures::future::select_all(reads).await;
+    while let Ok((index, line)) = receiver.try_recv() {
+        seen.lines += 1;
+        match line? {
+            Some(line) => seen.take(&line),
+            None => {
+                // The node's stderr closed: it exited.
+                if let Some(mut node) = nodes[index].take() {
+                    let status = node.child.wait().await?;
+                    assert!(status.success(), "node {index} failed: {status}");
                 }
             }
         }
@@ -411,20 +442,22 @@ async fn three_node_processes_share_1000_workflows_through_kill_and_stop() -> Re
         nodes.push(Some(spawn_node(&format!("node{index}"), &url, &side)?));
     }
     let mut seen = Seen::default();
-    // SIGKILL node0 mid-step, once every node has executed some steps.
+    // SIGKILL node0 mid-step, once every node has started its workflows
+    // and executed some steps.
     read_until(
         &mut nodes,
         &mut seen,
         None,
         Duration::from_secs(180),
         |seen| {
-            (0..3).all(|index| {
-                seen.executed
-                    .get(&format!("node{index}"))
-                    .copied()
-                    .unwrap_or(0)
-                    >= 20
-            })
+            seen.started == 3
+                && (0..3).all(|index| {
+                    seen.executed
+                        .get(&format!("node{index}"))
+                        .copied()
+                        .unwrap_or(0)
+                        >= 20
+                })
         },
     )
     .await?;
@@ -450,18 +483,28 @@ async fn three_node_processes_share_1000_workflows_through_kill_and_stop() -> Re
         .as_ref()
         .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "node1 ended early"))?;
     signal(node1, "STOP")?;
-    // The pause itself is the scenario (a node frozen past its lease), not
-    // a synchronisation: node2 keeps running meanwhile, and is read.
-    let resume_at = tokio::time::Instant::now() + NODE_TTL * 3;
-    let stalled = read_until(&mut nodes, &mut seen, Some(1), NODE_TTL * 3, |_| {
-        tokio::time::Instant::now() >= resume_at
-    })
-    .await;
-    if let Err(error) = stalled
-        && error.code() != ErrorCode::TIMEOUT
-    {
-        return Err(error);
-    }
+    // Stopped past its lease: until every lease node1 held has been
+    // claimed by the others (the store says so; read between node2's
+    // lines, which keep coming meanwhile).
+    let observer = pg_store(&url).await?;
+    let held_by_node1 = |leases: &[foundation_persist::Lease]| {
+        leases.iter().filter(|lease| lease.owner == "node1").count()
+    };
+    let at_stop = held_by_node1(&observer.leases().list("workflow/", None, 10_000).await?);
+    assert!(at_stop > 0, "node1 held no lease when it was stopped");
+    let waiting = async {
+        loop {
+            let leases = observer.leases().list("workflow/", None, 10_000).await?;
+            if held_by_node1(&leases) == 0 {
+                return Ok::<(), Error>(());
+            }
+            read_some(&mut nodes, &mut seen, Some(1)).await?;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), waiting)
+        .await
+        .map_err(|_| Error::timeout("node1's leases were not claimed while it was stopped"))??;
+    observer.close().await?;
     let node1 = nodes[1]
         .as_ref()
         .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "node1 ended early"))?;
