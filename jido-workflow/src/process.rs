@@ -312,8 +312,12 @@ impl Actor for WorkflowProcess {
         }
         let result = Box::pin(self.on_call(request, ctx)).await;
         self.publish_waiting();
-        if self.gave_up {
-            ctx.stop(ExitReason::Normal);
+        if let Err(error) = &result
+            && is_lost(error)
+        {
+            // A journal write was refused: the lease (or the journal) was
+            // taken over; this instance wrote nothing and gives it up.
+            self.give_up(ctx);
             return Err(self.moved());
         }
         if let Err(error) = &result
@@ -344,10 +348,12 @@ impl Actor for WorkflowProcess {
         }
         let result = Box::pin(self.on_info(message, ctx)).await;
         self.publish_waiting();
-        if self.gave_up {
-            // Given up mid-handler (a fenced write was refused): stop
-            // without writing, not as a failure.
-            ctx.stop(ExitReason::Normal);
+        if let Err(error) = &result
+            && is_lost(error)
+        {
+            // A journal write was refused (a fenced batch, or the journal
+            // moved under it): stop without writing, not as a failure.
+            self.give_up(ctx);
             return Ok(());
         }
         result
@@ -633,7 +639,7 @@ impl WorkflowProcess {
             };
             batch.put(&keyspaces.summaries, &self.id, &summary)?;
         }
-        batch.commit().await.map_err(|error| self.refused(error))?;
+        batch.commit().await?;
         if let Some(status) = status {
             self.stored_status = status;
         }
@@ -1091,16 +1097,6 @@ impl WorkflowProcess {
         self.gave_up = true;
         self.count_lost();
         ctx.stop(ExitReason::Normal);
-    }
-
-    /// Notes a refused journal write: when the lease (or the journal) was
-    /// taken over, this instance wrote nothing and gives the workflow up.
-    fn refused(&mut self, error: Error) -> Error {
-        if is_lost(&error) {
-            self.gave_up = true;
-            self.count_lost();
-        }
-        error
     }
 
     fn count_lost(&self) {
