@@ -468,3 +468,33 @@ async fn a_sigkilled_nodes_workflow_finishes_on_another_node_after_its_lease_exp
     b.child.start_kill().expect("stop node B");
     b.child.wait().await.expect("node B ends");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_backup_and_restore_refuse_a_postgres_store() {
+    let directory = tempfile::tempdir().expect("tempdir");
+    for (command, tool) in [("backup", "pg_dump"), ("restore", "pg_restore")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_jido-system"))
+            .arg(command)
+            .arg(directory.path().join("copy.redb"))
+            .arg("--data-dir")
+            .arg(directory.path())
+            .env("JIDO_STORE", "postgres://jido@127.0.0.1:5432/jido")
+            .output()
+            .await
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(6), "{command}: {stderr}");
+        assert!(
+            stderr.contains("operation_not_permitted"),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains(tool), "{command} names {tool}: {stderr}");
+    }
+    assert!(
+        std::fs::read_dir(directory.path())
+            .expect("the directory")
+            .next()
+            .is_none(),
+        "nothing was written"
+    );
+}
