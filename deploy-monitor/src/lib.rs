@@ -153,3 +153,4 @@ pub use plan::{AnalysisSettings, DEFAULT_PLAN_TOML, Phase, RolloutPlan};
 pub use prometheus::PrometheusExport;
 pub use recorder::{Recorder, RequestOutcome};
 pub use sources::RestartClassifier;
+pub use store::ROLLOUT_KEYSPACE;

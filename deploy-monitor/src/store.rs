@@ -11,18 +11,25 @@
 //! store and this store may be the same file or different ones: the
 //! protocol needs only that each write is durable when acknowledged.
 //!
+//! Several processes may share one store (nodes on one PostgreSQL): every
+//! write of the current record is a compare-and-set on the version this
+//! process last read or wrote, so two nodes never overwrite each other's
+//! transition; the loser gets `version_conflict` and re-reads
+//! (`DeployMonitor::sync_from_store`).
+//!
 //! This module is not for deciding transitions.
 
 use std::time::SystemTime;
 
 use foundation_error::Result;
-use foundation_persist::{Journal, Record, StateStore, Store};
+use foundation_persist::{Journal, Outcome, Record, StateStore, Store, Version};
 use serde::{Deserialize, Serialize};
 
 use crate::events::TransitionRecord;
 
-/// The keyspace of the current record.
-const ROLLOUT_KEYSPACE: &str = "deploy_monitor.rollout";
+/// The keyspace of the current record: the one to watch
+/// (`StoreOptions::watch`) for a store shared by several processes.
+pub const ROLLOUT_KEYSPACE: &str = "deploy_monitor.rollout";
 /// The key of the current record.
 const CURRENT_KEY: &str = "current";
 /// The journal of transitions.
@@ -72,26 +79,50 @@ impl RolloutStore {
         })
     }
 
-    pub(crate) async fn load(&self) -> Result<Option<RolloutRecord>> {
-        self.current.get(CURRENT_KEY).await
+    /// The current record and its version.
+    pub(crate) async fn load(&self) -> Result<Option<(RolloutRecord, Version)>> {
+        Ok(self
+            .current
+            .get_versioned(CURRENT_KEY)
+            .await?
+            .map(|versioned| (versioned.value, versioned.version)))
     }
 
-    /// Stores `record` alone (the intent, a pause, the first record).
-    pub(crate) async fn save(&self, record: &RolloutRecord) -> Result<()> {
-        self.current.put(CURRENT_KEY, record).await.map(|_| ())
+    /// Stores `record` alone (the intent, a pause, the first record) if the
+    /// stored one still has version `expected` (`None`: none is stored);
+    /// returns the new version. `version_conflict` when another process
+    /// wrote it meanwhile.
+    pub(crate) async fn save(
+        &self,
+        record: &RolloutRecord,
+        expected: Option<Version>,
+    ) -> Result<Version> {
+        self.current
+            .compare_and_set(CURRENT_KEY, expected, record)
+            .await
     }
 
-    /// Stores `record` and appends `transition` to the history, together.
+    /// Stores `record` and appends `transition` to the history, together,
+    /// if the stored record still has version `expected`; returns the new
+    /// version.
     pub(crate) async fn complete(
         &self,
         record: &RolloutRecord,
         transition: &TransitionRecord,
-    ) -> Result<()> {
+        expected: Option<Version>,
+    ) -> Result<Version> {
         let mut batch = self.store.batch();
         batch
             .append(&self.history, HISTORY_STREAM, transition)?
-            .put(&self.current, CURRENT_KEY, record)?;
-        batch.commit().await.map(|_| ())
+            .compare_and_set(&self.current, CURRENT_KEY, expected, record)?;
+        let outcomes = batch.commit().await?;
+        match outcomes.last() {
+            Some(Outcome::Written { version }) => Ok(*version),
+            _ => Err(foundation_error::Error::new(
+                foundation_error::ErrorCode::INTERNAL_ERROR,
+                "the store answered the rollout's write without its version",
+            )),
+        }
     }
 
     /// The last `limit` transitions, oldest first.

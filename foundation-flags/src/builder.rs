@@ -247,6 +247,8 @@ impl FlagsBuilder {
                     Ok(())
                 })
                 .await?;
+            flags.shared.writer.lock().await.overridden =
+                overrides.iter().map(|item| item.position).collect();
         }
         metrics::describe();
         for (name, value) in flags.snapshot().iter() {

@@ -51,6 +51,9 @@ pub(crate) struct Writer {
     version: u64,
     /// A write whose store commit may or may not have happened.
     pending: Option<Arc<Pending>>,
+    /// Flags set by an environment override at open: a reload keeps their
+    /// value (the environment wins over the store, as at open).
+    pub(crate) overridden: Vec<usize>,
 }
 
 #[derive(Clone)]
@@ -73,6 +76,7 @@ impl Writer {
             next_sequence: last_sequence + 1,
             version: 0,
             pending: None,
+            overridden: Vec::new(),
         }
     }
 
@@ -498,6 +502,93 @@ impl Flags {
             Ok(())
         })
         .await
+    }
+
+    /// Reads the values and ramps from the store again and publishes what
+    /// differs from this instance's state, without storing anything: for
+    /// several processes sharing one store (each holds its own `Flags`),
+    /// a process calls this when the store tells it another one changed the
+    /// flags. Stored values win over this instance's, as at open, except
+    /// for flags an environment override set at open, which keep their
+    /// value; a flag without a stored value returns to its default.
+    ///
+    /// The returned change carries the new version and no audit entries
+    /// (the process that made the change recorded them); it is empty, with
+    /// the version unchanged, when nothing differed. Subscribers get it
+    /// like any other change.
+    ///
+    /// # Errors
+    ///
+    /// `timeout` when the writer or the store does not answer within the
+    /// flags' timeout; the store's load errors. Nothing changes then.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropped before the load completes, nothing changed; after, the
+    /// publication is synchronous, so it happened entirely or not at all.
+    pub async fn reload(&self) -> Result<FlagChange> {
+        let shared = &*self.shared;
+        let mut writer = tokio::time::timeout(shared.timeout, shared.writer.lock())
+            .await
+            .map_err(|_| {
+                Error::new(
+                    ErrorCode::TIMEOUT,
+                    format!(
+                        "a flag change held the writer for {:?}; the flags were not reloaded",
+                        shared.timeout
+                    ),
+                )
+            })?;
+        self.settle_pending(&mut writer).await?;
+        let stored = tokio::time::timeout(shared.timeout, shared.store.load())
+            .await
+            .map_err(|_| store_timeout("reloading the flags", shared.timeout))??;
+        let registry = &shared.registry;
+        let mut values: Vec<FlagValue> = registry
+            .flags
+            .iter()
+            .map(crate::Flag::default_value)
+            .collect();
+        for (name, value) in &stored.values {
+            if let Some(position) = registry.position(name) {
+                values[position] = *value;
+            }
+        }
+        for &position in &writer.overridden {
+            values[position] = writer.values[position];
+        }
+        let mut ramps = BTreeMap::new();
+        for ramp in &stored.ramps {
+            if let Some(position) = registry.position(ramp.plan.flag()) {
+                ramps.insert(position, ramp.clone());
+            }
+        }
+        let changed: Vec<usize> = (0..values.len())
+            .filter(|&position| values[position] != writer.values[position])
+            .collect();
+        let ramps_changed = ramps != writer.ramps;
+        writer.next_sequence = writer.next_sequence.max(stored.last_sequence + 1);
+        if changed.is_empty() && !ramps_changed {
+            return Ok(FlagChange::new(writer.version, Arc::from([])));
+        }
+        writer.version += 1;
+        writer.values = values;
+        writer.ramps = ramps;
+        // Snapshot first, then cells: see registry.rs for the guarantee.
+        shared
+            .snapshot
+            .store(Arc::new(writer.snapshot(&shared.registry)));
+        for &position in &changed {
+            registry.store_value(position, writer.values[position]);
+            metrics::set_percentage(registry.flags[position].name(), writer.values[position]);
+        }
+        let change = FlagChange::new(writer.version, Arc::from([]));
+        // No subscribers is not an error.
+        let _ = shared.changes.send(change.clone());
+        if ramps_changed {
+            shared.ramp_wakeup.notify_waiters();
+        }
+        Ok(change)
     }
 
     /// Reads the audit log from the store: the most recent entries matching

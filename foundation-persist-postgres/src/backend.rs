@@ -12,6 +12,7 @@ use std::any::Any;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use foundation_error::clock::SharedClock;
@@ -19,12 +20,14 @@ use foundation_error::{Error, ErrorCode};
 use foundation_persist::backend::{
     Backend, BackendFuture, JournalKeyspace, Op, StateKeyspace, StoredEntry, StoredValue,
 };
-use foundation_persist::{Outcome, Store, StreamHead, Version};
+use foundation_persist::watch::{ChangeFeed, Changes};
+use foundation_persist::{Lease, Outcome, Store, StreamHead, Version};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
+use crate::listen::Listener;
 use crate::ops::{as_i64, as_u64};
 use crate::options::PostgresOptions;
 use crate::writer::{Request, Writer};
@@ -72,6 +75,10 @@ pub struct PostgresBackend {
     commit_timeout: std::time::Duration,
     read_timeout: std::time::Duration,
     clock: SharedClock,
+    /// The change feed: published by the listener task, if any.
+    changes: Arc<ChangeFeed>,
+    /// The `LISTEN` task, started when the store watches a keyspace.
+    listener: tokio::sync::Mutex<Option<Listener>>,
 }
 
 impl fmt::Debug for PostgresBackend {
@@ -107,6 +114,10 @@ impl PostgresBackend {
         config.options("-c synchronous_commit=on");
         config.connect_timeout(options.connect_timeout);
         let name: Arc<str> = Arc::from(display_name(&config));
+        let mut listen_config = config.clone();
+        // A dead peer of the one long-lived connection is noticed.
+        listen_config.keepalives(true);
+        listen_config.keepalives_idle(std::time::Duration::from_secs(10));
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -144,6 +155,20 @@ impl PostgresBackend {
             .with_context("store", &*name)
         })??;
         drop(client);
+        let changes = Arc::new(ChangeFeed::new(&*name));
+        let listener = if options.store.watches_any() {
+            Some(
+                Listener::start(
+                    listen_config,
+                    Arc::clone(&changes),
+                    Arc::clone(&name),
+                    options.connect_timeout,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let (sender, receiver) = mpsc::channel(options.max_queued_writes);
         let writer = Writer {
             pool: pool.clone(),
@@ -163,6 +188,8 @@ impl PostgresBackend {
             commit_timeout: options.commit_timeout,
             read_timeout: options.read_timeout,
             clock: Arc::clone(&options.clock),
+            changes,
+            listener: tokio::sync::Mutex::new(listener),
         })
     }
 }
@@ -483,9 +510,79 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn acquire_lease(
+        &self,
+        name: String,
+        owner: String,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Lease> {
+        Box::pin(async move {
+            read!(self, "acquire_lease", |client| {
+                crate::leases::acquire(&client, &name, &owner, ttl).await
+            })?
+        })
+    }
+
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>> {
+        Box::pin(async move {
+            read!(self, "renew_leases", |client| {
+                crate::leases::renew(&client, &leases, ttl).await
+            })
+        })
+    }
+
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            read!(self, "release_lease", |client| {
+                crate::leases::release(&client, &lease).await
+            })
+        })
+    }
+
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            read!(self, "claim_expired_leases", |client| {
+                crate::leases::claim_expired(&client, &prefix, &owner, ttl, limit).await
+            })
+        })
+    }
+
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        Box::pin(async move {
+            let (start, exclusive) = range_start(&prefix, after.as_deref());
+            let end = prefix_end(&prefix);
+            read!(self, "list_leases", |client| {
+                crate::leases::list(&client, (start, exclusive, end.as_deref()), &prefix, limit)
+                    .await
+            })
+        })
+    }
+
     fn close(&self) -> BackendFuture<'_, ()> {
         Box::pin(async move {
             self.closed.store(true, Ordering::Release);
+            self.changes.close();
+            if let Some(listener) = self.listener.lock().await.take() {
+                listener.stop(self.commit_timeout).await;
+            }
             drop(
                 self.writes
                     .lock()
@@ -520,6 +617,13 @@ impl Backend for PostgresBackend {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    fn changes(&self) -> Result<Changes, Error> {
+        if self.is_closed() {
+            return Err(crate::closed(&self.name));
+        }
+        self.changes.subscribe()
     }
 
     fn as_any(&self) -> &dyn Any {

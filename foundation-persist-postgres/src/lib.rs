@@ -54,7 +54,8 @@
 //!   have been committed (use compare-and-set or `append_expecting` to make
 //!   a retry safe).
 //! - Reads run on the calling task on pooled connections and never wait
-//!   for the writer.
+//!   for the writer; so do lease operations (one statement each, retried
+//!   once on a dead connection).
 //!
 //! Limits worth knowing:
 //!
@@ -63,8 +64,12 @@
 //!   database per store.
 //! - Several nodes on one database: the backend's statements are safe
 //!   under concurrent writers (preconditions are checked in the statements
-//!   or on rows locked `FOR UPDATE`), but leases, fencing and shared flags
-//!   (the second half of issue 15) are not implemented yet.
+//!   or on rows locked `FOR UPDATE`), and
+//!   [`Store::leases`](foundation_persist::Store::leases) works across
+//!   them (`leases.rs`: expiry by the server's clock, claims with `FOR
+//!   UPDATE SKIP LOCKED`, fences checked `FOR SHARE` inside the writer's
+//!   transaction). Shared flags and LISTEN/NOTIFY wake-ups are not
+//!   implemented yet.
 //! - The typed API's [`StoreOptions`](foundation_persist::StoreOptions)
 //!   for batching, durability and files do not apply; see
 //!   [`PostgresOptions`].
@@ -78,6 +83,8 @@
 
 mod backend;
 mod classify;
+mod leases;
+mod listen;
 pub mod metrics;
 mod ops;
 mod options;

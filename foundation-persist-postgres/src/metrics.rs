@@ -8,6 +8,9 @@
 //! - `foundation_persist_postgres_unknown_outcomes_total` (counter):
 //!   batches whose commit outcome is unknown (the connection was lost while
 //!   committing, or the commit timed out).
+//! - `foundation_persist_postgres_listen_reconnects_total` (counter): times
+//!   the change feed's `LISTEN` connection was lost (each followed by
+//!   reconnection attempts and a resync).
 //!
 //! No labels. This module is not for recording anything else.
 
@@ -22,7 +25,15 @@ pub const COMMIT_DURATION_SECONDS: &str = "foundation_persist_postgres_commit_du
 /// Batches whose commit outcome is unknown.
 pub const UNKNOWN_OUTCOMES_TOTAL: &str = "foundation_persist_postgres_unknown_outcomes_total";
 
+/// Times the change feed's `LISTEN` connection was lost.
+pub const LISTEN_RECONNECTS_TOTAL: &str = "foundation_persist_postgres_listen_reconnects_total";
+
 pub(crate) fn describe() {
+    metrics::describe_counter!(
+        LISTEN_RECONNECTS_TOTAL,
+        metrics::Unit::Count,
+        "Times the PostgreSQL change feed's LISTEN connection was lost."
+    );
     metrics::describe_histogram!(
         BATCH_SIZE,
         metrics::Unit::Count,
@@ -43,6 +54,10 @@ pub(crate) fn describe() {
 pub(crate) fn record_commit(operations: usize, duration: Duration) {
     metrics::histogram!(BATCH_SIZE).record(operations as f64);
     metrics::histogram!(COMMIT_DURATION_SECONDS).record(duration.as_secs_f64());
+}
+
+pub(crate) fn record_listen_reconnect() {
+    metrics::counter!(LISTEN_RECONNECTS_TOTAL).increment(1);
 }
 
 pub(crate) fn record_unknown_outcome() {

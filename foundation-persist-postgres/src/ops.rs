@@ -5,9 +5,10 @@
 //! CONFLICT DO NOTHING`) or checked on a row locked `FOR UPDATE`, so a
 //! precondition that fails leaves the row untouched, and concurrent
 //! writers (several nodes) cannot slip between the check and the write.
-//! A request of several operations runs inside a savepoint, rolled back
-//! when one of its preconditions fails; a request of one operation needs
-//! none. Conflicts are answers (`version_conflict` naming the keyspace
+//! A request whose precondition may fail after one of its earlier
+//! operations wrote runs inside a savepoint, rolled back when the
+//! precondition fails; other requests (one operation, or conditions and
+//! fences before every write) need none. Conflicts are answers (`version_conflict` naming the keyspace
 //! and key or stream, like the other backends); database errors abort the
 //! whole batch.
 //!
@@ -33,10 +34,23 @@ impl From<tokio_postgres::Error> for Refusal {
     }
 }
 
-/// Whether a request needs a savepoint: more than one operation, one of
-/// which can be refused after an earlier one wrote.
+/// Whether a request needs a savepoint: one of its operations can be
+/// refused after an earlier one wrote. A refused operation itself changes
+/// nothing (its precondition is part of its statement, or checked before
+/// it writes), and a fence writes nothing, so a request whose conditional
+/// operations all come before its first write (a fenced journal flush:
+/// the fence, an expected-sequence append, then plain appends) needs none.
 pub(crate) fn needs_savepoint(ops: &[Op]) -> bool {
-    ops.len() > 1 && ops.iter().any(is_conditional)
+    let mut wrote = false;
+    for op in ops {
+        if wrote && is_conditional(op) {
+            return true;
+        }
+        if !matches!(op, Op::Fence { .. }) {
+            wrote = true;
+        }
+    }
+    false
 }
 
 fn is_conditional(op: &Op) -> bool {
@@ -46,6 +60,7 @@ fn is_conditional(op: &Op) -> bool {
             expect_sequence, ..
         } => expect_sequence.is_some(),
         Op::Truncate { .. } => false,
+        Op::Fence { .. } => true,
         // An operation this crate does not know is refused (`apply`), after
         // the request's earlier operations: a savepoint undoes them.
         _ => true,
@@ -152,6 +167,7 @@ async fn apply(transaction: &Transaction<'_>, op: &Op) -> Result<Outcome, Refusa
             stream,
             through,
         } => truncate(transaction, journal, stream, *through).await,
+        Op::Fence { name, token } => fence(transaction, name, *token).await,
         other => Err(Refusal::Conflict(Error::new(
             ErrorCode::INTERNAL_ERROR,
             format!("the PostgreSQL backend does not know the operation {other:?}"),
@@ -303,6 +319,66 @@ async fn truncate(
         .execute(&statement, &[&space, &stream, &to])
         .await?;
     Ok(Outcome::Truncated { removed })
+}
+
+/// Share-locks the lease rows every fence of a batch checks, in name
+/// order, at the start of the batch's transaction. Every statement that
+/// locks several lease rows (the renewal) locks them in name order too, so
+/// a batch and a renewal can never deadlock; the fences' own checks then
+/// find their rows locked already.
+pub(crate) async fn lock_fences<'a>(
+    transaction: &Transaction<'_>,
+    requests: impl Iterator<Item = &'a [Op]>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut names: Vec<&str> = requests
+        .flatten()
+        .filter_map(|op| match op {
+            Op::Fence { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let statement = transaction
+        .prepare_cached(
+            "SELECT name FROM foundation_persist_leases WHERE name = ANY($1::text[]) \
+             ORDER BY name FOR SHARE",
+        )
+        .await?;
+    transaction.query(&statement, &[&names]).await?;
+    Ok(())
+}
+
+/// Checks that `token` is the current token of the lease `name` (and the
+/// lease not released), its row share-locked until the transaction (or the
+/// request's savepoint) ends, so that no takeover can commit between this
+/// check and the commit of the request's writes.
+async fn fence(transaction: &Transaction<'_>, name: &str, token: u64) -> Result<Outcome, Refusal> {
+    let statement = transaction
+        .prepare_cached(
+            "SELECT token, owner IS NULL FROM foundation_persist_leases \
+             WHERE name = $1 FOR SHARE",
+        )
+        .await?;
+    let current = match transaction.query_opt(&statement, &[&name]).await? {
+        Some(row) => {
+            let current: i64 = row.try_get(0)?;
+            let released: bool = row.try_get(1)?;
+            Some((as_u64(current), released))
+        }
+        None => None,
+    };
+    match current {
+        Some((current, false)) if current == token => Ok(Outcome::Fenced),
+        _ => Err(Refusal::Conflict(foundation_persist::lease::lost(
+            name,
+            token,
+            current.map(|(current, _)| current),
+        ))),
+    }
 }
 
 /// The stream's `(next_sequence, truncated_through)`, its row locked until

@@ -18,6 +18,17 @@
 //!   it has had an append, and keeps it after truncation, so sequences are
 //!   never reused.
 //!
+//! Schema version 2 adds:
+//!
+//! - `foundation_persist_leases (name, owner, token, expires_at)`: one row
+//!   per lease name ever granted; `owner` is `NULL` once released (the row
+//!   stays, so the name's token never repeats); `expires_at` is judged by
+//!   the server's clock (`clock_timestamp()`), never a node's. A partial
+//!   index on `expires_at` of held leases serves the claim of expired ones.
+//!
+//! A version 1 database is migrated to version 2 on open (the table and
+//! index are added; nothing else changes).
+//!
 //! Text columns use the `"C"` collation, so keys order byte-wise, as on
 //! redb. Opening takes a transaction-scoped advisory lock, so several
 //! processes opening one database at once migrate it once. A database
@@ -35,14 +46,15 @@ use tokio_postgres::NoTls;
 use crate::classify::database_error;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock key taken while migrating ("fpersist" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6670_6572_7369_7374;
 
 /// The statements of each schema version, applied in order: index 0
-/// brings an empty database to version 1.
-const MIGRATIONS: &[&str] = &[r#"
+/// brings an empty database to version 1, index 1 from 1 to 2.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE SEQUENCE foundation_persist_versions AS bigint START 1;
 CREATE TABLE foundation_persist_state (
     keyspace text COLLATE "C" NOT NULL,
@@ -65,7 +77,18 @@ CREATE TABLE foundation_persist_heads (
     truncated_through bigint NOT NULL,
     PRIMARY KEY (journal, stream)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE foundation_persist_leases (
+    name text COLLATE "C" PRIMARY KEY,
+    owner text COLLATE "C",
+    token bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+CREATE INDEX foundation_persist_leases_expiry
+    ON foundation_persist_leases (expires_at) WHERE owner IS NOT NULL;
+"#,
+];
 
 /// Creates the tables of an empty database, migrates an older schema, and
 /// refuses a newer one.

@@ -21,6 +21,12 @@
 //!   or may not have happened), and every request of the batch gets
 //!   `network_error` with the context `commit_outcome=unknown`.
 //!
+//! Fences: at the start of each transaction the writer share-locks the
+//! lease rows of every fence in the batch, in name order (as a renewal
+//! locks its rows), so that a batch and a heartbeat cannot deadlock, and
+//! no takeover of a fenced lease can commit before the batch does. A
+//! failed fence fails only its own request, like a failed compare-and-set.
+//!
 //! A request whose caller stopped waiting before its batch began is
 //! dropped unapplied; one whose queueing took longer than the write
 //! timeout is answered `timeout`, unapplied.
@@ -44,7 +50,9 @@ use foundation_persist::backend::Op;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
-use crate::ops::{Refusal, apply_request, is_pipelinable, needs_savepoint, prepare_pipelined};
+use crate::ops::{
+    Refusal, apply_request, is_pipelinable, lock_fences, needs_savepoint, prepare_pipelined,
+};
 
 /// How many times a batch is tried when PostgreSQL rolled it back
 /// (serialization failure, deadlock, a connection lost before commit).
@@ -163,6 +171,12 @@ impl Writer {
         };
         let work = async {
             let mut transaction = client.transaction().await.map_err(Attempt::Before)?;
+            lock_fences(
+                &transaction,
+                batch.iter().map(|request| request.ops.as_slice()),
+            )
+            .await
+            .map_err(Attempt::Before)?;
             let mut answers = Vec::with_capacity(batch.len());
             let mut operations = 0;
             let mut index = 0;
@@ -229,6 +243,21 @@ impl Writer {
             if operations == 0 {
                 transaction.rollback().await.map_err(Attempt::Before)?;
                 return Ok((answers, 0));
+            }
+            // The change feed: delivered by PostgreSQL only if this
+            // transaction commits, to every listening node.
+            let payloads = crate::listen::payloads(
+                batch
+                    .iter()
+                    .zip(&answers)
+                    .filter(|(_, answer)| answer.is_ok())
+                    .map(|(request, _)| request.ops.as_slice()),
+            );
+            if !payloads.is_empty() {
+                transaction
+                    .execute(crate::listen::NOTIFY_STATEMENT, &[&payloads])
+                    .await
+                    .map_err(Attempt::Before)?;
             }
             transaction.commit().await.map_err(Attempt::Commit)?;
             Ok((answers, operations))

@@ -11,11 +11,16 @@
 use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use foundation_error::Error;
 
 use foundation_persist::backend::{
     BackendFuture, JournalKeyspace, Op, StateKeyspace, StoredEntry, StoredValue,
 };
-use foundation_persist::{Backend, JsonValue, Outcome, Record, Store, StoreOptions, StreamHead};
+use foundation_persist::{
+    Backend, JsonValue, Lease, Outcome, Record, Store, StoreOptions, StreamHead,
+};
 use serde::{Deserialize, Serialize};
 
 /// Counts operations and reads, and passes everything to `inner`.
@@ -94,12 +99,62 @@ impl Backend for Counting {
         self.inner.list_streams(journal, prefix, after, limit)
     }
 
+    fn acquire_lease(
+        &self,
+        name: String,
+        owner: String,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Lease> {
+        self.operations.fetch_add(1, Ordering::Relaxed);
+        self.inner.acquire_lease(name, owner, ttl)
+    }
+
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>> {
+        self.operations
+            .fetch_add(leases.len() as u64, Ordering::Relaxed);
+        self.inner.renew_leases(leases, ttl)
+    }
+
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
+        self.operations.fetch_add(1, Ordering::Relaxed);
+        self.inner.release_lease(lease)
+    }
+
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        self.operations.fetch_add(1, Ordering::Relaxed);
+        self.inner.claim_expired_leases(prefix, owner, ttl, limit)
+    }
+
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        self.read();
+        self.inner.list_leases(prefix, after, limit)
+    }
+
     fn close(&self) -> BackendFuture<'_, ()> {
         self.inner.close()
     }
 
     fn is_closed(&self) -> bool {
         self.inner.is_closed()
+    }
+
+    fn changes(&self) -> Result<foundation_persist::Changes, foundation_error::Error> {
+        self.inner.changes()
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -21,8 +21,9 @@ use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::backend::{Expect, Op};
 use crate::classify::storage_error;
-use crate::layout::{self, REVISION_KEY, SYSTEM};
-use crate::ops::{Outcome, Version, WriteReply};
+use crate::layout::{self, LEASES, REVISION_KEY, SYSTEM};
+use crate::lease::{Lease, LeaseRow, acquire_row, check_fence, claim_row, release_row, renew_row};
+use crate::ops::{Answer, LeaseOp, Outcome, Version, Work, WriteReply};
 
 /// Applies `requests` in one write transaction and commits it, durably or
 /// not; returns one reply per request and whether anything was committed.
@@ -34,8 +35,9 @@ use crate::ops::{Outcome, Version, WriteReply};
 pub(crate) fn commit_requests<'a>(
     database: &Database,
     versions: &mut Option<VersionBlock>,
-    requests: impl ExactSizeIterator<Item = &'a [Op]>,
+    requests: impl ExactSizeIterator<Item = &'a Work>,
     durable: bool,
+    now: u64,
 ) -> Result<(Vec<WriteReply>, bool), Error> {
     let started = Instant::now();
     let mut transaction = database
@@ -63,13 +65,22 @@ pub(crate) fn commit_requests<'a>(
     };
     let mut revision = block.issued;
     let applied = (|| {
-        let mut tables = Tables::new(&transaction);
-        for ops in requests {
-            let reply = apply_request(&mut tables, &mut revision, ops)?;
-            if reply.is_ok() {
-                operations += ops.len();
+        let mut tables = Tables::new(&transaction, now);
+        for work in requests {
+            match work {
+                Work::Ops(ops) => {
+                    let reply = apply_request(&mut tables, &mut revision, ops)?;
+                    if reply.is_ok() {
+                        operations += ops.len();
+                    }
+                    replies.push(reply.map(Answer::Outcomes));
+                }
+                Work::Lease(op) => {
+                    let (answers, changed) = apply_lease(&mut tables, op)?;
+                    operations += changed;
+                    replies.push(Ok(Answer::Leases(answers)));
+                }
             }
-            replies.push(reply);
         }
         Ok::<(), Error>(())
     })();
@@ -121,6 +132,7 @@ pub(crate) struct VersionBlock {
 type StateTableHandle<'txn> = Table<'txn, &'static str, (u64, &'static [u8])>;
 type JournalTableHandle<'txn> = Table<'txn, (&'static str, u64), &'static [u8]>;
 type HeadTableHandle<'txn> = Table<'txn, &'static str, (u64, u64)>;
+type LeaseTableHandle<'txn> = Table<'txn, &'static str, (u64, u64, &'static str)>;
 
 /// The tables a batch has opened, kept open until the batch is applied.
 pub(crate) struct Tables<'txn> {
@@ -128,6 +140,9 @@ pub(crate) struct Tables<'txn> {
     state: HashMap<Arc<str>, StateTableHandle<'txn>>,
     journal: HashMap<Arc<str>, JournalTableHandle<'txn>>,
     heads: HashMap<Arc<str>, HeadTableHandle<'txn>>,
+    leases: Option<LeaseTableHandle<'txn>>,
+    /// The store clock's wall time, in microseconds, for lease expiry.
+    now: u64,
 }
 
 /// A request rejected by a precondition, or a storage failure that fails
@@ -135,13 +150,45 @@ pub(crate) struct Tables<'txn> {
 pub(crate) type Applied = Result<Result<Vec<Outcome>, Error>, Error>;
 
 impl<'txn> Tables<'txn> {
-    pub(crate) fn new(transaction: &'txn WriteTransaction) -> Tables<'txn> {
+    pub(crate) fn new(transaction: &'txn WriteTransaction, now: u64) -> Tables<'txn> {
         Tables {
             transaction,
             state: HashMap::new(),
             journal: HashMap::new(),
             heads: HashMap::new(),
+            leases: None,
+            now,
         }
+    }
+
+    fn leases(&mut self) -> Result<&mut LeaseTableHandle<'txn>, Error> {
+        if self.leases.is_none() {
+            let table = self
+                .transaction
+                .open_table(LEASES)
+                .map_err(|error| storage_error(error, "open_table"))?;
+            self.leases = Some(table);
+        }
+        self.leases
+            .as_mut()
+            .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "the lease table did not open"))
+    }
+
+    fn lease_row(&mut self, name: &str) -> Result<Option<LeaseRow>, Error> {
+        let table = self.leases()?;
+        let row = table
+            .get(name)
+            .map_err(|error| storage_error(error, "read"))?
+            .map(|value| row_of(value.value()));
+        Ok(row)
+    }
+
+    fn put_lease_row(&mut self, name: &str, row: &LeaseRow) -> Result<(), Error> {
+        let owner = row.owner.as_deref().unwrap_or("");
+        self.leases()?
+            .insert(name, (row.token, row.expires_micros, owner))
+            .map_err(|error| storage_error(error, "write"))?;
+        Ok(())
     }
 
     fn state(&mut self, name: &Arc<str>) -> Result<&mut StateTableHandle<'txn>, Error> {
@@ -296,6 +343,13 @@ pub(crate) fn apply_request(tables: &mut Tables<'_>, revision: &mut u64, ops: &[
                 outcomes.push(Outcome::Appended { sequence: next });
             }
             Op::Truncate { .. } => outcomes.push(Outcome::Truncated { removed: 0 }),
+            Op::Fence { name, token } => {
+                let row = tables.lease_row(name)?;
+                if let Err(conflict) = check_fence(name, *token, row.as_ref()) {
+                    return Ok(Err(conflict));
+                }
+                outcomes.push(Outcome::Fenced);
+            }
         }
     }
 
@@ -397,6 +451,100 @@ fn pending_head<'op>(
         return Ok(*head);
     }
     tables.head(table, stream)
+}
+
+/// A stored lease row: (token, expiry, owner; empty once released).
+pub(crate) fn row_of((token, expires_micros, owner): (u64, u64, &str)) -> LeaseRow {
+    LeaseRow {
+        owner: (!owner.is_empty()).then(|| owner.to_owned()),
+        token,
+        expires_micros,
+    }
+}
+
+/// Applies a lease operation; returns its answers and how many rows it
+/// changed. A refusal (held by another, a lost lease) is an answer; a
+/// storage error fails the batch.
+fn apply_lease(
+    tables: &mut Tables<'_>,
+    op: &LeaseOp,
+) -> Result<(Vec<Result<Lease, Error>>, usize), Error> {
+    let now = tables.now;
+    let granted = |name: &str, row: &LeaseRow| {
+        row.lease(name)
+            .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "a granted lease has no owner"))
+    };
+    match op {
+        LeaseOp::Acquire { name, owner, ttl } => {
+            let row = tables.lease_row(name)?;
+            match acquire_row(name, row.as_ref(), owner, *ttl, now) {
+                Ok(row) => {
+                    tables.put_lease_row(name, &row)?;
+                    Ok((vec![granted(name, &row)], 1))
+                }
+                Err(refused) => Ok((vec![Err(refused)], 0)),
+            }
+        }
+        LeaseOp::Renew { leases, ttl } => {
+            let mut answers = Vec::with_capacity(leases.len());
+            let mut changed = 0;
+            for lease in leases {
+                let row = tables.lease_row(&lease.name)?;
+                match renew_row(lease, row.as_ref(), *ttl, now) {
+                    Ok(row) => {
+                        tables.put_lease_row(&lease.name, &row)?;
+                        changed += 1;
+                        answers.push(granted(&lease.name, &row));
+                    }
+                    Err(lost) => answers.push(Err(lost)),
+                }
+            }
+            Ok((answers, changed))
+        }
+        LeaseOp::Release(lease) => {
+            let row = tables.lease_row(&lease.name)?;
+            match release_row(lease, row.as_ref(), now) {
+                Some(row) => {
+                    tables.put_lease_row(&lease.name, &row)?;
+                    Ok((Vec::new(), 1))
+                }
+                None => Ok((Vec::new(), 0)),
+            }
+        }
+        LeaseOp::Claim {
+            prefix,
+            owner,
+            ttl,
+            limit,
+        } => {
+            let mut claimed = Vec::new();
+            {
+                let table = tables.leases()?;
+                let range = table
+                    .range::<&str>(prefix.as_str()..)
+                    .map_err(|error| storage_error(error, "read"))?;
+                for entry in range {
+                    if claimed.len() >= *limit {
+                        break;
+                    }
+                    let (name, value) = entry.map_err(|error| storage_error(error, "read"))?;
+                    let name = name.value();
+                    if !name.starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    if let Some(row) = claim_row(&row_of(value.value()), owner, *ttl, now) {
+                        claimed.push((name.to_owned(), row));
+                    }
+                }
+            }
+            let mut answers = Vec::with_capacity(claimed.len());
+            for (name, row) in &claimed {
+                tables.put_lease_row(name, row)?;
+                answers.push(granted(name, row));
+            }
+            Ok((answers, claimed.len()))
+        }
+    }
 }
 
 /// The `version_conflict` of an append that expected another sequence

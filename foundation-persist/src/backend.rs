@@ -36,6 +36,16 @@
 //!   `SEQUENCE`), but no row may be rewritten by every commit.
 //! - **Journal sequences** start at 1 per stream, grow by one per append
 //!   and are never reused, even after truncation.
+//! - **Leases** (the [`lease`](crate::lease) module states their rules):
+//!   tokens strictly increase per name; an [`Op::Fence`] is checked inside
+//!   the same write transaction as the rest of its request, and a failed
+//!   fence fails only its own request (`version_conflict`), like a failed
+//!   compare-and-set; concurrent claimers never get the same lease.
+//! - **The change feed** ([`Backend::changes`], `watch.rs`): every
+//!   committed put or delete of a watched state keyspace is published,
+//!   never a refused or rolled-back one; a backend shared by several
+//!   processes publishes every process's commits, and publishes
+//!   `Resync` whenever it may have missed some.
 //! - **Errors by code**: `service_unavailable` once closed (and for a store
 //!   that refuses writes after a storage failure), `resource_exhausted` for
 //!   a full disk, `data_corruption` naming the store for damaged storage,
@@ -50,10 +60,12 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use foundation_error::Error;
 
 use crate::journal::StreamHead;
+use crate::lease::Lease;
 use crate::ops::{Outcome, Version};
 
 #[cfg(doc)]
@@ -125,12 +137,62 @@ pub trait Backend: Send + Sync + fmt::Debug + 'static {
         limit: usize,
     ) -> BackendFuture<'a, Vec<String>>;
 
+    /// Grants `owner` the lease of `name` for `ttl` (arguments already
+    /// checked): see [`Leases::acquire`](crate::lease::Leases::acquire) for
+    /// the rules and the errors.
+    fn acquire_lease(&self, name: String, owner: String, ttl: Duration)
+    -> BackendFuture<'_, Lease>;
+
+    /// Renews each lease to `ttl` from now if its token is current and it
+    /// was not released: one answer per lease, in order (`version_conflict`
+    /// for a lease lost). `leases` is never empty.
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>>;
+
+    /// Releases `lease` if its token is current; no effect otherwise.
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()>;
+
+    /// Takes over up to `limit` held, expired leases whose name starts
+    /// with `prefix`, each with a new token, for `owner` and `ttl`; two
+    /// concurrent calls never take the same lease.
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>>;
+
+    /// Up to `limit` unreleased leases whose name starts with `prefix`, in
+    /// name order (byte-wise), after `after` when given.
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>>;
+
     /// Stops accepting work, commits what was accepted, releases the
     /// storage. Later calls fail with `service_unavailable`. Idempotent.
     fn close(&self) -> BackendFuture<'_, ()>;
 
     /// Whether [`close`](Backend::close) was called.
     fn is_closed(&self) -> bool;
+
+    /// A new consumer of the store's change feed: every committed put or
+    /// delete of a watched keyspace ([`StateKeyspace::is_watched`]) from
+    /// now on, by any writer the backend can hear of (this process for an
+    /// embedded store, every node for a server), and
+    /// [`Change::Resync`](crate::watch::Change::Resync) when changes may
+    /// have been missed. See [`crate::watch`].
+    ///
+    /// # Errors
+    ///
+    /// `service_unavailable` once the store is closed.
+    fn changes(&self) -> Result<crate::watch::Changes, Error>;
 
     /// The backend as [`Any`], so that its own surface (the redb file's
     /// maintenance, for example) can be reached from a [`Store`].
@@ -213,6 +275,17 @@ pub enum Op {
         /// The last sequence number to remove.
         through: u64,
     },
+    /// Requires `token` to be the current token of the lease `name` (and
+    /// the lease not released); if it is not, the whole request fails with
+    /// `version_conflict` and writes nothing. Checked inside the request's
+    /// write transaction; expiry is not checked. Its outcome is
+    /// [`Outcome::Fenced`].
+    Fence {
+        /// The lease name.
+        name: String,
+        /// The token the lease must still have.
+        token: u64,
+    },
 }
 
 impl Op {
@@ -223,6 +296,7 @@ impl Op {
             Op::Delete { key, .. } => key.len(),
             Op::Append { stream, record, .. } => stream.len() + record.len(),
             Op::Truncate { stream, .. } => stream.len(),
+            Op::Fence { name, .. } => name.len(),
         }
     }
 }
@@ -233,6 +307,9 @@ pub struct StateKeyspace {
     pub(crate) name: Arc<str>,
     /// `state/{name}`, or `meta` for the metadata keyspace.
     pub(crate) storage: Arc<str>,
+    /// Whether writes to it are reported on the change feed
+    /// ([`StoreOptions::watch`](crate::StoreOptions::watch)).
+    pub(crate) watched: bool,
 }
 
 impl StateKeyspace {
@@ -247,6 +324,13 @@ impl StateKeyspace {
     /// column.
     pub fn storage_name(&self) -> &str {
         &self.storage
+    }
+
+    /// Whether the store reports writes to this keyspace on its change
+    /// feed ([`Backend::changes`]); set with
+    /// [`StoreOptions::watch`](crate::StoreOptions::watch).
+    pub fn is_watched(&self) -> bool {
+        self.watched
     }
 
     /// Whether this is the metadata keyspace.

@@ -164,6 +164,26 @@ impl WriteBatch {
         self.push(journal.truncate_op(stream, through)?)
     }
 
+    /// Adds a fence: the batch commits only while `lease`'s token is the
+    /// current token of its name (and the lease was not released), checked
+    /// inside the batch's write transaction; otherwise the whole batch
+    /// fails with `version_conflict` and writes nothing. Expiry is not
+    /// checked: a takeover bumps the token, and that is what refuses a
+    /// stale owner. Add it first, before the writes it guards (the
+    /// PostgreSQL backend then locks the lease row before any other row).
+    ///
+    /// # Errors
+    ///
+    /// `invalid_input` for a lease of an invalid name. The batch is
+    /// unchanged.
+    pub fn fence(&mut self, lease: &crate::lease::Lease) -> Result<&mut WriteBatch, Error> {
+        crate::layout::check_key(&lease.name, "lease name")?;
+        self.push(Op::Fence {
+            name: lease.name.clone(),
+            token: lease.token,
+        })
+    }
+
     /// The number of operations in the batch.
     pub fn len(&self) -> usize {
         self.ops.len()

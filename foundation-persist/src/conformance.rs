@@ -27,11 +27,12 @@
 //! use.
 
 use std::future::Future;
+use std::time::Duration;
 
 use foundation_error::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-use crate::{Outcome, Record, Store};
+use crate::{Lease, Outcome, Record, Store};
 
 /// The record the suite stores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +73,586 @@ where
     batches_are_all_or_nothing(new_store().await).await;
     metadata_holds_values_of_any_record_type(new_store().await).await;
     concurrent_writers_are_all_acknowledged_and_readable(new_store().await).await;
+    leases_are_granted_refused_and_regranted(new_store().await).await;
+    stale_lease_tokens_cannot_renew_or_release(new_store().await).await;
+    claims_skip_live_leases_and_take_expired_ones(new_store().await).await;
+    fences_refuse_stale_tokens_and_write_nothing(new_store().await).await;
+    a_failed_fence_fails_only_its_own_request(new_store().await).await;
+    concurrent_claimers_never_get_the_same_lease(new_store().await).await;
     a_closed_store_answers_service_unavailable(new_store().await).await;
+}
+
+/// The lease ttl of the lease checks: long enough that no lease expires
+/// on its own during a check (leases are expired on purpose by renewing
+/// them with a zero ttl, which works on every backend whatever clock
+/// judges expiry).
+const LEASE_TTL: Duration = Duration::from_secs(600);
+
+/// Expires `lease` now, through the API (a renewal with a zero ttl).
+async fn expire(store: &Store, lease: &Lease) {
+    store
+        .leases()
+        .renew(lease, Duration::ZERO)
+        .await
+        .expect("a current lease renews with a zero ttl");
+}
+
+/// A lease is granted when free, refused (`already_exists`) while another
+/// owner holds it, re-granted to its owner with a larger token, and
+/// granted to another owner after a release, with a larger token still.
+pub async fn leases_are_granted_refused_and_regranted(store: Store) {
+    let leases = store.leases();
+    let first = leases
+        .acquire("workflow/w1", "a", LEASE_TTL)
+        .await
+        .expect("a free lease is granted");
+    assert_eq!(
+        (first.name.as_str(), first.owner.as_str()),
+        ("workflow/w1", "a")
+    );
+    assert!(first.token > 0, "tokens start above zero");
+    let refused = leases
+        .acquire("workflow/w1", "b", LEASE_TTL)
+        .await
+        .expect_err("another owner holds it");
+    assert_eq!(refused.code(), ErrorCode::ALREADY_EXISTS, "{refused}");
+    let again = leases
+        .acquire("workflow/w1", "a", LEASE_TTL)
+        .await
+        .expect("the owner is granted it again");
+    assert!(again.token > first.token, "a re-grant gets a larger token");
+    let listed = leases.list("workflow/", None, 10).await.expect("list");
+    assert_eq!(listed, vec![again.clone()], "the listing shows the grant");
+
+    leases
+        .release(&first)
+        .await
+        .expect("a stale release is no error");
+    let still = leases
+        .acquire("workflow/w1", "b", LEASE_TTL)
+        .await
+        .expect_err("a stale release changes nothing");
+    assert_eq!(still.code(), ErrorCode::ALREADY_EXISTS, "{still}");
+    leases.release(&again).await.expect("release");
+    assert!(
+        leases
+            .list("workflow/", None, 10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "released leases are not listed"
+    );
+    let taken = leases
+        .acquire("workflow/w1", "b", LEASE_TTL)
+        .await
+        .expect("a released lease is granted to anyone");
+    assert!(
+        taken.token > again.token,
+        "tokens never repeat after a release"
+    );
+
+    expire(&store, &taken).await;
+    let after_expiry = leases
+        .acquire("workflow/w1", "c", LEASE_TTL)
+        .await
+        .expect("an expired lease is granted to anyone");
+    assert!(after_expiry.token > taken.token);
+
+    let other = leases
+        .acquire("workflow/w2", "b", LEASE_TTL)
+        .await
+        .expect("names are separate");
+    let page = leases.list("workflow/", None, 1).await.expect("list");
+    assert_eq!(page, vec![after_expiry.clone()]);
+    let next = leases
+        .list("workflow/", Some("workflow/w1"), 10)
+        .await
+        .expect("list");
+    assert_eq!(next, vec![other]);
+    for bad in [
+        leases.acquire("", "a", LEASE_TTL).await,
+        leases.acquire("x", "", LEASE_TTL).await,
+        leases.acquire("x", "a", Duration::ZERO).await,
+    ] {
+        let error = bad.expect_err("bad input is refused");
+        assert_eq!(error.code(), ErrorCode::INVALID_INPUT, "{error}");
+    }
+    store.close().await.expect("close");
+}
+
+/// Renewal extends a current lease and keeps its token; a stale token
+/// (after a re-grant) cannot renew (`version_conflict`), nor release.
+pub async fn stale_lease_tokens_cannot_renew_or_release(store: Store) {
+    let leases = store.leases();
+    let first = leases
+        .acquire("job/1", "a", LEASE_TTL)
+        .await
+        .expect("acquire");
+    let renewed = leases
+        .renew(&first, LEASE_TTL * 2)
+        .await
+        .expect("a current lease renews");
+    assert_eq!(renewed.token, first.token, "a renewal keeps the token");
+    assert!(
+        renewed.expires_at > first.expires_at,
+        "and extends the expiry"
+    );
+    let second = leases
+        .acquire("job/1", "a", LEASE_TTL)
+        .await
+        .expect("re-grant");
+    let error = leases
+        .renew(&first, LEASE_TTL)
+        .await
+        .expect_err("a stale token cannot renew");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+
+    let other = leases
+        .acquire("job/2", "a", LEASE_TTL)
+        .await
+        .expect("acquire");
+    let answers = leases
+        .renew_all(&[first.clone(), second.clone(), other.clone()], LEASE_TTL)
+        .await
+        .expect("a renewal of several leases");
+    assert_eq!(answers.len(), 3);
+    assert_eq!(
+        answers[0].as_ref().map_err(|error| error.code()).err(),
+        Some(ErrorCode::VERSION_CONFLICT)
+    );
+    assert_eq!(
+        answers[1].as_ref().map(|lease| lease.token).ok(),
+        Some(second.token)
+    );
+    assert_eq!(
+        answers[2].as_ref().map(|lease| lease.token).ok(),
+        Some(other.token)
+    );
+
+    leases
+        .release(&first)
+        .await
+        .expect("a stale release is harmless");
+    let listed = leases.list("job/1", None, 10).await.expect("list");
+    assert_eq!(listed.len(), 1, "the stale release freed nothing");
+    assert_eq!(listed[0].token, second.token);
+    leases.release(&second).await.expect("release");
+    let error = leases
+        .renew(&second, LEASE_TTL)
+        .await
+        .expect_err("a released lease cannot renew");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    store.close().await.expect("close");
+}
+
+/// `claim_expired` takes held, expired leases under its prefix, each with
+/// a new token, up to its limit; it skips live and released leases and
+/// other prefixes.
+pub async fn claims_skip_live_leases_and_take_expired_ones(store: Store) {
+    let leases = store.leases();
+    let mut granted = Vec::new();
+    for name in ["w/1", "w/2", "w/3", "w/4", "x/1"] {
+        granted.push(leases.acquire(name, "a", LEASE_TTL).await.expect("acquire"));
+    }
+    expire(&store, &granted[0]).await; // w/1 expired
+    expire(&store, &granted[2]).await; // w/3 expired
+    expire(&store, &granted[4]).await; // x/1 expired, other prefix
+    expire(&store, &granted[3]).await;
+    leases.release(&granted[3]).await.expect("release"); // w/4 released
+
+    let first = leases
+        .claim_expired("w/", "b", LEASE_TTL, 1)
+        .await
+        .expect("claim");
+    assert_eq!(first.len(), 1, "the limit is honoured: {first:?}");
+    let rest = leases
+        .claim_expired("w/", "b", LEASE_TTL, 10)
+        .await
+        .expect("claim");
+    let mut claimed: Vec<_> = first.into_iter().chain(rest).collect();
+    claimed.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<_> = claimed.iter().map(|lease| lease.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["w/1", "w/3"],
+        "only held, expired leases under the prefix"
+    );
+    for (claim, old) in claimed.iter().zip([&granted[0], &granted[2]]) {
+        assert_eq!(claim.owner, "b");
+        assert!(claim.token > old.token, "a takeover gets a larger token");
+        let error = leases
+            .renew(old, LEASE_TTL)
+            .await
+            .expect_err("the old holder lost it");
+        assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    }
+    assert!(
+        leases
+            .claim_expired("w/", "c", LEASE_TTL, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "claimed leases are live again"
+    );
+    leases
+        .renew(&granted[1], LEASE_TTL)
+        .await
+        .expect("the live lease was left alone");
+    let x = leases
+        .claim_expired("x/", "c", LEASE_TTL, 10)
+        .await
+        .expect("claim");
+    assert_eq!(x.len(), 1);
+    assert!(
+        leases
+            .claim_expired("w/", "c", LEASE_TTL, 0)
+            .await
+            .expect("a zero limit claims nothing")
+            .is_empty()
+    );
+    store.close().await.expect("close");
+}
+
+/// A fenced batch commits while its lease's token is current; after a
+/// takeover (or a release) the same fence fails the whole batch with
+/// `version_conflict` and nothing of it is written.
+pub async fn fences_refuse_stale_tokens_and_write_nothing(store: Store) {
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("a keyspace");
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let leases = store.leases();
+    let lease = leases
+        .acquire("workflow/f", "a", LEASE_TTL)
+        .await
+        .expect("acquire");
+    let mut batch = store.batch();
+    batch
+        .fence(&lease)
+        .expect("fence")
+        .append(&journal, "f", &record(1))
+        .expect("op")
+        .put(&values, "f", &record(1))
+        .expect("op");
+    let outcomes = batch.commit().await.expect("a current fence commits");
+    assert!(matches!(outcomes[0], Outcome::Fenced), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Appended { sequence: 1 }));
+
+    let mut wrong_sequence = store.batch();
+    wrong_sequence
+        .fence(&lease)
+        .expect("fence")
+        .append_expecting(&journal, "f", 7, &record(9))
+        .expect("op")
+        .append(&journal, "f", &record(9))
+        .expect("op")
+        .put(&values, "f", &record(9))
+        .expect("op");
+    let error = wrong_sequence
+        .commit()
+        .await
+        .expect_err("a current fence does not excuse a wrong sequence");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    assert_eq!(journal.head("f").await.expect("head").next_sequence, 2);
+    assert_eq!(values.get("f").await.expect("get"), Some(record(1)));
+
+    expire(&store, &lease).await;
+    let mut stale_but_current = store.batch();
+    stale_but_current
+        .fence(&lease)
+        .expect("fence")
+        .append(&journal, "f", &record(2))
+        .expect("op");
+    stale_but_current
+        .commit()
+        .await
+        .expect("a fence does not check expiry: nobody took the lease over");
+
+    let taken = leases
+        .claim_expired("workflow/", "b", LEASE_TTL, 10)
+        .await
+        .expect("claim");
+    assert_eq!(taken.len(), 1);
+    let mut stale = store.batch();
+    stale
+        .fence(&lease)
+        .expect("fence")
+        .append(&journal, "f", &record(3))
+        .expect("op")
+        .put(&values, "f", &record(3))
+        .expect("op");
+    let error = stale.commit().await.expect_err("the token was taken over");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    assert_eq!(journal.head("f").await.expect("head").next_sequence, 3);
+    assert_eq!(values.get("f").await.expect("get"), Some(record(1)));
+
+    let mut current = store.batch();
+    current
+        .fence(&taken[0])
+        .expect("fence")
+        .append(&journal, "f", &record(4))
+        .expect("op");
+    current.commit().await.expect("the new holder writes");
+
+    leases.release(&taken[0]).await.expect("release");
+    let mut released = store.batch();
+    released
+        .fence(&taken[0])
+        .expect("fence")
+        .append(&journal, "f", &record(5))
+        .expect("op");
+    let error = released
+        .commit()
+        .await
+        .expect_err("a released lease fences nothing in");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+
+    let never = Lease::new("workflow/never".into(), "a".into(), 1, lease.expires_at);
+    let mut unknown = store.batch();
+    unknown
+        .fence(&never)
+        .expect("fence")
+        .put(&values, "never", &record(6))
+        .expect("op");
+    let error = unknown.commit().await.expect_err("a lease never granted");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    assert_eq!(values.get("never").await.expect("get"), None);
+    assert_eq!(journal.head("f").await.expect("head").next_sequence, 4);
+    store.close().await.expect("close");
+}
+
+/// Concurrent fenced writes (which a backend may group into one
+/// transaction): the one with a stale token fails alone, the others
+/// commit.
+pub async fn a_failed_fence_fails_only_its_own_request(store: Store) {
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let leases = store.leases();
+    let mut held = Vec::new();
+    for index in 0..8 {
+        held.push(
+            leases
+                .acquire(&format!("workflow/g{index}"), "a", LEASE_TTL)
+                .await
+                .expect("acquire"),
+        );
+    }
+    let stale = held[3].clone();
+    leases
+        .acquire(&stale.name, "a", LEASE_TTL)
+        .await
+        .expect("a re-grant makes the first token stale");
+    let commits = held.iter().enumerate().map(|(index, lease)| {
+        let mut batch = store.batch();
+        let prepared = batch
+            .fence(lease)
+            .and_then(|batch| batch.append(&journal, &format!("g{index}"), &record(index as u64)))
+            .map(drop);
+        async move {
+            prepared?;
+            batch.commit().await
+        }
+    });
+    let results = futures_join_all(commits).await;
+    for (index, result) in results.iter().enumerate() {
+        if index == 3 {
+            let error = result.as_ref().expect_err("the stale fence fails");
+            assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+            assert_eq!(journal.head("g3").await.expect("head").next_sequence, 1);
+        } else {
+            assert!(
+                result.is_ok(),
+                "request {index} fails only for its own reasons: {result:?}"
+            );
+            assert_eq!(
+                journal
+                    .head(&format!("g{index}"))
+                    .await
+                    .expect("head")
+                    .next_sequence,
+                2
+            );
+        }
+    }
+    store.close().await.expect("close");
+}
+
+/// Many concurrent claimers of the same expired leases: every lease is
+/// claimed exactly once.
+pub async fn concurrent_claimers_never_get_the_same_lease(store: Store) {
+    let leases = store.leases();
+    let total = 60;
+    for index in 0..total {
+        let lease = leases
+            .acquire(&format!("pool/{index:03}"), "dead", LEASE_TTL)
+            .await
+            .expect("acquire");
+        expire(&store, &lease).await;
+    }
+    let claimers = (0..12).map(|claimer| {
+        let leases = leases.clone();
+        async move {
+            let owner = format!("node-{claimer}");
+            let mut mine = Vec::new();
+            loop {
+                let claimed = leases
+                    .claim_expired("pool/", &owner, LEASE_TTL, 3)
+                    .await
+                    .expect("claim");
+                if claimed.is_empty() {
+                    break mine;
+                }
+                mine.extend(claimed);
+            }
+        }
+    });
+    let claimed: Vec<Lease> = futures_join_all(claimers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let mut names: Vec<_> = claimed.iter().map(|lease| lease.name.clone()).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(before, names.len(), "a lease was claimed twice");
+    assert_eq!(names.len(), total, "every expired lease was claimed");
+    let listed = leases.list("pool/", None, 100).await.expect("list");
+    for lease in &listed {
+        assert!(
+            claimed.iter().any(|claim| claim == lease),
+            "the store holds the grant its claimer got: {lease:?}"
+        );
+    }
+    store.close().await.expect("close");
+}
+
+/// The state keyspace the change-feed checks watch: the stores handed to
+/// [`run_change_feed`] must be opened with
+/// `StoreOptions::watch(WATCHED_KEYSPACE)`.
+pub const WATCHED_KEYSPACE: &str = "watched";
+
+/// Runs every check of the change feed ([`crate::watch`]), each on a fresh
+/// store from `new_store`, which must watch [`WATCHED_KEYSPACE`] and no
+/// other keyspace of the suite.
+pub async fn run_change_feed<F, Fut>(mut new_store: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Store>,
+{
+    the_change_feed_reports_committed_writes_of_watched_keyspaces_only(new_store().await).await;
+    the_change_feed_ends_when_the_store_closes(new_store().await).await;
+}
+
+/// How long a check waits for a change it expects: generous, since a
+/// server backend delivers through its own connection.
+const CHANGE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The next change that is not a resync (a server backend may resync when
+/// its notification connection flaps; that is allowed at any time).
+async fn next_key(changes: &mut crate::Changes, after: &str) -> (String, String) {
+    loop {
+        match changes.next(CHANGE_WAIT).await {
+            Ok(Some(crate::Change::Key { keyspace, key })) => return (keyspace, key),
+            Ok(Some(_resync)) => continue,
+            Ok(None) => panic!("no change reported within {CHANGE_WAIT:?} after {after}"),
+            Err(error) => panic!("the change feed failed after {after}: {error}"),
+        }
+    }
+}
+
+/// Puts, deletes and batch writes of a watched keyspace are reported once
+/// committed; writes to unwatched keyspaces, journals and metadata, and
+/// refused requests, are not. Every check writes something that is not
+/// reported and then something that is, and requires the next change to
+/// be the latter, so no check waits for an absence.
+pub async fn the_change_feed_reports_committed_writes_of_watched_keyspaces_only(store: Store) {
+    let watched = store
+        .state::<ConformanceRecord>(WATCHED_KEYSPACE)
+        .expect("a keyspace");
+    let unwatched = store
+        .state::<ConformanceRecord>("unwatched")
+        .expect("a keyspace");
+    let journal = store
+        .journal::<ConformanceRecord>("log")
+        .expect("a keyspace");
+    let mut changes = store.changes().expect("a feed");
+    let key = |name: &str| (WATCHED_KEYSPACE.to_owned(), name.to_owned());
+
+    watched.put("a", &record(1)).await.expect("put");
+    assert_eq!(next_key(&mut changes, "a put").await, key("a"));
+
+    unwatched.put("a", &record(2)).await.expect("put");
+    journal.append("s", &record(3)).await.expect("append");
+    store
+        .metadata()
+        .put("m", &record(4))
+        .await
+        .expect("metadata put");
+    watched.put("b", &record(5)).await.expect("put");
+    assert_eq!(
+        next_key(&mut changes, "writes to unwatched keyspaces").await,
+        key("b"),
+        "only the watched keyspace is reported"
+    );
+
+    let error = watched
+        .compare_and_set("b", None, &record(6))
+        .await
+        .expect_err("b exists");
+    assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT, "{error}");
+    let mut refused = store.batch();
+    refused
+        .put(&watched, "refused", &record(7))
+        .expect("op")
+        .compare_and_set(&watched, "a", None, &record(8))
+        .expect("op");
+    refused.commit().await.expect_err("a exists");
+    assert!(watched.delete("a").await.expect("delete"));
+    assert_eq!(
+        next_key(&mut changes, "refused writes").await,
+        key("a"),
+        "a refused request is not reported; a delete is"
+    );
+
+    let mut batch = store.batch();
+    batch
+        .put(&unwatched, "c", &record(9))
+        .expect("op")
+        .put(&watched, "c", &record(10))
+        .expect("op");
+    batch.commit().await.expect("commit");
+    assert_eq!(next_key(&mut changes, "a batch").await, key("c"));
+
+    let mut late = store.changes().expect("a second feed");
+    watched.put("d", &record(11)).await.expect("put");
+    assert_eq!(next_key(&mut changes, "d").await, key("d"));
+    assert_eq!(
+        next_key(&mut late, "d").await,
+        key("d"),
+        "a feed taken later starts at the changes after it"
+    );
+    store.close().await.expect("close");
+}
+
+/// Closing the store ends its feeds with `service_unavailable`, and a
+/// closed store gives no new feed.
+pub async fn the_change_feed_ends_when_the_store_closes(store: Store) {
+    let mut changes = store.changes().expect("a feed");
+    store.close().await.expect("close");
+    let error = loop {
+        match changes.next(CHANGE_WAIT).await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the feed of a closed store is still open after {CHANGE_WAIT:?}"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.code(), ErrorCode::SERVICE_UNAVAILABLE, "{error}");
+    let error = store.changes().expect_err("closed");
+    assert_eq!(error.code(), ErrorCode::SERVICE_UNAVAILABLE, "{error}");
 }
 
 /// Put, get, overwrite, delete; versions grow with every write to a key.

@@ -30,6 +30,9 @@ pub(crate) const SYSTEM_TABLE: &str = "foundation/system";
 pub(crate) const FORMAT_KEY: &str = "format";
 pub(crate) const REVISION_KEY: &str = "revision";
 pub(crate) const METADATA_TABLE: &str = "meta";
+/// The leases: name to (token, expiry in microseconds since the Unix
+/// epoch, owner; an empty owner marks a released lease).
+pub(crate) const LEASES_TABLE: &str = "foundation/leases";
 const STATE_PREFIX: &str = "state/";
 const JOURNAL_PREFIX: &str = "journal/";
 const HEAD_PREFIX: &str = "journal_head/";
@@ -42,7 +45,10 @@ pub(crate) type StateTable<'a> = TableDefinition<'a, &'static str, (u64, &'stati
 pub(crate) type JournalTable<'a> = TableDefinition<'a, (&'static str, u64), &'static [u8]>;
 pub(crate) type HeadTable<'a> = TableDefinition<'a, &'static str, (u64, u64)>;
 
+pub(crate) type LeaseTable<'a> = TableDefinition<'a, &'static str, (u64, u64, &'static str)>;
+
 pub(crate) const SYSTEM: SystemTable = TableDefinition::new(SYSTEM_TABLE);
+pub(crate) const LEASES: LeaseTable<'static> = TableDefinition::new(LEASES_TABLE);
 
 /// What kind of table a name is, for backup and restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,11 +57,14 @@ pub(crate) enum TableKind {
     State,
     Journal,
     Head,
+    Leases,
 }
 
 pub(crate) fn table_kind(name: &str) -> Option<TableKind> {
     if name == SYSTEM_TABLE {
         Some(TableKind::System)
+    } else if name == LEASES_TABLE {
+        Some(TableKind::Leases)
     } else if name == METADATA_TABLE || name.starts_with(STATE_PREFIX) {
         Some(TableKind::State)
     } else if name.starts_with(JOURNAL_PREFIX) {
@@ -75,10 +84,11 @@ pub(crate) fn state_table(keyspace: &str) -> Result<std::sync::Arc<str>, Error> 
     Ok(format!("{STATE_PREFIX}{keyspace}").into())
 }
 
-pub(crate) fn state_keyspace(keyspace: &str) -> Result<StateKeyspace, Error> {
+pub(crate) fn state_keyspace(keyspace: &str, watched: bool) -> Result<StateKeyspace, Error> {
     Ok(StateKeyspace {
         storage: state_table(keyspace)?,
         name: keyspace.into(),
+        watched,
     })
 }
 
@@ -86,6 +96,7 @@ pub(crate) fn metadata_keyspace() -> StateKeyspace {
     StateKeyspace {
         name: METADATA_TABLE.into(),
         storage: METADATA_TABLE.into(),
+        watched: false,
     }
 }
 

@@ -8,7 +8,10 @@
 //!   prefix, and compare-and-set on a per-key [`Version`];
 //! - [`Journal<T>`]: append-only records per stream with sequence numbers:
 //!   append, read from a sequence number, truncate up to one;
-//! - [`Metadata`]: a few named values of any type.
+//! - [`Metadata`]: a few named values of any type;
+//! - [`Leases`] ([`Store::leases`]): who owns a named piece of work among
+//!   processes sharing the store, with fencing tokens that
+//!   [`WriteBatch::fence`] checks inside a write's transaction.
 //!
 //! Values are stored in a versioned envelope ([`Record`], [`Codec`]): a
 //! postcard payload with a type tag, a schema version and a checksum.
@@ -119,6 +122,7 @@ mod file;
 mod journal;
 mod json;
 mod layout;
+pub mod lease;
 mod maintenance;
 mod memory_backend;
 mod metadata;
@@ -130,6 +134,7 @@ mod redb_backend;
 mod shared;
 mod state;
 mod store;
+pub mod watch;
 mod writer;
 
 pub use backend::Backend;
@@ -141,8 +146,10 @@ pub use file::StoreFile;
 pub use journal::{Journal, JournalEntry, StreamHead};
 pub use json::JsonValue;
 pub use layout::MAX_KEYSPACE_NAME_BYTES;
+pub use lease::{Lease, Leases};
 pub use metadata::Metadata;
 pub use ops::{BackupReport, CompactionReport, Outcome, Version};
 pub use options::{Durability, MAX_KEY_BYTES, MAX_READ_LIMIT, StoreOptions};
 pub use state::{Entry, StateStore, Versioned};
 pub use store::Store;
+pub use watch::{Change, Changes};

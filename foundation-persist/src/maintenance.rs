@@ -40,12 +40,13 @@ const CHECK_EVERY: u64 = 1024;
 /// Whether a long copy should stop, and with which error.
 pub(crate) type StopCheck<'a> = &'a dyn Fn() -> Result<(), Error>;
 
-/// Copies every store table of `source` into `target`; returns the number of
-/// entries copied.
+/// Copies every store table of `source` into `target` (the lease table
+/// only with `leases`); returns the number of entries copied.
 pub(crate) fn copy_tables(
     source: &ReadTransaction,
     target: &WriteTransaction,
     stop: StopCheck<'_>,
+    leases: bool,
 ) -> Result<u64, Error> {
     let handles: Vec<_> = source
         .list_tables()
@@ -61,6 +62,10 @@ pub(crate) fn copy_tables(
                 copy_table::<(&str, u64), &[u8]>(source, target, name, stop)?
             }
             Some(TableKind::Head) => copy_table::<&str, (u64, u64)>(source, target, name, stop)?,
+            Some(TableKind::Leases) if !leases => 0,
+            Some(TableKind::Leases) => {
+                copy_table::<&str, (u64, u64, &str)>(source, target, name, stop)?
+            }
             None => {
                 return Err(Error::new(
                     ErrorCode::DATA_CORRUPTION,
@@ -215,7 +220,7 @@ fn write_partial(
     let transaction = database
         .begin_write()
         .map_err(|error| storage_error(error, "begin_write"))?;
-    let entries = copy_tables(read, &transaction, &stop)?;
+    let entries = copy_tables(read, &transaction, &stop, true)?;
     let revision = read_system(read, REVISION_KEY)?.unwrap_or(0);
     transaction
         .commit()
@@ -257,7 +262,9 @@ pub(crate) fn restore(live: &Database, source: &Path, deadline: Instant) -> Resu
     let ours: Vec<_> = transaction
         .list_tables()
         .map_err(|error| storage_error(error, "list_tables"))?
-        .filter(|handle| table_kind(handle.name()).is_some())
+        // The live leases stay: their tokens must never go back to a
+        // backup's, or a fenced-off writer could write again.
+        .filter(|handle| table_kind(handle.name()).is_some_and(|kind| kind != TableKind::Leases))
         .collect();
     for handle in ours {
         transaction
@@ -273,7 +280,7 @@ pub(crate) fn restore(live: &Database, source: &Path, deadline: Instant) -> Resu
             Ok(())
         }
     };
-    let entries = copy_tables(&read, &transaction, &stop).map_err(with_path)?;
+    let entries = copy_tables(&read, &transaction, &stop, false).map_err(with_path)?;
     let revision_after = read_revision(&transaction)?;
     write_revision(&transaction, revision_before.max(revision_after))?;
     transaction

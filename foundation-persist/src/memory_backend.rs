@@ -17,6 +17,9 @@ use std::fmt;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use foundation_error::clock::SharedClock;
 
 use foundation_error::{Error, ErrorCode};
 
@@ -26,7 +29,11 @@ use crate::backend::{
 };
 use crate::classify::closed;
 use crate::journal::StreamHead;
+use crate::lease::{
+    Lease, LeaseRow, acquire_row, check_fence, claim_row, micros, release_row, renew_row,
+};
 use crate::ops::{Outcome, Version};
+use crate::watch::{ChangeFeed, Changes, watched_changes};
 
 /// One state keyspace: key to (version, envelope).
 type StateValues = BTreeMap<String, (u64, Vec<u8>)>;
@@ -40,6 +47,9 @@ struct Data {
     journals: HashMap<Arc<str>, JournalData>,
     /// The last version handed out.
     last_version: u64,
+    /// Leases by name, released ones included (their tokens must not
+    /// repeat).
+    leases: BTreeMap<String, LeaseRow>,
 }
 
 #[derive(Default)]
@@ -59,6 +69,9 @@ impl JournalData {
 pub(crate) struct MemoryBackend {
     data: Mutex<Option<Data>>,
     closed: AtomicBool,
+    changes: ChangeFeed,
+    /// Judges lease expiry.
+    clock: SharedClock,
 }
 
 impl fmt::Debug for MemoryBackend {
@@ -70,11 +83,18 @@ impl fmt::Debug for MemoryBackend {
 }
 
 impl MemoryBackend {
-    pub(crate) fn new() -> MemoryBackend {
+    pub(crate) fn new(clock: SharedClock) -> MemoryBackend {
         MemoryBackend {
             data: Mutex::new(Some(Data::default())),
             closed: AtomicBool::new(false),
+            changes: ChangeFeed::new("memory"),
+            clock,
         }
+    }
+
+    /// The store clock's wall time in microseconds.
+    fn now(&self) -> u64 {
+        micros(self.clock.wall())
     }
 
     /// Runs `work` on the data, or fails with `service_unavailable` once
@@ -168,6 +188,10 @@ impl Data {
                     outcomes.push(Outcome::Appended { sequence: next });
                 }
                 Op::Truncate { .. } => outcomes.push(Outcome::Truncated { removed: 0 }),
+                Op::Fence { name, token } => {
+                    check_fence(name, *token, self.leases.get(name))?;
+                    outcomes.push(Outcome::Fenced);
+                }
             }
         }
         for (op, outcome) in ops.into_iter().zip(outcomes.iter_mut()) {
@@ -233,6 +257,7 @@ impl Data {
                     let truncated_through = through.min(next - 1).max(truncated_through);
                     data.heads.insert(stream, (next, truncated_through));
                 }
+                (Op::Fence { .. }, Outcome::Fenced) => {}
                 (op, outcome) => {
                     return Err(Error::new(
                         ErrorCode::INTERNAL_ERROR,
@@ -260,7 +285,15 @@ impl Backend for MemoryBackend {
     }
 
     fn write(&self, ops: Vec<Op>) -> BackendFuture<'_, Vec<Outcome>> {
-        let result = self.with_data(|data| data.apply(ops));
+        let result = self.with_data(|data| {
+            let changes = watched_changes(&ops);
+            let outcomes = data.apply(ops)?;
+            // Published under the lock, so consumers see commits in order.
+            for change in changes {
+                self.changes.publish(change);
+            }
+            Ok(outcomes)
+        });
         Box::pin(std::future::ready(result))
     }
 
@@ -367,8 +400,106 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(result))
     }
 
+    fn acquire_lease(
+        &self,
+        name: String,
+        owner: String,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Lease> {
+        let now = self.now();
+        let result = self.with_data(|data| {
+            let row = acquire_row(&name, data.leases.get(&name), &owner, ttl, now)?;
+            let lease = row.lease(&name);
+            data.leases.insert(name, row);
+            lease.ok_or_else(|| {
+                Error::new(ErrorCode::INTERNAL_ERROR, "a granted lease has no owner")
+            })
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>> {
+        let now = self.now();
+        let result = self.with_data(|data| {
+            Ok(leases
+                .iter()
+                .map(|lease| {
+                    let row = renew_row(lease, data.leases.get(&lease.name), ttl, now)?;
+                    let renewed = row.lease(&lease.name);
+                    data.leases.insert(lease.name.clone(), row);
+                    renewed.ok_or_else(|| {
+                        Error::new(ErrorCode::INTERNAL_ERROR, "a renewed lease has no owner")
+                    })
+                })
+                .collect())
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
+        let now = self.now();
+        let result = self.with_data(|data| {
+            if let Some(row) = release_row(&lease, data.leases.get(&lease.name), now) {
+                data.leases.insert(lease.name, row);
+            }
+            Ok(())
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        let now = self.now();
+        let result = self.with_data(|data| {
+            let mut claimed = Vec::new();
+            for (name, row) in data
+                .leases
+                .range_mut::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .take_while(|(name, _)| name.starts_with(&prefix))
+            {
+                if claimed.len() >= limit {
+                    break;
+                }
+                if let Some(new_row) = claim_row(row, &owner, ttl, now) {
+                    *row = new_row;
+                    claimed.extend(row.lease(name));
+                }
+            }
+            Ok(claimed)
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        let result = self.with_data(|data| {
+            Ok(data
+                .leases
+                .range::<str, _>((start(&prefix, after.as_deref()), Bound::Unbounded))
+                .take_while(|(name, _)| name.starts_with(&prefix))
+                .filter_map(|(name, row)| row.lease(name))
+                .take(limit)
+                .collect())
+        });
+        Box::pin(std::future::ready(result))
+    }
+
     fn close(&self) -> BackendFuture<'_, ()> {
         self.closed.store(true, Ordering::Release);
+        self.changes.close();
         drop(
             self.data
                 .lock()
@@ -380,6 +511,10 @@ impl Backend for MemoryBackend {
 
     fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    fn changes(&self) -> Result<Changes, Error> {
+        self.changes.subscribe()
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -8,12 +8,13 @@
 //! not for encoding values (`codec.rs`) or for applying operations.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use foundation_error::Error;
 use tokio::sync::oneshot;
 
 use crate::backend::Op;
+use crate::lease::Lease;
 
 /// The version of a state value: every write to a key gives it a new
 /// version, larger than any the key had before, also across a delete (a
@@ -75,16 +76,69 @@ pub enum Outcome {
         /// How many records were removed.
         removed: u64,
     },
+    /// A fence held: the lease's token was current.
+    Fenced,
 }
 
-/// The answer to a write request: one outcome per operation, or why none
-/// was applied.
-pub(crate) type WriteReply = Result<Vec<Outcome>, Error>;
+/// The answer to a write request: what it did, or why nothing was applied.
+pub(crate) type WriteReply = Result<Answer, Error>;
+
+/// What an applied write request did.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// One outcome per operation of [`Work::Ops`].
+    Outcomes(Vec<Outcome>),
+    /// The leases of a [`Work::Lease`] (granted, renewed, claimed), each
+    /// or its refusal.
+    Leases(Vec<Result<Lease, Error>>),
+}
+
+/// What a write request asks the writer to do.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Operations that commit together or not at all.
+    Ops(Vec<Op>),
+    /// A lease operation, committed with the batch it joins.
+    Lease(LeaseOp),
+}
+
+/// A lease operation on the lease table (the rules are in `lease.rs`).
+#[derive(Debug)]
+pub(crate) enum LeaseOp {
+    Acquire {
+        name: String,
+        owner: String,
+        ttl: Duration,
+    },
+    Renew {
+        leases: Vec<Lease>,
+        ttl: Duration,
+    },
+    Release(Lease),
+    Claim {
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    },
+}
+
+impl Work {
+    /// How many operations it counts as in a batch.
+    pub(crate) fn operations(&self) -> usize {
+        match self {
+            Work::Ops(ops) => ops.len(),
+            Work::Lease(LeaseOp::Renew { leases, .. }) => leases.len(),
+            Work::Lease(LeaseOp::Claim { limit, .. }) => *limit,
+            Work::Lease(_) => 1,
+        }
+    }
+}
 
 /// A group of operations that commit together or not at all.
 #[derive(Debug)]
 pub(crate) struct WriteRequest {
-    pub(crate) ops: Vec<Op>,
+    pub(crate) work: Work,
     pub(crate) bytes: usize,
     /// After this instant the writer answers `timeout` instead of committing.
     pub(crate) deadline: Instant,

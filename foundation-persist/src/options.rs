@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use foundation_error::clock::{self, SharedClock};
+
 /// When an acknowledged write is on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -53,6 +55,9 @@ pub struct StoreOptions {
     pub(crate) cache_bytes: usize,
     pub(crate) maintenance_timeout: Duration,
     pub(crate) check_integrity_on_open: bool,
+    /// The state keyspaces reported on the change feed.
+    pub(crate) watched: std::sync::Arc<std::collections::BTreeSet<String>>,
+    pub(crate) clock: SharedClock,
     #[cfg(feature = "fault-injection")]
     pub(crate) fault_injection: Option<crate::fault::FaultInjection>,
 }
@@ -72,8 +77,8 @@ impl Default for StoreOptions {
 impl StoreOptions {
     /// The defaults: immediate durability, a 10 s write timeout, batches of
     /// at most 1,024 operations and 32 MiB with no extra wait, 16,384 queued
-    /// writes, 16 MiB values, a 64 MiB cache and a 10 minute timeout for
-    /// backups.
+    /// writes, 16 MiB values, a 64 MiB cache, a 10 minute timeout for
+    /// backups, and the system clock for lease expiry.
     pub fn new() -> StoreOptions {
         StoreOptions {
             durability: Durability::Immediate,
@@ -86,9 +91,34 @@ impl StoreOptions {
             cache_bytes: 64 << 20,
             maintenance_timeout: Duration::from_secs(600),
             check_integrity_on_open: false,
+            watched: std::sync::Arc::default(),
+            clock: clock::system(),
             #[cfg(feature = "fault-injection")]
             fault_injection: None,
         }
+    }
+
+    /// Reports every committed put and delete of the state keyspace named
+    /// `keyspace` on the store's change feed
+    /// ([`Store::changes`](crate::Store::changes)). Off for every keyspace
+    /// by default: watching is for small shared records (flags, a rollout
+    /// phase), not for hot keyspaces. On a PostgreSQL store each watched
+    /// write adds a notification to its transaction. The metadata keyspace
+    /// and journals cannot be watched (watch a state record written in the
+    /// same batch instead).
+    pub fn watch(&mut self, keyspace: &str) -> &mut StoreOptions {
+        std::sync::Arc::make_mut(&mut self.watched).insert(keyspace.to_owned());
+        self
+    }
+
+    /// Whether [`watch`](StoreOptions::watch) named `keyspace`.
+    pub fn is_watched(&self, keyspace: &str) -> bool {
+        self.watched.contains(keyspace)
+    }
+
+    /// Whether any keyspace is watched.
+    pub fn watches_any(&self) -> bool {
+        !self.watched.is_empty()
     }
 
     /// When acknowledged writes reach the disk. Default
@@ -172,6 +202,20 @@ impl StoreOptions {
     pub fn check_integrity_on_open(&mut self, check: bool) -> &mut StoreOptions {
         self.check_integrity_on_open = check;
         self
+    }
+
+    /// The clock whose wall time judges lease expiry on the built-in
+    /// backends (memory and redb), so one paused or manual clock drives a
+    /// test's leases. Default: the system clock. (A PostgreSQL store
+    /// judges expiry by the database server's clock instead.)
+    pub fn clock(&mut self, clock: SharedClock) -> &mut StoreOptions {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock set with [`clock`](StoreOptions::clock).
+    pub fn shared_clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// Routes the store's file I/O through a [`FaultInjection`](crate::FaultInjection)

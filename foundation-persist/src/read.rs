@@ -13,7 +13,8 @@ use foundation_error::Error;
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
 
 use crate::classify::storage_error;
-use crate::layout::{HeadTable, JournalTable, StateTable};
+use crate::layout::{HeadTable, JournalTable, LEASES, StateTable};
+use crate::lease::Lease;
 
 fn snapshot(database: &impl ReadableDatabase) -> Result<ReadTransaction, Error> {
     database
@@ -188,4 +189,38 @@ pub(crate) fn system_value(
         .map_err(|error| storage_error(error, "read"))?
         .map(|value| value.value());
     Ok(value)
+}
+
+/// Unreleased leases whose names start with `prefix`, in name order, after
+/// `after` when given, at most `limit`.
+pub(crate) fn list_leases(
+    database: &Database,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Lease>, Error> {
+    let read = snapshot(database)?;
+    let Some(table) = open(&read, LEASES)? else {
+        return Ok(Vec::new());
+    };
+    let start = match after {
+        Some(after) if after >= prefix => Bound::Excluded(after),
+        _ => Bound::Included(prefix),
+    };
+    let range = table
+        .range::<&str>((start, Bound::Unbounded))
+        .map_err(|error| storage_error(error, "read"))?;
+    let mut leases = Vec::new();
+    for entry in range {
+        if leases.len() >= limit {
+            break;
+        }
+        let (name, value) = entry.map_err(|error| storage_error(error, "read"))?;
+        let name = name.value();
+        if !name.starts_with(prefix) {
+            break;
+        }
+        leases.extend(crate::apply::row_of(value.value()).lease(name));
+    }
+    Ok(leases)
 }

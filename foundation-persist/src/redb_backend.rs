@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use foundation_error::{Error, ErrorCode};
 use redb::{Database, ReadableDatabase};
@@ -30,8 +31,11 @@ use crate::journal::StreamHead;
 #[cfg(test)]
 use crate::layout::REVISION_KEY;
 use crate::layout::{FORMAT_KEY, STORE_FORMAT, SYSTEM};
+use crate::lease::Lease;
 use crate::maintenance::check_format;
-use crate::ops::{BackupReport, Command, CompactionReport, Outcome, Version, WriteRequest};
+use crate::ops::{
+    Answer, BackupReport, Command, CompactionReport, LeaseOp, Outcome, Version, Work, WriteRequest,
+};
 use crate::options::StoreOptions;
 use crate::read;
 use crate::shared::{Shared, deadline_after};
@@ -230,6 +234,7 @@ impl RedbBackend {
     /// flush.
     pub(crate) async fn close(&self) -> Result<(), Error> {
         self.shared.mark_closed();
+        self.shared.changes.close();
         let _ = self.writes.commands.send(Command::Shutdown);
         let mut stopped = self.writes.stopped.clone();
         // An error means the writer thread is gone (it exited or panicked):
@@ -242,17 +247,34 @@ impl RedbBackend {
     /// Queues operations as one all-or-nothing request and waits for the
     /// commit that holds them.
     pub(crate) async fn submit(&self, ops: Vec<Op>) -> Result<Vec<Outcome>, Error> {
+        if ops.is_empty() {
+            self.shared.check_open()?;
+            return Ok(Vec::new());
+        }
+        let bytes = ops.iter().map(Op::encoded_bytes).sum();
+        match self.submit_work(Work::Ops(ops), bytes).await? {
+            Answer::Outcomes(outcomes) => Ok(outcomes),
+            Answer::Leases(_) => Err(unexpected_answer()),
+        }
+    }
+
+    /// Queues a lease operation; it commits with the batch it joins.
+    async fn submit_lease(&self, op: LeaseOp) -> Result<Vec<Result<Lease, Error>>, Error> {
+        match self.submit_work(Work::Lease(op), 0).await? {
+            Answer::Leases(leases) => Ok(leases),
+            Answer::Outcomes(_) => Err(unexpected_answer()),
+        }
+    }
+
+    /// Queues one request for the writer and waits for its answer.
+    async fn submit_work(&self, work: Work, bytes: usize) -> Result<Answer, Error> {
         let shared = &self.shared;
         shared.check_open()?;
         shared.check_writable()?;
-        if ops.is_empty() {
-            return Ok(Vec::new());
-        }
         let commands = &self.writes.commands;
-        let bytes = ops.iter().map(Op::encoded_bytes).sum();
         let (reply, answer) = oneshot::channel();
         let request = WriteRequest {
-            ops,
+            work,
             bytes,
             deadline: deadline_after(shared.options.write_timeout),
             reply,
@@ -305,6 +327,21 @@ impl Drop for RedbBackend {
         self.shared.mark_closed();
         let _ = self.writes.commands.send(Command::Shutdown);
         self.join_writer();
+    }
+}
+
+fn unexpected_answer() -> Error {
+    Error::new(
+        ErrorCode::INTERNAL_ERROR,
+        "the store's writer answered a request with another kind of answer",
+    )
+}
+
+/// The one lease of an answer that holds exactly one.
+fn single(mut answers: Vec<Result<Lease, Error>>) -> Result<Lease, Error> {
+    match (answers.pop(), answers.is_empty()) {
+        (Some(answer), true) => answer,
+        _ => Err(unexpected_answer()),
     }
 }
 
@@ -511,6 +548,71 @@ impl Backend for RedbBackend {
         Box::pin(self.submit(ops))
     }
 
+    fn acquire_lease(
+        &self,
+        name: String,
+        owner: String,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Lease> {
+        Box::pin(async move {
+            single(
+                self.submit_lease(LeaseOp::Acquire { name, owner, ttl })
+                    .await?,
+            )
+        })
+    }
+
+    fn renew_leases(
+        &self,
+        leases: Vec<Lease>,
+        ttl: Duration,
+    ) -> BackendFuture<'_, Vec<Result<Lease, Error>>> {
+        Box::pin(self.submit_lease(LeaseOp::Renew { leases, ttl }))
+    }
+
+    fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
+        Box::pin(async move {
+            self.submit_lease(LeaseOp::Release(lease)).await?;
+            Ok(())
+        })
+    }
+
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        Box::pin(async move {
+            if limit == 0 {
+                return Ok(Vec::new());
+            }
+            self.submit_lease(LeaseOp::Claim {
+                prefix,
+                owner,
+                ttl,
+                limit,
+            })
+            .await?
+            .into_iter()
+            .collect()
+        })
+    }
+
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> BackendFuture<'_, Vec<Lease>> {
+        Box::pin(
+            self.shared.read(move |database| {
+                read::list_leases(database, &prefix, after.as_deref(), limit)
+            }),
+        )
+    }
+
     fn get<'a>(
         &'a self,
         keyspace: &'a StateKeyspace,
@@ -607,6 +709,10 @@ impl Backend for RedbBackend {
 
     fn is_closed(&self) -> bool {
         self.shared.is_closed()
+    }
+
+    fn changes(&self) -> Result<crate::watch::Changes, Error> {
+        self.shared.changes.subscribe()
     }
 
     fn as_any(&self) -> &dyn Any {

@@ -37,13 +37,19 @@ pub(crate) struct Shared {
     /// How errors name this store: its path, or `memory`.
     pub(crate) name: String,
     pub(crate) options: StoreOptions,
+    /// The change feed the writer publishes committed watched writes to.
+    pub(crate) changes: crate::watch::ChangeFeed,
 }
 
 pub(crate) type DatabaseGuard<'a> = RwLockReadGuard<'a, Option<Database>>;
 
 impl Shared {
     pub(crate) fn new(database: Database, path: Option<PathBuf>, options: StoreOptions) -> Shared {
+        let name = path
+            .as_ref()
+            .map_or_else(|| "memory".to_owned(), |path| path.display().to_string());
         Shared {
+            changes: crate::watch::ChangeFeed::new(name.clone()),
             database: RwLock::new(Some(database)),
             exclusive: AtomicBool::new(false),
             exclusive_watch: watch::Sender::new(false),
@@ -51,9 +57,7 @@ impl Shared {
             queued_writes: AtomicUsize::new(0),
             versions: std::sync::Mutex::new(None),
             write_failure: std::sync::Mutex::new(None),
-            name: path
-                .as_ref()
-                .map_or_else(|| "memory".to_owned(), |path| path.display().to_string()),
+            name,
             path,
             options,
         }

@@ -236,11 +236,9 @@ impl<T> fmt::Debug for StateStore<T> {
 
 impl<T: Record> StateStore<T> {
     pub(crate) fn new(store: Store, name: &str) -> Result<StateStore<T>, Error> {
+        let id = layout::state_keyspace(name, store.options().is_watched(name))?;
         Ok(StateStore {
-            keyspace: Keyspace {
-                store,
-                id: layout::state_keyspace(name)?,
-            },
+            keyspace: Keyspace { store, id },
             codec: Codec::new()?,
         })
     }

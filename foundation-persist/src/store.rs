@@ -19,6 +19,7 @@ use crate::classify::closed;
 use crate::codec::Record;
 use crate::file::StoreFile;
 use crate::journal::Journal;
+use crate::lease::Leases;
 use crate::memory_backend::MemoryBackend;
 use crate::metadata::Metadata;
 use crate::ops::Outcome;
@@ -133,7 +134,10 @@ impl Store {
     ///
     /// None today; the `Result` keeps the signature of [`open`](Store::open).
     pub fn open_in_memory(options: &StoreOptions) -> Result<Store, Error> {
-        Ok(Store::with_backend(Arc::new(MemoryBackend::new()), options))
+        Ok(Store::with_backend(
+            Arc::new(MemoryBackend::new(Arc::clone(&options.clock))),
+            options,
+        ))
     }
 
     /// A store served by `backend`, for example the PostgreSQL backend of
@@ -185,6 +189,12 @@ impl Store {
         WriteBatch::new(self.clone())
     }
 
+    /// The store's leases: ownership of named work among the processes
+    /// sharing this store, with fencing tokens ([`WriteBatch::fence`]).
+    pub fn leases(&self) -> Leases {
+        Leases::new(self.clone())
+    }
+
     /// The maintenance surface of a store file, the built-in redb backend
     /// (backup, restore, compaction, the file path); `None` for an
     /// in-memory store and for other backends, which have their own tools
@@ -227,6 +237,22 @@ impl Store {
     /// failed final flush.
     pub async fn close(&self) -> Result<(), Error> {
         self.inner.backend.close().await
+    }
+
+    /// A new consumer of the store's change feed: the committed puts and
+    /// deletes of the keyspaces named by
+    /// [`StoreOptions::watch`], from now on, by any writer the
+    /// backend hears of (this process for memory and redb, every node for
+    /// PostgreSQL). See [`crate::watch`].
+    ///
+    /// # Errors
+    ///
+    /// `service_unavailable` once the store is closed.
+    pub fn changes(&self) -> Result<crate::watch::Changes, Error> {
+        if self.is_closed() {
+            return Err(closed());
+        }
+        self.inner.backend.changes()
     }
 
     /// Whether [`close`](Store::close) was called or the store is shutting down.

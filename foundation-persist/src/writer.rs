@@ -178,7 +178,7 @@ impl Writer {
     ) -> Vec<WriteRequest> {
         let options = &self.shared.options;
         self.shared.queued_writes.fetch_sub(1, Ordering::AcqRel);
-        let mut operations = first.ops.len();
+        let mut operations = first.work.operations();
         let mut bytes = first.bytes;
         let mut batch = vec![first];
         let linger_until = deadline_after(options.max_batch_delay);
@@ -200,7 +200,7 @@ impl Writer {
             match command {
                 Command::Write(request) => {
                     self.shared.queued_writes.fetch_sub(1, Ordering::AcqRel);
-                    operations += request.ops.len();
+                    operations += request.work.operations();
                     bytes += request.bytes;
                     batch.push(request);
                 }
@@ -243,6 +243,14 @@ impl Writer {
         match self.contained("commit", |writer| writer.apply_and_commit(&live)) {
             Ok(replies) => {
                 for (request, reply) in live.into_iter().zip(replies) {
+                    if reply.is_ok()
+                        && let crate::ops::Work::Ops(ops) = &request.work
+                    {
+                        // Committed: tell the watchers before the writer
+                        // hears back, so a writer's next read of its feed
+                        // already holds its own change.
+                        self.shared.changes.publish_committed(ops);
+                    }
                     let _ = request.reply.send(reply);
                 }
             }
@@ -263,11 +271,13 @@ impl Writer {
             .versions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = crate::lease::micros(shared.options.clock.wall());
         let (replies, committed) = commit_requests(
             database,
             &mut versions,
-            requests.iter().map(|request| request.ops.as_slice()),
+            requests.iter().map(|request| &request.work),
             durable,
+            now,
         )?;
         if committed {
             self.committed(durable);

@@ -87,6 +87,10 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./jido-data")]
         data_dir: PathBuf,
+        /// The server's `--store`: a PostgreSQL store is refused (back it
+        /// up with pg_dump).
+        #[arg(long, env = STORE_ENV)]
+        store: Option<String>,
     },
     /// Replaces the store of a stopped server with the backup at PATH.
     Restore {
@@ -95,17 +99,49 @@ pub enum Command {
         /// The data directory.
         #[arg(long, default_value = "./jido-data")]
         data_dir: PathBuf,
+        /// The server's `--store`: a PostgreSQL store is refused (restore
+        /// it with pg_restore or psql).
+        #[arg(long, env = STORE_ENV)]
+        store: Option<String>,
     },
     /// The scripted walk-through of the plan on a temporary store.
     Demo,
 }
 
+/// The environment variable of `--store`.
+pub const STORE_ENV: &str = "JIDO_STORE";
+
+/// Whether a `--store` value names a PostgreSQL database
+/// (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(store: &str) -> bool {
+    let lower = store.trim_start().to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
 /// `serve`'s options.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The data directory (store, token).
+    /// The data directory (the redb store, the token file).
     #[arg(long, default_value = "./jido-data")]
     pub data_dir: PathBuf,
+    /// Where the state lives: a PostgreSQL database several nodes share
+    /// (`postgres://user@host:port/db`); default: the redb file in
+    /// --data-dir.
+    #[arg(long, env = STORE_ENV)]
+    pub store: Option<String>,
+    /// This node's id, the owner of its leases; each node sharing a store
+    /// needs its own. Default: hostname-pid.
+    #[arg(long, env = crate::app::cluster::NODE_ID_ENV)]
+    pub node_id: Option<String>,
+    /// A token file several nodes share (created with mode 0600 if
+    /// missing); default: JIDO_TOKEN, else --data-dir/token.
+    #[arg(long, env = "JIDO_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// How long a workflow's lease lasts unless renewed (`10s` by
+    /// default): on a shared store a dead node's workflows resume on
+    /// another node within about this plus a third.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub lease_ttl: Option<Duration>,
     /// The address of the HTTP API.
     #[arg(long, default_value = crate::app::DEFAULT_LISTEN)]
     pub listen: std::net::SocketAddr,
@@ -569,8 +605,26 @@ pub async fn run_client(command: Command) -> Result<(), CliError> {
             let client = ApiClient::new(&args)?;
             print(&client.send(Method::GET, "/api/v1/alerts", None).await?);
         }
-        Command::Backup { path, data_dir } => backup(&data_dir, &path).await?,
-        Command::Restore { path, data_dir } => restore(&data_dir, &path).await?,
+        Command::Backup {
+            path,
+            data_dir,
+            store,
+        } => {
+            refuse_postgres(store.as_deref(), "backup", "pg_dump")?;
+            backup(&data_dir, &path).await?
+        }
+        Command::Restore {
+            path,
+            data_dir,
+            store,
+        } => {
+            refuse_postgres(
+                store.as_deref(),
+                "restore",
+                "pg_restore (or psql for a plain dump)",
+            )?;
+            restore(&data_dir, &path).await?
+        }
         Command::Serve(_) | Command::Demo => {
             return Err(CliError::new(
                 Error::new(ErrorCode::INVALID_INPUT, "not a client command"),
@@ -602,6 +656,26 @@ fn start_body(file: &Path, idempotency_key: Option<String>) -> Result<Value, Cli
         map.insert("idempotency_key".into(), json!(key));
     }
     Ok(body)
+}
+
+/// Offline backup and restore copy a redb file; a PostgreSQL store is
+/// the database's to back up.
+fn refuse_postgres(store: Option<&str>, command: &str, tool: &str) -> Result<(), CliError> {
+    match store {
+        Some(store) if is_postgres_url(store) => Err(CliError::new(
+            Error::new(
+                ErrorCode::OPERATION_NOT_PERMITTED,
+                format!(
+                    "`jido-system {command}` copies the redb store of a data directory; this store \
+                     is PostgreSQL, whose own tools do that"
+                ),
+            )
+            .with_context("store", "postgres"),
+            Some(format!("use {tool} against the database")),
+            6,
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn open_offline(data_dir: &Path) -> Result<foundation_persist::Store, CliError> {

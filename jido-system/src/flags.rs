@@ -67,8 +67,14 @@ pub fn declarations() -> Vec<Flag> {
         .collect()
 }
 
-/// The keyspace of the stored values and ramps (one record, key [`STATE_KEY`]).
-const STATE_KEYSPACE: &str = "jido_system_flags";
+/// The keyspace of the stored values and ramps (one record, key
+/// [`STATE_KEY`]): the one a store shared by several nodes watches
+/// (`StoreOptions::watch`), so that each node reloads its flags when
+/// another changes them.
+pub const FLAGS_KEYSPACE: &str = "jido_system_flags";
+/// How many times a commit re-reads and retries after another node wrote
+/// the record between its read and its compare-and-set.
+const COMMIT_ATTEMPTS: u32 = 16;
 /// The key of the one record in [`STATE_KEYSPACE`].
 const STATE_KEY: &str = "current";
 /// The journal of audit entries (one stream, [`AUDIT_STREAM`]).
@@ -123,7 +129,7 @@ impl PersistFlagStore {
     /// The store's errors opening the keyspaces.
     pub fn new(store: &Store) -> Result<PersistFlagStore> {
         Ok(PersistFlagStore {
-            state: store.state(STATE_KEYSPACE)?,
+            state: store.state(FLAGS_KEYSPACE)?,
             audit: store.journal(AUDIT_KEYSPACE)?,
         })
     }
@@ -146,8 +152,39 @@ impl FlagStore for PersistFlagStore {
         })
     }
 
+    /// Merges the commit into the stored record with a compare-and-set on
+    /// the version read, and on a conflict (another node sharing the store
+    /// wrote it meanwhile) reads again and retries, up to 16 times: no
+    /// node's change is lost. Audit sequence numbers are per node (each
+    /// node's `Flags` counts its own); the journal keeps every entry.
     fn commit<'a>(&'a self, commit: &'a FlagCommit) -> StoreFuture<'a, ()> {
         Box::pin(async move {
+            let mut attempt = 1;
+            loop {
+                match self.commit_once(commit).await {
+                    Err(error)
+                        if error.code() == foundation_error::ErrorCode::VERSION_CONFLICT
+                            && attempt < COMMIT_ATTEMPTS =>
+                    {
+                        attempt += 1;
+                    }
+                    result => {
+                        return result.map_err(|error| error.with_context("attempts", attempt));
+                    }
+                }
+            }
+        })
+    }
+
+    fn audit_log<'a>(&'a self, query: &'a AuditQuery) -> StoreFuture<'a, Vec<AuditEntry>> {
+        Box::pin(self.read_audit(query))
+    }
+}
+
+impl PersistFlagStore {
+    /// One read-merge-compare-and-set of the record with the audit entries.
+    async fn commit_once(&self, commit: &FlagCommit) -> Result<()> {
+        {
             let current = self.state.get_versioned(STATE_KEY).await?;
             let expected = current.as_ref().map(|versioned| versioned.version);
             let mut stored = current.map(|versioned| versioned.value).unwrap_or_default();
@@ -188,11 +225,12 @@ impl FlagStore for PersistFlagStore {
                 )?;
             }
             batch.commit().await.map(|_| ())
-        })
+        }
     }
 
-    fn audit_log<'a>(&'a self, query: &'a AuditQuery) -> StoreFuture<'a, Vec<AuditEntry>> {
-        Box::pin(async move {
+    /// The most recent audit entries matching `query`.
+    async fn read_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        {
             let mut recent = VecDeque::new();
             let mut from = 1;
             loop {
@@ -217,6 +255,6 @@ impl FlagStore for PersistFlagStore {
                 }
             }
             Ok(recent.into_iter().collect())
-        })
+        }
     }
 }

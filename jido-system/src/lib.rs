@@ -14,8 +14,20 @@
 //! | [`http`] | the HTTP API: routes, guards, the status mapping, the OpenAPI document |
 //! | [`cli`] | the command line: clap definitions, client commands, offline backup/restore, exit codes |
 //! | [`demo`] | `jido-system demo`, the scripted walk-through of the plan |
-//! | [`token`] | the API token: `JIDO_TOKEN` or the data directory's `token` file (0600) |
+//! | [`token`] | the API token: `JIDO_TOKEN`, `--token-file` (one file several nodes share) or the data directory's `token` file (0600) |
 //! | [`metrics`] | metric names |
+//!
+//! # Several nodes
+//!
+//! `serve --store postgres://...` (or `JIDO_STORE`) keeps the state in a
+//! PostgreSQL database several nodes share, each with its own `--node-id`
+//! (default `hostname-pid`). [`app::cluster`] holds the node's lease and
+//! keeps its flags and rollout phase in step with the other nodes (change
+//! notifications, a one-second poll as the fallback); `GET
+//! /api/v1/cluster` and the dashboard list the nodes and the workflows'
+//! leases. On a PostgreSQL store the workflow engine runs in jido-workflow's
+//! multi-node mode with the node id as owner: a dead node's workflows
+//! resume on another node once their leases expire (`--lease-ttl`).
 //!
 //! # The six flags
 //!

@@ -8,7 +8,7 @@ use clap::Parser;
 use foundation_error::{Error, ErrorCode};
 use jido_system::Application;
 use jido_system::cli::{Cli, CliError, Command, LogFormat, ServeArgs};
-use jido_system::token::{TokenSource, server_token};
+use jido_system::token::{TokenSource, server_token, server_token_file};
 
 /// How long the ordered shutdown may take.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
@@ -61,10 +61,35 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     // Installed before anything is announced, so a SIGTERM right after
     // "listening" stops the server in order instead of killing it.
     let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    let (token, source) = server_token(&args.data_dir)?;
+    let (token, source) = match &args.token_file {
+        Some(path) => server_token_file(path)?,
+        None => server_token(&args.data_dir)?,
+    };
     let mut builder = Application::builder();
+    match args.store.as_deref() {
+        Some(store) if jido_system::cli::is_postgres_url(store) => {
+            builder.postgres(store);
+        }
+        Some(store) => {
+            return Err(CliError::from(
+                Error::new(
+                    ErrorCode::INVALID_CONFIG_VALUE,
+                    "--store takes a postgres://user@host:port/db URL; leave it out for the redb file in --data-dir",
+                )
+                .with_context("store", store.split('@').next_back().unwrap_or_default()),
+            ));
+        }
+        None => {
+            builder.data_dir(&args.data_dir);
+        }
+    }
+    if let Some(node_id) = &args.node_id {
+        builder.node_id(node_id);
+    }
+    if let Some(ttl) = args.lease_ttl {
+        builder.workflow_lease_ttl(ttl);
+    }
     builder
-        .data_dir(&args.data_dir)
         .listen(args.listen)
         .allow_remote(args.allow_remote)
         .inject_v2_start_faults(args.inject_v2_faults)
@@ -100,7 +125,12 @@ async fn serve(args: ServeArgs) -> Result<(), CliError> {
     {
         println!("jido-system listening on http://{address} ({token_note})");
     }
-    tracing::info!(%address, "ready");
+    tracing::info!(
+        %address,
+        node = application.shared().node.id(),
+        store = application.shared().node.store_kind().as_str(),
+        "ready"
+    );
     wait_for_stop(terminate).await;
     tracing::info!(
         "stopping: HTTP first, then the workflows (in-flight steps are journaled), then the store"

@@ -146,6 +146,58 @@ pub fn server_token(data_dir: &Path) -> Result<(String, TokenSource)> {
     Ok((token, TokenSource::Created(path)))
 }
 
+/// The token of a server given `--token-file PATH` (a file several nodes
+/// share): `JIDO_TOKEN` when set, else the file at `path`, created (mode
+/// 0600, a fresh random token) when missing. Two nodes creating it at once
+/// agree: the file is created exclusively and the loser reads the
+/// winner's.
+///
+/// # Errors
+///
+/// As for [`read_file`]; I/O errors creating the file.
+pub fn server_token_file(path: &Path) -> Result<(String, TokenSource)> {
+    if let Some(token) = from_environment()? {
+        return Ok((token, TokenSource::Environment));
+    }
+    if path.exists() {
+        return Ok((read_file(path)?, TokenSource::File(path.to_owned())));
+    }
+    if let Some(directory) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(directory)
+            .map_err(|error| Error::from(error).with_context("path", directory.display()))?;
+    }
+    match create_token_file(path) {
+        Ok(token) => Ok((token, TokenSource::Created(path.to_owned()))),
+        Err(error) if error.code() == ErrorCode::ALREADY_EXISTS => {
+            Ok((read_file(path)?, TokenSource::File(path.to_owned())))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Creates the token file at `path` exclusively (mode 0600) with a fresh
+/// random token.
+fn create_token_file(path: &Path) -> Result<String> {
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| Error::from(error).with_context("path", path.display()))?;
+    file.write_all(token.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|error| Error::from(error).with_context("path", path.display()))?;
+    Ok(token)
+}
+
 /// The token a client uses: `JIDO_TOKEN`, or the data directory's file.
 ///
 /// # Errors

@@ -8,7 +8,11 @@
 //!    [`WorkflowProcess`]es (transient: a crashed workflow restarts, a
 //!    finished one does not; 3 restarts in 5 s by default);
 //! 3. `resumer`: on every start, restarts each workflow whose summary is
-//!    not terminal and that has no process.
+//!    not terminal and that has no process (in multi-node mode, only those
+//!    whose lease it gets: free, expired or its own);
+//! 4. `lease_heartbeat` (multi-node mode only, see `lease`): renews the
+//!    leases of the running workflows and claims expired ones every third
+//!    of the lease time, resuming the claimed workflows.
 //!
 //! When the WorkflowSupervisor gives up (more restarts than its intensity
 //! allows), the top supervisor restarts it and, after it, the resumer,
@@ -22,7 +26,7 @@
 //! This module is not for how one workflow runs (see `process`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,13 +37,15 @@ use foundation_core::{
 };
 use foundation_error::clock::SharedClock;
 use foundation_error::{Error, ErrorCode};
-use foundation_persist::{MAX_READ_LIMIT, Store};
+use foundation_persist::{Lease, Leases, MAX_READ_LIMIT, Store};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::definition::WorkflowDefinition;
 use crate::executor::{StepExecutor, TaskExecutor};
-use crate::lease::{EmbeddedLeases, LeaseManager};
+use crate::lease::{
+    DEFAULT_LEASE_TTL, Heartbeat, HeartbeatArgs, HeldLeases, MIN_LEASE_TTL, lease_name,
+};
 use crate::metrics;
 use crate::process::{
     ProcessArgs, WorkflowCall, WorkflowProcess, WorkflowReply, info_from, launch_events, load,
@@ -66,8 +72,24 @@ pub(crate) struct Shared {
     pub(crate) works: WorkRegistry,
     pub(crate) executor: Arc<dyn StepExecutor>,
     pub(crate) registry: Registry,
-    pub(crate) leases: Arc<dyn LeaseManager>,
+    /// The store's leases.
+    pub(crate) leases: Leases,
+    /// This engine's owner id (its node id).
     pub(crate) owner: String,
+    /// How long a workflow lease lasts unless renewed.
+    pub(crate) lease_ttl: Duration,
+    /// Whether the heartbeat renews and claims (multi-node mode).
+    pub(crate) multi_node: bool,
+    /// The leases the live processes hold, for the heartbeat.
+    pub(crate) held: HeldLeases,
+    /// While set, the heartbeat neither renews nor claims.
+    pub(crate) heartbeat_suspended: AtomicBool,
+    /// Counts heartbeat ticks (for event-driven waits).
+    pub(crate) heartbeats: tokio::sync::watch::Sender<u64>,
+    /// How many workflows this engine gave up because their lease was lost.
+    pub(crate) leases_lost: AtomicU64,
+    /// How many expired leases the heartbeat claimed.
+    pub(crate) leases_claimed: AtomicU64,
     pub(crate) max_parallel: usize,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<WorkflowInfo>>>>,
     pub(crate) next_run: AtomicU64,
@@ -193,8 +215,9 @@ pub struct WorkflowEngineBuilder {
     works: WorkRegistry,
     clock: Option<SharedClock>,
     executor: Option<Arc<dyn StepExecutor>>,
-    leases: Option<Arc<dyn LeaseManager>>,
     owner: String,
+    lease_ttl: Duration,
+    multi_node: bool,
     max_parallel: usize,
     intensity: (u32, Duration),
     recovery_intensity: (u32, Duration),
@@ -206,6 +229,8 @@ impl std::fmt::Debug for WorkflowEngineBuilder {
         f.debug_struct("WorkflowEngineBuilder")
             .field("works", &self.works)
             .field("owner", &self.owner)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("multi_node", &self.multi_node)
             .field("max_parallel", &self.max_parallel)
             .finish()
     }
@@ -226,15 +251,32 @@ impl WorkflowEngineBuilder {
         self
     }
 
-    /// Grants leases through `leases` (default: [`EmbeddedLeases`]).
-    pub fn leases(&mut self, leases: Arc<dyn LeaseManager>) -> &mut Self {
-        self.leases = Some(leases);
+    /// Names this engine (node) as the owner of its workflow leases
+    /// (default `"local"`). Engines sharing one store in multi-node mode
+    /// need distinct owners.
+    pub fn owner(&mut self, owner: impl Into<String>) -> &mut Self {
+        self.owner = owner.into();
         self
     }
 
-    /// Names this node as the owner of its leases (default `"local"`).
-    pub fn owner(&mut self, owner: impl Into<String>) -> &mut Self {
-        self.owner = owner.into();
+    /// How long a workflow lease lasts unless renewed (default 10 s, at
+    /// least 300 ms). In multi-node mode the heartbeat renews and claims
+    /// every third of it, so a dead engine's workflows resume elsewhere
+    /// within about `ttl + ttl / 3`.
+    pub fn lease_ttl(&mut self, ttl: Duration) -> &mut Self {
+        self.lease_ttl = ttl;
+        self
+    }
+
+    /// Multi-node mode (default off): several engines (distinct
+    /// [`owner`](Self::owner)s) share one store (PostgreSQL). The engine
+    /// then runs a heartbeat that renews its workflow leases and claims
+    /// expired ones (resuming those workflows), resumes at start-up only
+    /// the workflows whose lease it can get, and hands its unfinished
+    /// workflows over on shutdown. Off, the engine owns every workflow of
+    /// its store (embedded redb), still fencing stale instances.
+    pub fn multi_node(&mut self, enabled: bool) -> &mut Self {
+        self.multi_node = enabled;
         self
     }
 
@@ -271,8 +313,9 @@ impl WorkflowEngineBuilder {
     ///
     /// # Errors
     ///
-    /// `invalid_config_value` for a parallel bound of 0; the store's
-    /// errors opening the keyspaces; the supervisors' start errors.
+    /// `invalid_config_value` for a parallel bound of 0, an empty owner or
+    /// a lease time below 300 ms or above a day; the store's errors
+    /// opening the keyspaces; the supervisors' start errors.
     pub async fn start(&self) -> Result<WorkflowEngine, Error> {
         let (top, parts) = self.build()?;
         let supervisor = top.start().await?;
@@ -312,20 +355,36 @@ impl WorkflowEngineBuilder {
             .executor
             .clone()
             .unwrap_or_else(|| Arc::new(TaskExecutor::new(tasks.clone())));
-        let leases = self.leases.clone().unwrap_or_else(|| {
-            Arc::new(EmbeddedLeases::new(
-                Arc::clone(&clock),
-                Duration::from_secs(30),
-            ))
-        });
+        if self.owner.is_empty() || self.owner.len() > foundation_persist::lease::MAX_OWNER_BYTES {
+            return Err(Error::new(
+                ErrorCode::INVALID_CONFIG_VALUE,
+                "the engine's owner id is 1 to 256 bytes long",
+            ));
+        }
+        if self.lease_ttl < MIN_LEASE_TTL
+            || self.lease_ttl > foundation_persist::lease::MAX_LEASE_TTL
+        {
+            return Err(Error::new(
+                ErrorCode::INVALID_CONFIG_VALUE,
+                "the workflow lease time is 300 ms to one day",
+            )
+            .with_context("lease_ttl_ms", self.lease_ttl.as_millis()));
+        }
         let shared = Arc::new(Shared {
             keyspaces: Keyspaces::open(&self.store)?,
             clock,
             works: self.works.clone(),
             executor,
             registry: Registry::new(),
-            leases,
+            leases: self.store.leases(),
             owner: self.owner.clone(),
+            lease_ttl: self.lease_ttl,
+            multi_node: self.multi_node,
+            held: HeldLeases::default(),
+            heartbeat_suspended: AtomicBool::new(false),
+            heartbeats: tokio::sync::watch::channel(0).0,
+            leases_lost: AtomicU64::new(0),
+            leases_claimed: AtomicU64::new(0),
             max_parallel: self.max_parallel,
             waiters: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
@@ -363,6 +422,13 @@ impl WorkflowEngineBuilder {
             .child(resumer);
         if let Some(bus) = &self.events {
             top.events(bus);
+        }
+        if self.multi_node {
+            let heartbeat = HeartbeatArgs {
+                shared: Arc::clone(&shared),
+                workflows: workflows.clone(),
+            };
+            top.child(ChildSpec::<Heartbeat>::new("lease_heartbeat", heartbeat));
         }
         Ok((
             top,
@@ -449,8 +515,9 @@ impl WorkflowEngine {
             works,
             clock: None,
             executor: None,
-            leases: None,
             owner: "local".into(),
+            lease_ttl: DEFAULT_LEASE_TTL,
+            multi_node: false,
             max_parallel: DEFAULT_MAX_PARALLEL,
             intensity: (3, Duration::from_secs(5)),
             recovery_intensity: (10, Duration::from_secs(10)),
@@ -620,10 +687,39 @@ impl WorkflowEngine {
         }
         let shared = &self.shared;
         let keyspaces = &shared.keyspaces;
+        // An existing workflow is refused before its lease is touched: a
+        // re-grant of a lease this engine holds would fence off the
+        // running instance.
+        if shared.registry.whereis(id).is_some() || keyspaces.summaries.get(id).await?.is_some() {
+            return Err(Error::new(
+                ErrorCode::ALREADY_EXISTS,
+                format!("a workflow {id} exists already"),
+            )
+            .with_context("workflow", id));
+        }
+        // The lease first: the start is fenced by it, so that no other
+        // engine can resume this workflow between its start and its
+        // process taking over.
+        let lease = shared
+            .leases
+            .acquire(&lease_name(id), &shared.owner, shared.lease_ttl)
+            .await
+            .map_err(|error| {
+                if error.code() == ErrorCode::ALREADY_EXISTS {
+                    Error::new(
+                        ErrorCode::ALREADY_EXISTS,
+                        format!("a workflow {id} exists already (another engine runs it)"),
+                    )
+                    .with_context("workflow", id)
+                } else {
+                    error
+                }
+            })?;
         let now = wall_millis(shared.clock.as_ref());
         let hash = definition.hash().as_str().to_owned();
         let metadata = to_json_text(&metadata);
         let mut batch = keyspaces.store.batch();
+        batch.fence(&lease)?;
         let known = shared
             .stored_definitions
             .lock()
@@ -683,7 +779,15 @@ impl WorkflowEngine {
         // applied (so the summary needs no read of its own).
         batch.put(&keyspaces.summaries, id, &summary)?;
         batch.append_expecting(&keyspaces.journal, id, 1, &record)?;
-        batch.commit().await.map_err(|error| {
+        let committed = batch.commit().await;
+        if committed.is_err() {
+            // Not started here (or the outcome is unknown): hand the lease
+            // on (it expires now), so that a claim resumes the workflow if
+            // it does exist, and releases the lease if it does not. Best
+            // effort: otherwise it expires after the lease time.
+            let _ = shared.leases.renew(&lease, Duration::ZERO).await;
+        }
+        committed.map_err(|error| {
             if error.code() == ErrorCode::VERSION_CONFLICT {
                 Error::new(
                     ErrorCode::ALREADY_EXISTS,
@@ -707,7 +811,10 @@ impl WorkflowEngine {
             .start_child(ProcessArgs {
                 shared: Arc::clone(shared),
                 id: id.into(),
-                fresh: Some(Arc::new(Mutex::new(Some(Box::new((summary, state)))))),
+                claimed: None,
+                fresh: Some(Arc::new(Mutex::new(Some(Box::new((
+                    summary, state, lease,
+                )))))),
             })
             .await
             .map(drop)
@@ -1013,8 +1120,78 @@ impl WorkflowEngine {
         }
     }
 
-    /// Stops every workflow process (they resume at the next start) and
-    /// the engine's tasks.
+    /// This engine's owner id (its node id).
+    pub fn owner(&self) -> &str {
+        &self.shared.owner
+    }
+
+    /// The leases this engine's live workflow processes hold, by workflow
+    /// id (for dashboards; the store's [`Leases::list`] shows every
+    /// engine's).
+    pub fn held_leases(&self) -> Vec<Lease> {
+        let held = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut leases: Vec<Lease> = held.values().map(|held| held.lease.clone()).collect();
+        leases.sort_by(|a, b| a.name.cmp(&b.name));
+        leases
+    }
+
+    /// How many workflows this engine gave up because another engine (or
+    /// a newer instance) took their lease over; also counted in
+    /// [`metrics::LEASE_LOST_TOTAL`].
+    pub fn leases_lost(&self) -> u64 {
+        self.shared.leases_lost.load(Ordering::Acquire)
+    }
+
+    /// How many expired workflow leases this engine's heartbeat claimed
+    /// (multi-node mode); also counted in [`metrics::LEASES_CLAIMED_TOTAL`].
+    pub fn leases_claimed(&self) -> u64 {
+        self.shared.leases_claimed.load(Ordering::Acquire)
+    }
+
+    /// Suspends (or resumes) the heartbeat's renewals and claims, in
+    /// multi-node mode: while suspended, this engine's leases expire and
+    /// other engines take its workflows over; its processes give them up
+    /// at their next write. For draining a node and for failover tests
+    /// (it is what a paused or partitioned node looks like to the others).
+    pub fn suspend_heartbeat(&self, suspended: bool) {
+        self.shared
+            .heartbeat_suspended
+            .store(suspended, Ordering::Release);
+    }
+
+    /// Waits until the heartbeat has ticked `ticks` more times (multi-node
+    /// mode), at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// `timeout`; `invalid_state_transition` when the engine is not in
+    /// multi-node mode (it has no heartbeat).
+    ///
+    /// # Cancel safety
+    ///
+    /// Waits only.
+    pub async fn heartbeats(&self, ticks: u64, timeout: Duration) -> Result<(), Error> {
+        if !self.shared.multi_node {
+            return Err(Error::new(
+                ErrorCode::INVALID_STATE_TRANSITION,
+                "the engine has no heartbeat (it is not in multi-node mode)",
+            ));
+        }
+        let mut beats = self.shared.heartbeats.subscribe();
+        let target = beats.borrow().saturating_add(ticks);
+        match tokio::time::timeout(timeout, beats.wait_for(|beats| *beats >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::timeout("the lease heartbeat did not tick in time")),
+        }
+    }
+
+    /// Stops every workflow process (they resume at the next start; in
+    /// multi-node mode their leases are handed over, so that other engines
+    /// resume them at their next heartbeat) and the engine's tasks.
     ///
     /// # Errors
     ///
@@ -1050,11 +1227,7 @@ async fn resume_all(
             if entry.value.status().is_terminal() || shared.registry.whereis(&entry.key).is_some() {
                 continue;
             }
-            let args = ProcessArgs {
-                shared: Arc::clone(shared),
-                id: entry.key.as_str().into(),
-                fresh: None,
-            };
+            let args = ProcessArgs::resumed(Arc::clone(shared), entry.key.as_str().into());
             match workflows.start_child(args).await {
                 Ok(_) => started += 1,
                 // Started meanwhile by someone else: fine.

@@ -1,144 +1,270 @@
-//! Workflow ownership: the lease contract (owner, fencing token, expiry)
-//! and its embedded implementation.
+//! Workflow ownership on the store's leases
+//! ([`foundation_persist::Leases`]): which engine (node) runs a workflow,
+//! fenced so that an engine that lost a workflow cannot write to it.
 //!
-//! A workflow process acquires its workflow's lease when it starts and
-//! checks it before every journal write, so that a writer whose lease was
-//! taken over (a stale instance, another node) is fenced off with
-//! `version_conflict` instead of interleaving. The journal's own
-//! expected-sequence appends back this up inside the store. On the
-//! embedded store this process holds every lease: [`EmbeddedLeases`]
-//! grants each acquisition at once and bumps the token, so a restarted
-//! instance fences off its predecessor. A PostgreSQL backend can implement
-//! [`LeaseManager`] with expiring rows for several nodes; that backend is
-//! not written yet.
+//! Every workflow process holds the lease `workflow/<id>` of the engine's
+//! owner id: it acquires it (or is handed a claimed one) before it reads
+//! the journal, and every journal batch it writes carries
+//! [`WriteBatch::fence`](foundation_persist::WriteBatch::fence), so the
+//! store refuses the batch once another grant of the lease exists (a
+//! restarted instance on the same engine, another engine that claimed it
+//! after expiry). A process whose fenced write or renewal is refused
+//! gives the workflow up: it stops without writing, is not restarted, does
+//! not report the workflow failed, and counts
+//! [`LEASE_LOST_TOTAL`](crate::metrics::LEASE_LOST_TOTAL).
 //!
-//! This module is not for the journal itself (see `record`).
+//! In multi-node mode ([`WorkflowEngineBuilder::multi_node`](crate::WorkflowEngineBuilder::multi_node))
+//! the engine runs one [`Heartbeat`] actor under its supervisor that, every
+//! `lease_ttl / 3`:
+//!
+//! 1. renews every lease its processes hold, in batches of up to
+//!    [`MAX_READ_LIMIT`] (a lease lost there makes its process give up);
+//! 2. claims up to [`CLAIM_BATCH`] expired `workflow/` leases (of engines
+//!    that died or paused) and resumes each claimed workflow from its
+//!    journal.
+//!
+//! So a dead engine's workflows run elsewhere within `ttl` (its leases
+//! expire) plus one tick (`ttl / 3`), plus the resume itself. On graceful
+//! shutdown a multi-node engine hands its unfinished workflows over
+//! (their leases expire at once, the next claim takes them); a finished
+//! workflow's lease is released.
+//!
+//! In single-node mode (the default) there is no heartbeat and no claim:
+//! the engine still acquires and fences, so that a restarted instance of a
+//! workflow fences off its predecessor, and resumes every unfinished
+//! workflow at start-up (all leases are its own).
+//!
+//! Not done: wake-ups by LISTEN/NOTIFY (a claim waits for the next tick).
+//!
+//! This module is not for the journal itself (see `record`) or for the
+//! lease storage (foundation-persist and its backends).
 
 use std::collections::HashMap;
-use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use foundation_error::clock::SharedClock;
+use foundation_core::{Actor, Context, DynamicSupervisor};
 use foundation_error::{Error, ErrorCode};
+use foundation_persist::{Lease, MAX_READ_LIMIT};
 
-/// A granted lease.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Lease {
-    /// The workflow's id.
-    pub workflow: String,
-    /// Who holds it (a node id).
-    pub owner: String,
-    /// The fencing token: larger for every later grant of the workflow.
-    pub token: u64,
-    /// When it lapses unless renewed (wall clock).
-    pub expires_at: SystemTime,
+use crate::engine::Shared;
+use crate::metrics;
+use crate::process::{ProcessArgs, StepMessage, WorkflowProcess};
+
+/// The default lease time of a workflow.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// The shortest lease time an engine accepts (the heartbeat runs every
+/// third of it).
+pub const MIN_LEASE_TTL: Duration = Duration::from_millis(300);
+
+/// How many expired leases one heartbeat claims at most.
+pub const CLAIM_BATCH: usize = 256;
+
+/// The prefix of every workflow lease name.
+pub(crate) const LEASE_PREFIX: &str = "workflow/";
+
+/// The lease name of workflow `id`.
+pub(crate) fn lease_name(id: &str) -> String {
+    format!("{LEASE_PREFIX}{id}")
 }
 
-/// Grants and checks workflow leases.
-pub trait LeaseManager: Send + Sync + fmt::Debug + 'static {
-    /// Grants `owner` the lease of `workflow` with a new fencing token.
-    ///
-    /// # Errors
-    ///
-    /// `resource_exhausted`-style errors of the backend, or
-    /// `already_exists` when another owner holds an unexpired lease.
-    fn acquire(&self, workflow: &str, owner: &str) -> Result<Lease, Error>;
-
-    /// Checks that `lease` is still the newest grant of its workflow and
-    /// has not expired. Every journal write calls this first.
-    ///
-    /// # Errors
-    ///
-    /// `version_conflict` when a newer grant exists or the lease expired.
-    fn check(&self, lease: &Lease) -> Result<(), Error>;
-
-    /// Gives the lease up (no effect when a newer grant exists).
-    fn release(&self, lease: &Lease);
+/// A lease a live process holds, for the heartbeat to renew.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) lease: Lease,
+    /// The process instance that holds it.
+    pub(crate) instance: u64,
 }
 
-/// The embedded implementation: one process holds every lease; the
-/// newest grant wins. Leases do not expire while this process runs (the
-/// expiry stamp is informational: `ttl` after the grant).
-pub struct EmbeddedLeases {
-    clock: SharedClock,
-    ttl: Duration,
-    next_token: AtomicU64,
-    current: Mutex<HashMap<String, u64>>,
+/// The leases the engine's live processes hold, by workflow id.
+pub(crate) type HeldLeases = std::sync::Mutex<HashMap<Arc<str>, Held>>;
+
+/// Whether `error` says a lease (or the journal it guards) was taken over:
+/// a refused fence or renewal, or a journal that moved under the process.
+pub(crate) fn is_lost(error: &Error) -> bool {
+    error.code() == ErrorCode::VERSION_CONFLICT
 }
 
-impl fmt::Debug for EmbeddedLeases {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EmbeddedLeases")
-            .field("ttl", &self.ttl)
-            .field("held", &self.held())
-            .finish()
+/// The heartbeat's arguments.
+#[derive(Clone)]
+pub(crate) struct HeartbeatArgs {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) workflows: DynamicSupervisor<WorkflowProcess>,
+}
+
+/// Renews the engine's leases and claims expired ones, every third of the
+/// lease time (multi-node mode). A child of the engine's top supervisor,
+/// started after the WorkflowSupervisor; its ticks are the actor's own
+/// timer messages.
+pub(crate) struct Heartbeat {
+    args: HeartbeatArgs,
+}
+
+/// A heartbeat tick.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tick;
+
+impl Actor for Heartbeat {
+    type Args = HeartbeatArgs;
+    type Call = ();
+    type Reply = ();
+    type Cast = ();
+    type Info = Tick;
+
+    async fn init(args: HeartbeatArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
+        ctx.send_after(interval(&args.shared), Tick);
+        Ok(Heartbeat { args })
+    }
+
+    async fn handle_info(&mut self, Tick: Tick, ctx: &mut Context<Self>) -> Result<(), Error> {
+        let shared = &self.args.shared;
+        if !shared.heartbeat_suspended.load(Ordering::Acquire) {
+            renew(shared).await;
+            claim(shared, &self.args.workflows).await;
+        }
+        shared.heartbeats.send_modify(|beats| *beats += 1);
+        ctx.send_after(interval(shared), Tick);
+        Ok(())
     }
 }
 
-impl EmbeddedLeases {
-    /// Leases stamped with `clock`, expiring `ttl` after each grant.
-    pub fn new(clock: SharedClock, ttl: Duration) -> EmbeddedLeases {
-        EmbeddedLeases {
-            clock,
-            ttl,
-            next_token: AtomicU64::new(1),
-            current: Mutex::new(HashMap::new()),
+/// The heartbeat's period: a third of the lease time.
+pub(crate) fn interval(shared: &Shared) -> Duration {
+    shared.lease_ttl / 3
+}
+
+/// Renews every held lease; a process whose lease was lost is told to give
+/// the workflow up. Store failures are logged: the next tick tries again,
+/// and if the leases expire meanwhile, the fence refuses the stale writes.
+async fn renew(shared: &Arc<Shared>) {
+    let held: Vec<(Arc<str>, Held)> = shared
+        .held
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .map(|(id, held)| (Arc::clone(id), held.clone()))
+        .collect();
+    for chunk in held.chunks(MAX_READ_LIMIT) {
+        let leases: Vec<Lease> = chunk.iter().map(|(_, held)| held.lease.clone()).collect();
+        let renewal = shared.leases.renew_all(&leases, shared.lease_ttl);
+        // Bounded by the lease time: a renewal later than that is worth
+        // nothing (the store's own timeouts bound it too).
+        let answers = match tokio::time::timeout(shared.lease_ttl, renewal).await {
+            Ok(Ok(answers)) => answers,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "could not renew the workflow leases");
+                ::metrics::counter!(metrics::LEASE_RENEW_FAILURES_TOTAL).increment(1);
+                return;
+            }
+            Err(_) => {
+                tracing::warn!("renewing the workflow leases took longer than the lease time");
+                ::metrics::counter!(metrics::LEASE_RENEW_FAILURES_TOTAL).increment(1);
+                return;
+            }
+        };
+        let mut lost = Vec::new();
+        {
+            let mut map = shared
+                .held
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ((id, held), answer) in chunk.iter().zip(answers) {
+                match answer {
+                    Ok(renewed) => {
+                        if let Some(current) = map.get_mut(id)
+                            && current.instance == held.instance
+                        {
+                            current.lease = renewed;
+                        }
+                    }
+                    Err(error) if is_lost(&error) => {
+                        if map
+                            .get(id)
+                            .is_some_and(|current| current.instance == held.instance)
+                        {
+                            map.remove(id);
+                        }
+                        lost.push((Arc::clone(id), held.lease.token));
+                    }
+                    Err(error) => {
+                        tracing::warn!(workflow = %id, %error, "could not renew a workflow lease");
+                    }
+                }
+            }
+        }
+        for (id, token) in lost {
+            if let Some(process) = shared.registry.lookup_actor::<WorkflowProcess>(&id) {
+                // A process whose mailbox is closed is ending anyway; its
+                // next fenced write would be refused too.
+                // A process whose mailbox is closed is ending anyway; its next
+                // fenced write would be refused too.
+                let _ = process.try_send_info(StepMessage::LeaseLost { token });
+            }
         }
     }
-
-    /// How many leases are held.
-    pub fn held(&self) -> usize {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
 }
 
-impl LeaseManager for EmbeddedLeases {
-    fn acquire(&self, workflow: &str, owner: &str) -> Result<Lease, Error> {
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(workflow.to_owned(), token);
-        Ok(Lease {
-            workflow: workflow.to_owned(),
-            owner: owner.to_owned(),
-            token,
-            expires_at: self.clock.wall() + self.ttl,
-        })
-    }
-
-    fn check(&self, lease: &Lease) -> Result<(), Error> {
-        let current = self
-            .current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&lease.workflow)
-            .copied();
-        if current == Some(lease.token) {
-            Ok(())
-        } else {
-            Err(Error::new(
-                ErrorCode::VERSION_CONFLICT,
-                format!("the lease of workflow {} was taken over", lease.workflow),
-            )
-            .with_context("token", lease.token)
-            .with_context(
-                "current",
-                current.map_or_else(|| "none".to_owned(), |t| t.to_string()),
-            ))
+/// Claims expired workflow leases and resumes each claimed workflow.
+async fn claim(shared: &Arc<Shared>, workflows: &DynamicSupervisor<WorkflowProcess>) {
+    let claiming =
+        shared
+            .leases
+            .claim_expired(LEASE_PREFIX, &shared.owner, shared.lease_ttl, CLAIM_BATCH);
+    let claimed = match tokio::time::timeout(shared.lease_ttl, claiming).await {
+        Ok(Ok(claimed)) => claimed,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not claim expired workflow leases");
+            return;
         }
+        Err(_) => {
+            tracing::warn!("claiming expired workflow leases took longer than the lease time");
+            return;
+        }
+    };
+    if claimed.is_empty() {
+        return;
     }
-
-    fn release(&self, lease: &Lease) {
-        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        if current.get(&lease.workflow) == Some(&lease.token) {
-            current.remove(&lease.workflow);
+    ::metrics::counter!(metrics::LEASES_CLAIMED_TOTAL).increment(claimed.len() as u64);
+    shared
+        .leases_claimed
+        .fetch_add(claimed.len() as u64, Ordering::AcqRel);
+    for lease in claimed {
+        let Some(id) = lease.name.strip_prefix(LEASE_PREFIX) else {
+            continue;
+        };
+        if let Some(process) = shared.registry.lookup_actor::<WorkflowProcess>(id) {
+            // This engine's own lease had expired (its heartbeat was late)
+            // and the claim bumped the token under a live process: that
+            // process gives up, and the lease is handed on at once (the
+            // next claim, here or elsewhere, resumes the workflow).
+            let _ = process.try_send_info(StepMessage::LeaseLost {
+                token: lease.token.saturating_sub(1),
+            });
+            if let Err(error) = shared.leases.renew(&lease, Duration::ZERO).await {
+                tracing::warn!(workflow = %id, %error, "could not hand a claimed lease on");
+            }
+            continue;
+        }
+        let args = ProcessArgs::claimed(Arc::clone(shared), id.into(), lease.clone());
+        match workflows.start_child(args).await {
+            Ok(_) => {}
+            Err(error) if error.code() == ErrorCode::DATA_NOT_FOUND => {
+                // The lease of a start that never committed (its engine
+                // died between the grant and the start's fenced batch):
+                // there is nothing to resume. Released, the lease fences
+                // that batch out for good.
+                // Best effort: unreleased, the lease expires and is
+                // claimed (and released) again.
+                let _ = shared.leases.release(&lease).await;
+            }
+            Err(error) => {
+                tracing::warn!(workflow = %id, %error, "could not resume a claimed workflow");
+                // Hand it on rather than sit on it until it expires (best
+                // effort: otherwise it expires after the lease time).
+                let _ = shared.leases.renew(&lease, Duration::ZERO).await;
+            }
         }
     }
 }

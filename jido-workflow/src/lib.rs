@@ -20,7 +20,7 @@
 //! | [`WorkflowEngine`] | start, status, wait, cancel, signal, list, resume |
 //! | [`WorkflowProcess`] | the per-workflow actor (journal, retries, timers, compensation) |
 //! | [`StepExecutor`], [`TaskExecutor`] | where works run |
-//! | [`LeaseManager`], [`EmbeddedLeases`] | workflow ownership with fencing tokens |
+//! | [`Lease`], the engine's multi-node mode | workflow ownership through the store's leases, fenced writes, heartbeat and claims (see [`WorkflowEngineBuilder::multi_node`]) |
 //! | [`coordinator`] | CoordinatorV2 (thin, durable), legacy CoordinatorV1, the `use_v2_coordinator` router and the V1 to V2 migration |
 //! | [`metrics`] | metric names |
 //!
@@ -52,7 +52,12 @@
 //! pause apply, and killing the agent interrupts the steps it runs, which
 //! the workflow runs again), at the cost of one agent action per step.
 //!
-//! Not done yet: a multi-node lease backend.
+//! Several engines can share one store (PostgreSQL) in multi-node mode:
+//! each workflow is owned by one engine through the store's lease
+//! `workflow/<id>`, every journal write is fenced by its token, and a
+//! heartbeat renews leases and claims the expired ones of engines that
+//! died, resuming their workflows from the journal (module `lease`).
+//! Not done: LISTEN/NOTIFY wake-ups (claims wait for the next heartbeat).
 
 pub mod coordinator;
 pub mod definition;
@@ -75,7 +80,8 @@ pub use engine::{
     WorkflowEngineBuilder,
 };
 pub use executor::{StepAbort, StepExecutor, StepJob, TaskExecutor};
-pub use lease::{EmbeddedLeases, Lease, LeaseManager};
+pub use foundation_persist::Lease;
+pub use lease::{CLAIM_BATCH, DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
 pub use process::{ProcessArgs, StepMessage, WorkflowCall, WorkflowProcess, WorkflowReply};
 pub use status::{
     HistoryEntry, ListFilter, StepStatus, StepView, WorkflowInfo, WorkflowPage, WorkflowStatus,

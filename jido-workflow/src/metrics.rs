@@ -20,3 +20,11 @@ pub const RESUME_FAILURES_TOTAL: &str = "jido_workflow_resume_failures_total";
 /// interrupted) that could not reach their workflow process because its
 /// instance had ended; the next instance re-runs the step from the journal.
 pub const UNDELIVERED_OUTCOMES_TOTAL: &str = "jido_workflow_undelivered_step_outcomes_total";
+/// Counter: workflows an engine gave up because their lease was taken
+/// over (a refused fenced write or renewal); their new owner runs them.
+pub const LEASE_LOST_TOTAL: &str = "jido_workflow_lease_lost_total";
+/// Counter: expired workflow leases the heartbeat claimed (multi-node).
+pub const LEASES_CLAIMED_TOTAL: &str = "jido_workflow_leases_claimed_total";
+/// Counter: heartbeat renewals that failed as a whole (the store was
+/// unreachable or slow); the next heartbeat tries again.
+pub const LEASE_RENEW_FAILURES_TOTAL: &str = "jido_workflow_lease_renew_failures_total";

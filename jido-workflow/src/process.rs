@@ -32,12 +32,13 @@ use serde_json::Value;
 use crate::definition::Delivery;
 use crate::engine::Shared;
 use crate::executor::{Report, StepAbort, StepJob};
-use crate::lease::Lease;
+use crate::lease::{Held, is_lost, lease_name};
 use crate::metrics;
 use crate::record::{Event, StoredError, Summary, to_json_text, wall_millis};
 use crate::state::{CompensationPhase, TaskPhase, WorkflowState};
 use crate::status::{WorkflowInfo, WorkflowStatus, time_from_millis};
 use crate::work::{AWAIT_SIGNAL, DELAY, StepInput};
+use foundation_persist::Lease;
 
 /// How often a step may be interrupted (its work aborted or lost) before
 /// it fails with `process_crashed`.
@@ -52,11 +53,38 @@ pub struct ProcessArgs {
     /// first `init` (so it need not read back what was just written);
     /// every restart reads the journal.
     pub(crate) fresh: Option<FreshStart>,
+    /// A lease the heartbeat claimed for this workflow, taken by the first
+    /// `init` (every restart acquires the lease again).
+    pub(crate) claimed: Option<Arc<Mutex<Option<Lease>>>>,
 }
 
-/// A just-written workflow's summary and state, for its first `init`.
-/// Boxed, so that what the supervisor keeps for restarts is small once taken.
-pub(crate) type FreshStart = Arc<Mutex<Option<Box<(Summary, WorkflowState)>>>>;
+impl ProcessArgs {
+    /// The arguments of a workflow resumed from its journal.
+    pub(crate) fn resumed(shared: Arc<Shared>, id: Arc<str>) -> ProcessArgs {
+        ProcessArgs {
+            shared,
+            id,
+            fresh: None,
+            claimed: None,
+        }
+    }
+
+    /// The arguments of a workflow whose expired lease the heartbeat
+    /// claimed.
+    pub(crate) fn claimed(shared: Arc<Shared>, id: Arc<str>, lease: Lease) -> ProcessArgs {
+        ProcessArgs {
+            shared,
+            id,
+            fresh: None,
+            claimed: Some(Arc::new(Mutex::new(Some(lease)))),
+        }
+    }
+}
+
+/// A just-written workflow's summary, state and lease, for its first
+/// `init`. Boxed, so that what the supervisor keeps for restarts is small
+/// once taken.
+pub(crate) type FreshStart = Arc<Mutex<Option<Box<(Summary, WorkflowState, Lease)>>>>;
 
 impl std::fmt::Debug for ProcessArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -119,6 +147,13 @@ pub enum StepMessage {
     /// Journal the staged step results (sent to itself, so that results
     /// already in the mailbox are journaled in the same batch).
     Flush,
+    /// The workflow's lease with this token (or an older one) was taken
+    /// over: an instance holding it gives the workflow up (sent by the
+    /// engine's heartbeat).
+    LeaseLost {
+        /// The newest token that was lost.
+        token: u64,
+    },
 }
 
 struct Running {
@@ -154,10 +189,24 @@ pub struct WorkflowProcess {
     pending: Vec<Event>,
     pending_from: u64,
     pending_status: Option<WorkflowStatus>,
+    /// Set once the lease was lost: the instance stops without writing.
+    gave_up: bool,
 }
 
 impl Drop for WorkflowProcess {
     fn drop(&mut self) {
+        let mut held = self
+            .shared
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if held
+            .get(&self.id)
+            .is_some_and(|held| held.instance == self.instance)
+        {
+            held.remove(&self.id);
+        }
+        drop(held);
         if self.listed_waiting {
             self.shared.set_waiting(&self.id, self.instance, false);
         }
@@ -179,14 +228,21 @@ impl Actor for WorkflowProcess {
     type Info = StepMessage;
 
     async fn init(args: ProcessArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
-        let ProcessArgs { shared, id, fresh } = args;
+        let ProcessArgs {
+            shared,
+            id,
+            fresh,
+            claimed,
+        } = args;
         let fresh =
             fresh.and_then(|fresh| fresh.lock().unwrap_or_else(PoisonError::into_inner).take());
         let fresh_launch = fresh.is_some();
-        let (summary, state) = match fresh {
-            Some(loaded) => *loaded,
-            None => load(&shared, &id).await?,
-        };
+        let claimed = claimed.and_then(|claimed| {
+            claimed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        });
         if shared.registry.whereis(&id).is_none() {
             // No metadata: an entry per waiting workflow is kept small
             // (the summaries answer queries by name).
@@ -195,8 +251,37 @@ impl Actor for WorkflowProcess {
                 .register(id.to_string(), ctx.myself(), Metadata::new())?;
         }
         // After the registration, so that a duplicate start fails before it
-        // takes the lease from the running instance.
-        let lease = shared.leases.acquire(&id, &shared.owner)?;
+        // takes the lease from the running instance; before reading the
+        // journal, so that the read sees every write of the previous owner
+        // (whose later writes the new token refuses).
+        let (summary, state, lease) = match fresh {
+            Some(started) => *started,
+            None => {
+                let lease = match claimed {
+                    Some(lease) => lease,
+                    None => {
+                        shared
+                            .leases
+                            .acquire(&lease_name(&id), &shared.owner, shared.lease_ttl)
+                            .await?
+                    }
+                };
+                let (summary, state) = load(&shared, &id).await?;
+                (summary, state, lease)
+            }
+        };
+        let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
+        shared
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                Arc::clone(&id),
+                Held {
+                    lease: lease.clone(),
+                    instance,
+                },
+            );
         if !fresh_launch {
             ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
         }
@@ -205,7 +290,6 @@ impl Actor for WorkflowProcess {
         // waits (on a signal or a delay, whose timer is armed anyway) never
         // grows a message queue (memory per waiting workflow).
         ctx.send_after(Duration::ZERO, StepMessage::Advance);
-        let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
         Ok(WorkflowProcess {
             stored_status: summary.status(),
             shared,
@@ -222,6 +306,7 @@ impl Actor for WorkflowProcess {
             listed_waiting: false,
             flush_queued: false,
             fresh_launch,
+            gave_up: false,
         })
     }
 
@@ -233,8 +318,19 @@ impl Actor for WorkflowProcess {
         // Boxed: the actor's task then holds a pointer, not the whole
         // handler state machine, while it idles (memory per waiting
         // workflow).
+        if self.gave_up {
+            return Err(self.moved());
+        }
         let result = Box::pin(self.on_call(request, ctx)).await;
         self.publish_waiting();
+        if let Err(error) = &result
+            && is_lost(error)
+        {
+            // A journal write was refused: the lease (or the journal) was
+            // taken over; this instance wrote nothing and gives it up.
+            self.give_up(ctx);
+            return Err(self.moved());
+        }
         if let Err(error) = &result
             && error.code() != ErrorCode::INVALID_STATE_TRANSITION
         {
@@ -252,14 +348,54 @@ impl Actor for WorkflowProcess {
         message: StepMessage,
         ctx: &mut Context<Self>,
     ) -> Result<(), Error> {
+        if self.gave_up {
+            return Ok(());
+        }
+        if let StepMessage::LeaseLost { token } = message {
+            if self.lease.token <= token {
+                self.give_up(ctx);
+            }
+            return Ok(());
+        }
         let result = Box::pin(self.on_info(message, ctx)).await;
         self.publish_waiting();
+        if let Err(error) = &result
+            && is_lost(error)
+        {
+            // A journal write was refused (a fenced batch, or the journal
+            // moved under it): stop without writing, not as a failure.
+            self.give_up(ctx);
+            return Ok(());
+        }
         result
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
-        if reason.is_normal() {
-            self.shared.leases.release(&self.lease);
+        if self.gave_up {
+            return;
+        }
+        let leases = &self.shared.leases;
+        let bound = self.shared.lease_ttl;
+        let outcome = match reason {
+            // Finished: nobody needs the lease any more.
+            ExitReason::Normal => tokio::time::timeout(bound, leases.release(&self.lease)).await,
+            // Shut down with the engine: in multi-node mode, hand the
+            // workflow over at once (its lease expires now).
+            ExitReason::Shutdown if self.shared.multi_node => {
+                tokio::time::timeout(bound, leases.renew(&self.lease, Duration::ZERO))
+                    .await
+                    .map(|renewed| renewed.map(drop))
+            }
+            // A crash keeps the lease: the restarted instance re-acquires
+            // it (same owner).
+            _ => return,
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(workflow = %self.id, %error, "could not release a workflow lease");
+            }
+            Err(_) => tracing::debug!(workflow = %self.id, "releasing a workflow lease timed out"),
         }
     }
 }
@@ -317,7 +453,8 @@ impl WorkflowProcess {
     ) -> Result<(), Error> {
         let is_outcome = matches!(message, StepMessage::Outcome { .. });
         match message {
-            StepMessage::Advance => {}
+            // Handled before (`handle_info`).
+            StepMessage::Advance | StepMessage::LeaseLost { .. } => {}
             StepMessage::Flush => self.flush_queued = false,
             StepMessage::Timer { task } => self.timer(task, ctx).await?,
             StepMessage::Outcome {
@@ -492,9 +629,9 @@ impl WorkflowProcess {
         if self.pending.is_empty() {
             return Ok(());
         }
-        self.shared.leases.check(&self.lease)?;
         let keyspaces = &self.shared.keyspaces;
         let mut batch = keyspaces.store.batch();
+        batch.fence(&self.lease)?;
         // Freed rather than kept: most workflows wait far more than they
         // write.
         let record = Event::record(std::mem::take(&mut self.pending));
@@ -940,6 +1077,30 @@ impl WorkflowProcess {
         ::metrics::counter!(metrics::FINISHED_TOTAL, "status" => status.as_str()).increment(1);
         self.stop(status, ctx);
         Ok(())
+    }
+
+    /// Gives the workflow up after its lease was lost: stops at once,
+    /// without writing and without reporting it ended (its new owner runs
+    /// it); running works are aborted with the instance.
+    fn give_up(&mut self, ctx: &mut Context<Self>) {
+        self.gave_up = true;
+        self.count_lost();
+        ctx.stop(ExitReason::Normal);
+    }
+
+    fn count_lost(&self) {
+        tracing::info!(workflow = %self.id, token = self.lease.token, "gave a workflow up: its lease was taken over");
+        self.shared.leases_lost.fetch_add(1, Ordering::AcqRel);
+        ::metrics::counter!(metrics::LEASE_LOST_TOTAL).increment(1);
+    }
+
+    /// The answer to a call on a workflow this instance gave up.
+    fn moved(&self) -> Error {
+        Error::new(
+            ErrorCode::SERVICE_UNAVAILABLE,
+            format!("workflow {} moved to another engine; retry", self.id),
+        )
+        .with_context("workflow", &*self.id)
     }
 
     fn stop(&mut self, status: WorkflowStatus, ctx: &mut Context<Self>) {

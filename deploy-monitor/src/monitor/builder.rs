@@ -167,8 +167,8 @@ impl DeployMonitorBuilder {
         let clock = self.clock.clone().unwrap_or_else(clock::system);
         let store = RolloutStore::new(store)?;
         let now = clock.elapsed();
-        let record = match store.load().await? {
-            Some(record) => record,
+        let (record, version) = match store.load().await? {
+            Some(loaded) => loaded,
             None => {
                 let record = RolloutRecord {
                     phase: 0,
@@ -180,8 +180,14 @@ impl DeployMonitorBuilder {
                     next_transition: 1,
                     pending: None,
                 };
-                store.save(&record).await?;
-                record
+                match store.save(&record, None).await {
+                    Ok(version) => (record, version),
+                    // Another process sharing the store created it first.
+                    Err(error) if error.code() == ErrorCode::VERSION_CONFLICT => {
+                        store.load().await?.ok_or(error)?
+                    }
+                    Err(error) => return Err(error),
+                }
             }
         };
         let phases = plan.phases().len();
@@ -231,6 +237,7 @@ impl DeployMonitorBuilder {
                 error_tracker: self.tracker.is_some(),
                 state: tokio::sync::Mutex::new(State {
                     record,
+                    version: Some(version),
                     entered_elapsed: now,
                     streaks: Streaks::default(),
                     healthy_since: None,

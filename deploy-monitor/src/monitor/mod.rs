@@ -15,7 +15,9 @@
 //! - `builder.rs`: [`DeployMonitorBuilder`] and `open`;
 //! - `evaluate.rs`: `evaluate_now` and the automatic actions;
 //! - `operations.rs`: the manual operations and the advance rules;
-//! - `transition.rs`: the transition path and its completion.
+//! - `transition.rs`: the transition path and its completion;
+//! - `sync.rs`: following a rollout changed by another process sharing the
+//!   store.
 //!
 //! This module spawns nothing: the evaluation loop is [`MonitorActor`]
 //! (`actor.rs`) or the caller's own calls to [`DeployMonitor::tick`] or
@@ -43,6 +45,7 @@ use crate::window::SlidingWindow;
 mod builder;
 mod evaluate;
 mod operations;
+mod sync;
 mod transition;
 
 pub use builder::DeployMonitorBuilder;
@@ -141,6 +144,9 @@ struct Streaks {
 
 struct State {
     record: RolloutRecord,
+    /// The stored version of `record` as this process last read or wrote
+    /// it: every write of the record is a compare-and-set on it.
+    version: Option<foundation_persist::Version>,
     entered_elapsed: Duration,
     streaks: Streaks,
     healthy_since: Option<Duration>,

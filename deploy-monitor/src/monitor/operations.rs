@@ -20,7 +20,7 @@ impl DeployMonitor {
     ) -> Result<()> {
         let mut record = state.record.clone();
         record.paused = paused.clone();
-        self.inner.store.save(&record).await?;
+        self.save(state, &record).await?;
         state.record = record;
         self.published().paused = paused.is_some();
         match paused {

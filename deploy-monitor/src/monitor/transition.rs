@@ -74,8 +74,10 @@ impl DeployMonitor {
         intent.pending_baseline_p99_micros = baseline;
         // From here on the transition may be stored: keep it pending in
         // memory too, so a failure or a drop is completed, not abandoned.
-        state.record = intent;
-        self.inner.store.save(&state.record).await?;
+        state.record = intent.clone();
+        // A conflict replaces the intent with the stored record (another
+        // process moved the rollout); any other error keeps it pending.
+        self.save(state, &intent).await?;
         self.finish_pending(state)
             .await?
             .ok_or_else(|| Error::new(ErrorCode::INTERNAL_ERROR, "a stored transition vanished"))
@@ -121,7 +123,7 @@ impl DeployMonitor {
         if transition.kind.is_rollback() {
             next.last_rollback_at = Some(transition.at);
         }
-        self.inner.store.complete(&next, &transition).await?;
+        self.complete(state, &next, &transition).await?;
         state.record = next;
         let now = self.inner.clock.elapsed();
         state.entered_elapsed = now;

@@ -8,6 +8,7 @@ mod persistence;
 mod plan;
 mod prometheus;
 mod rollout;
+mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;

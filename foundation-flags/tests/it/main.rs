@@ -9,6 +9,7 @@ mod evaluation;
 mod openfeature;
 mod persistence;
 mod ramps;
+mod reload;
 mod stored;
 mod toml_file;
 mod writes;

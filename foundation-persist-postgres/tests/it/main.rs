@@ -4,9 +4,11 @@
 //! PostgreSQL installed, each test says loudly on stderr that it was
 //! skipped (or fails, with `FOUNDATION_REQUIRE_POSTGRES=1`).
 
+mod changes;
 mod cluster;
 mod conformance;
 mod faults;
 mod group_commit;
+mod leases;
 mod listing;
 mod schema;

@@ -136,3 +136,60 @@ async fn bad_addresses_are_classified() {
     .expect_err("one connection is too few");
     assert_eq!(invalid.code(), ErrorCode::INVALID_CONFIG_VALUE, "{invalid}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    let version = values.put("k", &record(1)).await.expect("put");
+    store.close().await.expect("close");
+    // Turn it back into a version 1 database: no lease table.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connects");
+    let driver = tokio::spawn(connection);
+    client
+        .batch_execute(
+            "DROP TABLE foundation_persist_leases; \
+             UPDATE foundation_persist_schema SET version = 1",
+        )
+        .await
+        .expect("downgrade");
+
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("a version 1 database opens");
+    let row = client
+        .query_one("SELECT version FROM foundation_persist_schema", &[])
+        .await
+        .expect("select");
+    assert_eq!(row.get::<_, i32>(0), SCHEMA_VERSION, "migrated");
+    assert_eq!(SCHEMA_VERSION, 2);
+    let values = store
+        .state::<ConformanceRecord>("values")
+        .expect("keyspace");
+    let entry = values
+        .get_versioned("k")
+        .await
+        .expect("get")
+        .expect("the data is kept");
+    assert_eq!(entry.version, version);
+    let lease = store
+        .leases()
+        .acquire("workflow/1", "a", Duration::from_secs(10))
+        .await
+        .expect("the lease table exists");
+    assert_eq!(lease.token, 1);
+    store.close().await.expect("close");
+    drop(client);
+    driver
+        .await
+        .expect("joins")
+        .expect("the connection ends cleanly");
+}

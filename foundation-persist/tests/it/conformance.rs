@@ -25,3 +25,29 @@ async fn the_file_store_conforms() {
     })
     .await;
 }
+
+fn watching() -> StoreOptions {
+    let mut options = StoreOptions::new();
+    options.watch(conformance::WATCHED_KEYSPACE);
+    options
+}
+
+#[tokio::test]
+async fn the_in_memory_store_reports_watched_changes() {
+    conformance::run_change_feed(|| async {
+        Store::open_in_memory(&watching()).expect("a memory store opens")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_store_reports_watched_changes() {
+    let directory = temp_dir();
+    let mut stores = 0;
+    conformance::run_change_feed(|| {
+        stores += 1;
+        let path = directory.path().join(format!("changes-{stores}.redb"));
+        async move { Store::open(path, &watching()).expect("a file store opens") }
+    })
+    .await;
+}

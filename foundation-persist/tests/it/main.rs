@@ -17,6 +17,7 @@ mod faults;
 mod hostile;
 mod in_use;
 mod journal;
+mod leases;
 mod maintenance;
 mod metrics;
 mod round_trip;

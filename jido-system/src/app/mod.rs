@@ -3,7 +3,7 @@
 //!
 //! | # | child | what its start does |
 //! | --- | --- | --- |
-//! | 1 | `store` | probes the redb store of the data directory (opened once per OS process, holding its lock) |
+//! | 1 | `store` | probes the store: the redb file of the data directory (opened once per OS process, holding its lock) or a PostgreSQL database several nodes share (`cluster.rs`) |
 //! | 2 | `flags` | opens the six rollout flags on the [`PersistFlagStore`](crate::flags::PersistFlagStore) (stored values, then `FOUNDATION_FLAG_*` overrides) |
 //! | 3 | `errors` | a fresh `ErrorTracker` |
 //! | 4 | `registry` | a fresh `Registry` (agents register in it) |
@@ -21,6 +21,7 @@
 //!
 //! This module is not for HTTP (see `http`) or the command line.
 
+pub mod cluster;
 mod events;
 mod executor;
 mod parts;
@@ -71,8 +72,10 @@ pub type AppTaskAgent = TaskAgent<DemoTaskHandler>;
 
 /// Everything the children share: the stable handles and the slots.
 pub struct Shared {
-    /// The store (redb in the data directory, or in memory).
+    /// The store (redb in the data directory, PostgreSQL, or in memory).
     pub store: Store,
+    /// This node: its id (the owner of its leases) and its store's kind.
+    pub node: cluster::Node,
     /// The one clock.
     pub clock: SharedClock,
     /// The application's task supervisor (child `tasks`).
@@ -177,9 +180,38 @@ pub struct ApplicationBuilder {
     store_options: StoreOptions,
     monitor_tick: Option<Duration>,
     v2_start_faults: u8,
+    postgres: Option<String>,
+    node_id: Option<String>,
+    workflow_lease_ttl: Option<Duration>,
 }
 
 impl ApplicationBuilder {
+    /// Keeps the state in the PostgreSQL database at `url`
+    /// (`postgres://user@host:port/db`, or a libpq `host=... dbname=...`
+    /// string), which several nodes may share; instead of the data
+    /// directory's redb file. The store watches the flags and rollout
+    /// records, and the node follows what other nodes change
+    /// (`cluster.rs`).
+    pub fn postgres(&mut self, url: impl Into<String>) -> &mut Self {
+        self.postgres = Some(url.into());
+        self
+    }
+
+    /// How long a workflow's lease lasts unless renewed (default 10 s, at
+    /// least 300 ms): on a shared store a dead node's workflows resume on
+    /// another node within about `ttl + ttl / 3`.
+    pub fn workflow_lease_ttl(&mut self, ttl: Duration) -> &mut Self {
+        self.workflow_lease_ttl = Some(ttl);
+        self
+    }
+
+    /// The node id: the owner of this node's leases (default
+    /// `hostname-pid`). Each node sharing a store needs its own.
+    pub fn node_id(&mut self, id: impl Into<String>) -> &mut Self {
+        self.node_id = Some(id.into());
+        self
+    }
+
     /// Fault injection, for the demo and tests: fails `percent` of the
     /// starts routed to CoordinatorV2 with `service_unavailable` before they
     /// reach it, each recorded as a failed V2 request (the canary's error
@@ -289,10 +321,16 @@ impl ApplicationBuilder {
             )
             .with_context("listen", self.listen));
         }
-        let store = match (&self.store, &self.data_dir) {
-            (Some(store), _) => store.clone(),
-            (None, Some(directory)) => open_store(directory, &self.store_options)?,
-            (None, None) => {
+        let node_id = self
+            .node_id
+            .clone()
+            .unwrap_or_else(cluster::default_node_id);
+        cluster::check_node_id(&node_id)?;
+        let store = match (&self.store, &self.postgres, &self.data_dir) {
+            (Some(store), _, _) => store.clone(),
+            (None, Some(url), _) => open_postgres_store(url, &self.store_options).await?,
+            (None, None, Some(directory)) => open_store(directory, &self.store_options)?,
+            (None, None, None) => {
                 return Err(Error::new(
                     ErrorCode::INVALID_CONFIG_VALUE,
                     "the application needs a data directory or a store",
@@ -309,8 +347,11 @@ impl ApplicationBuilder {
         };
         let works = crate::works::demo_works(&store)?;
         let events = EventBus::new();
+        let node = cluster::Node::new(node_id, cluster::StoreKind::of(&store), clock.wall())
+            .with_workflow_lease_ttl(self.workflow_lease_ttl);
         let shared = Arc::new(Shared {
             store,
+            node,
             clock: Arc::clone(&clock),
             tasks: TaskSupervisor::new("jido_system_tasks"),
             restarts: RestartLog::new(&events),
@@ -349,6 +390,24 @@ impl ApplicationBuilder {
         let supervisor = tree.start().await?;
         Ok(Application { shared, supervisor })
     }
+}
+
+/// Opens the PostgreSQL store at `url` for a node: the shared records
+/// watched, the store options' limits applied.
+///
+/// # Errors
+///
+/// foundation-persist-postgres' open errors (`invalid_config_value` for a
+/// malformed url, `network_error`/`timeout` when unreachable,
+/// `authentication_failed`, `unsupported_version`).
+///
+/// # Cancel safety
+///
+/// Dropping the future may leave the schema created; nothing else.
+pub async fn open_postgres_store(url: &str, options: &StoreOptions) -> Result<Store> {
+    let mut postgres = foundation_persist_postgres::PostgresOptions::new();
+    postgres.store_options(cluster::watch_shared_records(options));
+    foundation_persist_postgres::open_postgres(url, &postgres).await
 }
 
 /// Opens the store of a data directory, creating the directory.
@@ -437,6 +496,9 @@ impl Application {
             store_options: StoreOptions::new(),
             monitor_tick: None,
             v2_start_faults: 0,
+            postgres: None,
+            node_id: None,
+            workflow_lease_ttl: None,
         }
     }
 
@@ -507,6 +569,7 @@ impl Application {
                     format!("the application did not stop within {timeout:?}"),
                 )
             })??;
+        self.shared.node.release(&self.shared.store).await;
         tokio::time::timeout(timeout, self.shared.store.close())
             .await
             .map_err(|_| Error::new(ErrorCode::TIMEOUT, "the store did not close in time"))?

@@ -231,6 +231,18 @@ impl Actor for Part {
                     .clock(Arc::clone(&shared.clock))
                     .events(&shared.events)
                     .executor(Arc::new(GatedExecutor::new(Arc::clone(&shared))));
+                if shared.node.store_kind().is_shared() {
+                    // Several nodes on one store share the workflows
+                    // through leases owned by node id (takeover of a dead
+                    // node's work). On an embedded store the engine keeps
+                    // its default owner, the same across restarts, so a
+                    // restarted process resumes at once instead of waiting
+                    // for the leases of its previous pid to expire.
+                    builder.owner(shared.node.id()).multi_node(true);
+                }
+                if let Some(ttl) = shared.node.workflow_lease_ttl() {
+                    builder.lease_ttl(ttl);
+                }
                 let engine = builder.start().await?;
                 shared.engine.set(engine.clone());
                 Owned::Engine(engine)
@@ -638,10 +650,34 @@ async fn start_deploy(shared: &Arc<Shared>, tick: Option<Duration>) -> Result<Ow
     // The flags' ramp driver is a future the application runs under its
     // task supervisor (foundation-flags starts nothing itself).
     let driver = shared.flags.get()?.ramp_driver();
+    // The same task holds this node's lease and, on a store other nodes
+    // share, follows their flag and rollout changes (`cluster.rs`).
+    let node = Arc::clone(shared);
+    let follow = if shared.node.store_kind().is_shared() {
+        Some(super::cluster::follow_store(
+            shared.store.clone(),
+            shared.flags.get()?,
+            monitor.clone(),
+        ))
+    } else {
+        None
+    };
     let driver = super::spawn::supervised(&shared.tasks, async move {
-        if let Err(error) = driver.run().await {
-            tracing::warn!(%error, "the flag ramp driver stopped");
-        }
+        let ramps = async {
+            if let Err(error) = driver.run().await {
+                tracing::warn!(%error, "the flag ramp driver stopped");
+            }
+        };
+        let lease = super::cluster::keep_node_lease(&node.node, &node.store);
+        let follow = async {
+            match follow {
+                Some(follow) => follow.await,
+                None => std::future::pending().await,
+            }
+        };
+        // The ramp driver may end (the flags gone); the others run until
+        // the part aborts the task.
+        tokio::join!(ramps, lease, follow);
     });
     let driver = match driver {
         Ok(driver) => driver,

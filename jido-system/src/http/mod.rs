@@ -13,6 +13,7 @@
 //! components the application published.
 
 mod api;
+pub mod cluster;
 pub mod counts;
 pub mod dto;
 pub mod error;
@@ -99,6 +100,7 @@ pub fn router(shared: Arc<Shared>) -> Result<Router> {
         .route("/api/v1/restarts", get(restarts::restarts))
         .route("/api/v1/alerts", get(api::alerts))
         .route("/api/v1/alerts/{id}/ack", post(api::ack_alert))
+        .route("/api/v1/cluster", get(cluster::cluster))
         .fallback(api::no_route)
         .method_not_allowed_fallback(api::no_method)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

@@ -9,6 +9,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::api;
+use super::cluster::{self, ClusterResponse, LeaseView, NodeView};
 use super::counts::{self, CountsResponse};
 use super::dto::*;
 use super::restarts::{self, RestartView, RestartsResponse};
@@ -23,14 +24,14 @@ use super::restarts::{self, RestartView, RestartsResponse};
         api::rollout, api::advance, api::rollback, api::emergency_rollback,
         api::start_workflow, api::list_workflows, api::workflow, api::cancel_workflow, api::signal_workflow,
         api::agents, api::alerts, api::ack_alert, counts::counts,
-        restarts::restarts,
+        restarts::restarts, cluster::cluster,
     ),
     components(schemas(
         SetFlagRequest, FlagView, FlagsResponse, RolloutActionRequest, PhaseView, CheckView,
         HealthView, TransitionView, RolloutResponse, StartWorkflowRequest, StartedResponse,
         StepViewDto, WorkflowView, WorkflowListResponse, CancelRequest, AcceptedResponse,
         HealthResponse, AgentsResponse, AlertsResponse, CountsResponse,
-        RestartView, RestartsResponse,
+        RestartView, RestartsResponse, ClusterResponse, NodeView, LeaseView,
     )),
     modifiers(&BearerAuth),
 )]

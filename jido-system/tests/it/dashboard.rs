@@ -5,7 +5,8 @@
 //! phase, that the API's errors are shown (a wrong token, a refused
 //! advance), that a rollback pressed in the page changes the phase and
 //! appears in the history, as the server also says, and that the emergency
-//! rollback acts on its second click.
+//! rollback acts on its second click, and that the nodes panel shows this
+//! one node (live) on the redb store.
 //!
 //! When `/usr/bin/chromium` or `/usr/bin/chromedriver` is missing the test
 //! fails if `FOUNDATION_REQUIRE_BROWSER=1` (CI sets it) and otherwise says
@@ -324,6 +325,17 @@ async fn scenario(client: &Client, address: SocketAddr) {
         "#restarts li[data-supervisor='workflows'][data-kind='restarted']",
     )
     .await;
+    // The nodes panel: on the redb store, this one node, live.
+    wait_for(
+        client,
+        "#cluster-summary[data-node='dashboard-node'][data-store='redb']",
+    )
+    .await;
+    wait_for(
+        client,
+        "#cluster-nodes tr[data-node='dashboard-node'][data-live='true']",
+    )
+    .await;
 
     // A wrong token: the API's 401 is shown, nothing changes.
     type_into(client, "reason", "browser test").await;
@@ -417,6 +429,7 @@ async fn a_rollback_pressed_in_the_dashboard_changes_the_phase_and_shows_in_the_
     let mut builder = Application::builder();
     builder
         .data_dir(data.path())
+        .node_id("dashboard-node")
         .listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
         .token(TOKEN);
     let application = builder.start().await.expect("the application starts");

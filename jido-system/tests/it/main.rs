@@ -10,6 +10,7 @@ mod dashboard;
 mod flag_store;
 mod idempotency;
 mod load;
+mod nodes;
 mod openapi;
 mod process;
 mod runbook;

@@ -9,10 +9,9 @@ use serde_json::json;
 
 use crate::support::{Server, body};
 
-/// The endpoints of the API (issue 13, and the dashboard's counts and
-/// restarts), as
-/// (method, path).
-const ENDPOINTS: [(&str, &str); 19] = [
+/// The endpoints of the API (issue 13, the dashboard's counts and
+/// restarts; `/api/v1/cluster` from issue 15), as (method, path).
+const ENDPOINTS: [(&str, &str); 20] = [
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/api/v1/openapi.json"),
@@ -32,6 +31,7 @@ const ENDPOINTS: [(&str, &str); 19] = [
     ("get", "/api/v1/restarts"),
     ("get", "/api/v1/alerts"),
     ("post", "/api/v1/alerts/{id}/ack"),
+    ("get", "/api/v1/cluster"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,6 +86,7 @@ async fn the_openapi_document_matches_the_routes() {
         "WorkflowView",
         "StartedResponse",
         "AlertsResponse",
+        "ClusterResponse",
     ] {
         assert!(schemas.contains_key(name), "schema {name}");
     }

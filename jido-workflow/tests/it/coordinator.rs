@@ -563,6 +563,54 @@ impl foundation_persist::Backend for WatchedBackend {
         self.inner.list_streams(journal, prefix, after, limit)
     }
 
+    fn acquire_lease(
+        &self,
+        name: String,
+        owner: String,
+        ttl: Duration,
+    ) -> foundation_persist::backend::BackendFuture<'_, foundation_persist::Lease> {
+        self.inner.acquire_lease(name, owner, ttl)
+    }
+
+    fn renew_leases(
+        &self,
+        leases: Vec<foundation_persist::Lease>,
+        ttl: Duration,
+    ) -> foundation_persist::backend::BackendFuture<'_, Vec<Result<foundation_persist::Lease, Error>>>
+    {
+        self.inner.renew_leases(leases, ttl)
+    }
+
+    fn release_lease(
+        &self,
+        lease: foundation_persist::Lease,
+    ) -> foundation_persist::backend::BackendFuture<'_, ()> {
+        self.inner.release_lease(lease)
+    }
+
+    fn claim_expired_leases(
+        &self,
+        prefix: String,
+        owner: String,
+        ttl: Duration,
+        limit: usize,
+    ) -> foundation_persist::backend::BackendFuture<'_, Vec<foundation_persist::Lease>> {
+        self.inner.claim_expired_leases(prefix, owner, ttl, limit)
+    }
+
+    fn list_leases(
+        &self,
+        prefix: String,
+        after: Option<String>,
+        limit: usize,
+    ) -> foundation_persist::backend::BackendFuture<'_, Vec<foundation_persist::Lease>> {
+        self.inner.list_leases(prefix, after, limit)
+    }
+
+    fn changes(&self) -> Result<foundation_persist::Changes, Error> {
+        self.inner.changes()
+    }
+
     fn close(&self) -> foundation_persist::backend::BackendFuture<'_, ()> {
         self.inner.close()
     }

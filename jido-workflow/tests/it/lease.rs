@@ -1,35 +1,285 @@
-//! The lease contract on the embedded implementation: the newest grant
-//! fences off the older ones.
+//! Workflow leases on the store: a running workflow holds `workflow/<id>`
+//! and releases it when it ends; in multi-node mode, two engines on one
+//! store fail over: when one stops heartbeating, the other claims its
+//! workflows after the lease time and finishes them, and the first one's
+//! next (fenced) write is refused, so it gives the work up. Deterministic:
+//! paused tokio time drives the engines and the store's lease clock. The
+//! same scenario on PostgreSQL and with real OS processes is in
+//! `nodes.rs`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use foundation_error::ErrorCode;
-use jido_workflow::{EmbeddedLeases, LeaseManager};
+use foundation_error::clock::SharedClock;
+use foundation_persist::{Store, StoreOptions};
+use jido_workflow::{StepInput, WorkRegistry, WorkflowDefinition, WorkflowEngine, WorkflowStatus};
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, watch};
 
-use crate::support::clock;
+use crate::support::{Executions, clock, memory_store, recorded};
+
+const TTL: Duration = Duration::from_secs(3);
+const WAIT: Duration = Duration::from_secs(600);
+
+pub(crate) fn three_steps() -> WorkflowDefinition {
+    WorkflowDefinition::from_json(
+        r#"{"name": "three", "steps": [{"sequential": [
+            {"task": {"id": "s1", "work": "quick"}},
+            {"task": {"id": "s2", "work": "gated"}},
+            {"task": {"id": "s3", "work": "quick"}}]}]}"#,
+    )
+    .expect("a valid definition")
+}
+
+/// Works for an engine: `quick` returns at once; `gated` reports that it
+/// entered on `entered` and waits until `gate` opens (`None`: returns at
+/// once). Every execution is recorded in `executions` as
+/// `workflow/step id`.
+fn works(
+    executions: &Executions,
+    entered: Option<mpsc::UnboundedSender<String>>,
+    gate: Option<watch::Receiver<bool>>,
+) -> WorkRegistry {
+    let mut works = WorkRegistry::new();
+    let quick = executions.clone();
+    works.register("quick", move |input: StepInput| {
+        let executions = quick.clone();
+        async move {
+            executions.record(&format!("{}/{}", input.workflow_id, input.step_id));
+            Ok(json!(input.step_id))
+        }
+    });
+    let gated = executions.clone();
+    works.register("gated", move |input: StepInput| {
+        let executions = gated.clone();
+        let entered = entered.clone();
+        let gate = gate.clone();
+        async move {
+            executions.record(&format!("{}/{}", input.workflow_id, input.step_id));
+            if let Some(entered) = entered {
+                let _ = entered.send(input.idempotency_key.clone());
+            }
+            if let Some(mut gate) = gate {
+                let _ = gate.wait_for(|open| *open).await;
+            }
+            Ok(json!(input.step_id))
+        }
+    });
+    works
+}
+
+async fn node(
+    store: &Store,
+    owner: &str,
+    works: WorkRegistry,
+    clock: &SharedClock,
+) -> WorkflowEngine {
+    let mut builder = WorkflowEngine::builder(store.clone(), works);
+    builder
+        .clock(Arc::clone(clock))
+        .owner(owner)
+        .lease_ttl(TTL)
+        .multi_node(true);
+    builder.start().await.expect("the engine starts")
+}
 
 #[tokio::test(start_paused = true)]
-async fn a_newer_grant_fences_off_the_older_one() {
-    let clock = clock();
-    let leases = EmbeddedLeases::new(clock.clone(), Duration::from_secs(30));
-    let first = leases.acquire("wf-1", "node-a").expect("granted");
-    assert_eq!(first.owner, "node-a");
-    assert_eq!(first.expires_at, clock.wall() + Duration::from_secs(30));
-    assert!(leases.check(&first).is_ok());
+async fn a_running_workflow_holds_its_lease_and_releases_it_at_the_end() {
+    let store = memory_store();
+    let executions = Executions::default();
+    let (entered, mut entries) = mpsc::unbounded_channel();
+    let (open, gate) = watch::channel(false);
+    let mut builder =
+        WorkflowEngine::builder(store.clone(), works(&executions, Some(entered), Some(gate)));
+    builder.clock(clock());
+    let engine = builder.start().await.expect("starts");
+    let id = engine
+        .start_workflow(&three_steps(), Value::Null)
+        .await
+        .expect("starts");
+    entries.recv().await.expect("s2 runs");
+    let held = store
+        .leases()
+        .list("workflow/", None, 10)
+        .await
+        .expect("list");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].name, format!("workflow/{id}"));
+    assert_eq!(held[0].owner, "local");
+    assert_eq!(engine.held_leases(), held);
+    open.send_replace(true);
+    let info = engine.wait(&id, WAIT).await.expect("ends");
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    // Released by the ending instance (event: the store's listing).
+    let mut released = false;
+    for _ in 0..100 {
+        if store
+            .leases()
+            .list("workflow/", None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+        {
+            released = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(released, "the finished workflow's lease was released");
+    assert!(engine.held_leases().is_empty());
+    assert_eq!(engine.leases_lost(), 0);
+    engine.shutdown().await.expect("shuts down");
+}
 
-    let second = leases.acquire("wf-1", "node-a").expect("granted");
-    assert!(second.token > first.token);
-    assert_eq!(
-        leases.check(&first).unwrap_err().code(),
-        ErrorCode::VERSION_CONFLICT
+#[tokio::test(start_paused = true)]
+async fn engine_settings_are_checked() {
+    let store = memory_store();
+    for ttl in [Duration::from_millis(10), Duration::from_secs(2 * 86_400)] {
+        let mut builder = WorkflowEngine::builder(store.clone(), WorkRegistry::new());
+        builder.lease_ttl(ttl);
+        let error = builder.start().await.expect_err("a bad lease time");
+        assert_eq!(
+            error.code(),
+            foundation_error::ErrorCode::INVALID_CONFIG_VALUE
+        );
+    }
+    let mut builder = WorkflowEngine::builder(store.clone(), WorkRegistry::new());
+    builder.owner("");
+    assert!(builder.start().await.is_err(), "an empty owner");
+    let engine = WorkflowEngine::builder(store, WorkRegistry::new())
+        .start()
+        .await
+        .expect("starts");
+    assert!(
+        engine.heartbeats(1, WAIT).await.is_err(),
+        "single-node has no heartbeat"
     );
-    assert!(leases.check(&second).is_ok());
+    engine.shutdown().await.expect("shuts down");
+}
 
-    // Releasing the stale lease does not release the current one.
-    leases.release(&first);
-    assert!(leases.check(&second).is_ok());
-    assert_eq!(leases.held(), 1);
-    leases.release(&second);
-    assert_eq!(leases.held(), 0);
-    assert!(leases.check(&second).is_err());
+/// Two engines on one store: "a" starts the workflows and stops
+/// heartbeating while their second step runs; "b" claims them after the
+/// lease time and finishes them; "a"'s late results are refused by the
+/// fence and "a" gives the workflows up without reporting them ended.
+#[tokio::test(start_paused = true)]
+async fn a_paused_engine_loses_its_workflows_to_another_and_gives_them_up() {
+    let clock = clock();
+    let mut options = StoreOptions::new();
+    options.clock(Arc::clone(&clock));
+    let store = Store::open_in_memory(&options).expect("opens");
+    let executions = Executions::default();
+    let (entered, mut entries) = mpsc::unbounded_channel();
+    let (open, gate) = watch::channel(false);
+    let a = node(
+        &store,
+        "a",
+        works(&executions, Some(entered), Some(gate)),
+        &clock,
+    )
+    .await;
+    let b = node(&store, "b", works(&executions, None, None), &clock).await;
+    let reported_on_a = Arc::new(AtomicU32::new(0));
+    let reports = Arc::clone(&reported_on_a);
+    a.on_finished(Arc::new(move |_, _| {
+        reports.fetch_add(1, Ordering::AcqRel);
+    }));
+
+    let count = 5;
+    let mut ids = Vec::new();
+    for _ in 0..count {
+        ids.push(
+            a.start_workflow(&three_steps(), Value::Null)
+                .await
+                .expect("starts"),
+        );
+    }
+    for _ in 0..count {
+        entries.recv().await.expect("s2 runs on a");
+    }
+    a.suspend_heartbeat(true);
+
+    for id in &ids {
+        let info = b.wait(id, WAIT).await.expect("b finishes it");
+        assert_eq!(info.status, WorkflowStatus::Completed, "{id}");
+    }
+    assert_eq!(b.leases_lost(), 0);
+    // a's works finish now; their results are refused by the fence.
+    open.send_replace(true);
+    for _ in 0..100 {
+        if a.leases_lost() == count {
+            break;
+        }
+        a.heartbeats(1, WAIT).await.expect("a's heartbeat ticks");
+    }
+    assert_eq!(a.leases_lost(), count, "a gave every workflow up");
+    for id in &ids {
+        assert!(a.process(id).is_none(), "a's process of {id} stopped");
+    }
+    assert_eq!(
+        reported_on_a.load(Ordering::Acquire),
+        0,
+        "a reported no workflow ended"
+    );
+    for id in &ids {
+        let (succeeded, restarted) = recorded(&b, id).await;
+        assert_eq!(succeeded.len(), 3, "{id}: {succeeded:?}");
+        assert!(succeeded.values().all(|count| *count == 1), "{id}");
+        assert!(!restarted, "{id}: a recorded step started again");
+        assert_eq!(executions.of(&format!("{id}/s1")), 1, "s1 ran once (on a)");
+        assert_eq!(
+            executions.of(&format!("{id}/s2")),
+            2,
+            "s2 was in flight on a and ran again on b"
+        );
+        assert_eq!(executions.of(&format!("{id}/s3")), 1, "s3 ran once (on b)");
+    }
+    let leases = store
+        .leases()
+        .list("workflow/", None, 100)
+        .await
+        .expect("list");
+    assert!(
+        leases.is_empty(),
+        "b released every finished workflow: {leases:?}"
+    );
+    a.shutdown().await.expect("a shuts down");
+    b.shutdown().await.expect("b shuts down");
+}
+
+/// A multi-node engine that shuts down hands its unfinished workflows
+/// over: the other engine resumes them at its next heartbeat, without
+/// waiting for the lease time.
+#[tokio::test(start_paused = true)]
+async fn a_graceful_shutdown_hands_the_workflows_over() {
+    let clock = clock();
+    let mut options = StoreOptions::new();
+    options.clock(Arc::clone(&clock));
+    let store = Store::open_in_memory(&options).expect("opens");
+    let executions = Executions::default();
+    let (entered, mut entries) = mpsc::unbounded_channel();
+    let (_open, gate) = watch::channel(false);
+    let a = node(
+        &store,
+        "a",
+        works(&executions, Some(entered), Some(gate)),
+        &clock,
+    )
+    .await;
+    let b = node(&store, "b", works(&executions, None, None), &clock).await;
+    let id = a
+        .start_workflow(&three_steps(), Value::Null)
+        .await
+        .expect("starts");
+    entries.recv().await.expect("s2 runs on a");
+    let before = tokio::time::Instant::now();
+    a.shutdown().await.expect("a shuts down");
+    let info = b.wait(&id, WAIT).await.expect("b finishes it");
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    assert!(
+        before.elapsed() < TTL,
+        "handed over within a heartbeat, not after the lease time: {:?}",
+        before.elapsed()
+    );
+    b.shutdown().await.expect("b shuts down");
 }

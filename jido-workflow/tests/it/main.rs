@@ -6,6 +6,7 @@ mod definition;
 mod engine;
 mod events;
 mod lease;
+mod nodes;
 mod real_process;
 mod support;
 mod task_agent;
