@@ -22,7 +22,7 @@ use tokio::sync::{Notify, Semaphore, TryAcquireError, oneshot};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::hooks::ExitHooks;
+use super::slots::Slots;
 use super::{ActorOptions, Capacity, Undelivered, UndeliveredHook};
 use crate::Actor;
 use crate::process::{
@@ -81,7 +81,7 @@ struct State<A: Actor> {
     consumer_waiting: bool,
     abort: Option<AbortHandle>,
     /// Run in registration order when the process ends.
-    hooks: ExitHooks,
+    hooks: Slots<ExitHook>,
     next_hook: u64,
     /// Set while a supervisor holds the process stopped: sends fail.
     stopped: bool,
@@ -109,7 +109,7 @@ impl<A: Actor> Mailbox<A> {
                 system: VecDeque::new(),
                 consumer_waiting: false,
                 abort: None,
-                hooks: ExitHooks::new(),
+                hooks: Slots::new(),
                 next_hook: 0,
                 stopped: false,
                 final_reason: None,
@@ -468,7 +468,7 @@ impl<A: Actor> ProcessControl for Mailbox<A> {
     }
 
     fn remove_exit_hook(&self, key: u64) -> bool {
-        let removed = self.lock().hooks.remove(key);
+        let removed = self.lock().hooks.remove(key).is_some();
         if removed {
             crate::monitor::monitors_removed(1);
         }

@@ -28,10 +28,10 @@
 mod blocking;
 mod context;
 mod handle;
-mod hooks;
 mod mailbox;
 mod reply;
 mod run;
+mod slots;
 mod timers;
 
 use std::future::Future;

@@ -7,10 +7,12 @@
 //! bursting.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+use super::slots::Slots;
 
 enum Timer<I> {
     Once(I),
@@ -22,7 +24,7 @@ enum Timer<I> {
 
 pub(crate) struct Timers<I> {
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    timers: HashMap<u64, Timer<I>>,
+    timers: Slots<Timer<I>>,
     next_id: u64,
 }
 
@@ -30,7 +32,7 @@ impl<I> Default for Timers<I> {
     fn default() -> Self {
         Timers {
             deadlines: BinaryHeap::new(),
-            timers: HashMap::new(),
+            timers: Slots::new(),
             next_id: 0,
         }
     }
@@ -54,18 +56,22 @@ impl<I> Timers<I> {
         let id = self.next_id;
         self.next_id += 1;
         self.timers.insert(id, timer);
+        if self.deadlines.len() == self.deadlines.capacity() {
+            // Grow by one, not to four: most actors hold one timer.
+            self.deadlines.reserve_exact(1);
+        }
         self.deadlines.push(Reverse((at, id)));
         id
     }
 
     pub(crate) fn cancel(&mut self, id: u64) -> bool {
-        let cancelled = self.timers.remove(&id).is_some();
+        let cancelled = self.timers.remove(id).is_some();
         // Cancelled deadlines are skipped lazily; rebuild when they dominate
         // so that schedule-and-cancel loops cannot grow the heap.
         if cancelled && self.deadlines.len() > 2 * self.timers.len() + 16 {
             let live = &self.timers;
             self.deadlines
-                .retain(|Reverse((_, id))| live.contains_key(id));
+                .retain(|Reverse((_, id))| live.contains_key(*id));
         }
         cancelled
     }
@@ -81,7 +87,7 @@ impl<I> Timers<I> {
     /// The earliest live deadline.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, id))) = self.deadlines.peek() {
-            if self.timers.contains_key(id) {
+            if self.timers.contains_key(*id) {
                 return Some(*at);
             }
             self.deadlines.pop();
@@ -97,9 +103,9 @@ impl<I> Timers<I> {
                 return None;
             }
             self.deadlines.pop();
-            match self.timers.get(&id) {
+            match self.timers.get(id) {
                 None => continue,
-                Some(Timer::Once(_)) => match self.timers.remove(&id) {
+                Some(Timer::Once(_)) => match self.timers.remove(id) {
                     Some(Timer::Once(info)) => return Some(info),
                     _ => continue,
                 },
