@@ -110,8 +110,13 @@ impl PostgresBackend {
             )
             .with_cause(error)
         })?;
-        // Acknowledged means flushed: whatever the server's default.
-        config.options("-c synchronous_commit=on");
+        // Acknowledged means flushed: whatever the server's default. A
+        // transaction its client left idle (a paused process) ends, and
+        // with it the locks it held (fenced lease rows among them).
+        let idle_ms = options.idle_transaction_timeout.as_millis().max(1);
+        config.options(format!(
+            "-c synchronous_commit=on -c idle_in_transaction_session_timeout={idle_ms}"
+        ));
         config.connect_timeout(options.connect_timeout);
         let name: Arc<str> = Arc::from(display_name(&config));
         let mut listen_config = config.clone();

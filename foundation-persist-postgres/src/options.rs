@@ -13,7 +13,7 @@ use foundation_persist::StoreOptions;
 /// 16 connections, 5 s to connect, 5 s for a write to wait its turn, 30 s
 /// per transaction (and for opening's schema migration), 30 s per read,
 /// batches of at most 1,024 operations, a queue of 4,096
-/// writes.
+/// writes, 5 s for a transaction left idle by its client.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
     pub(crate) store: StoreOptions,
@@ -24,6 +24,7 @@ pub struct PostgresOptions {
     pub(crate) read_timeout: Duration,
     pub(crate) max_batch_operations: usize,
     pub(crate) max_queued_writes: usize,
+    pub(crate) idle_transaction_timeout: Duration,
     pub(crate) clock: SharedClock,
 }
 
@@ -45,6 +46,7 @@ impl PostgresOptions {
             read_timeout: Duration::from_secs(30),
             max_batch_operations: 1024,
             max_queued_writes: 4096,
+            idle_transaction_timeout: Duration::from_secs(5),
             clock: clock::system(),
         }
     }
@@ -106,6 +108,20 @@ impl PostgresOptions {
         self
     }
 
+    /// How long the server lets one of this store's transactions sit idle
+    /// (the client sending nothing) before it ends the session, rolling
+    /// the transaction back (PostgreSQL's
+    /// `idle_in_transaction_session_timeout`, set on every connection).
+    /// Default 5 s. A process that is paused (SIGSTOP, a VM freeze) in the
+    /// middle of a write transaction holds that transaction's row locks,
+    /// among them the share locks of its fences, which keep other nodes
+    /// from claiming those leases (`FOR UPDATE SKIP LOCKED` skips them):
+    /// this bound ends that. Whole milliseconds, at least 1 ms.
+    pub fn idle_transaction_timeout(&mut self, timeout: Duration) -> &mut PostgresOptions {
+        self.idle_transaction_timeout = timeout;
+        self
+    }
+
     /// The clock that write deadlines and commit durations are measured on.
     pub fn clock(&mut self, clock: SharedClock) -> &mut PostgresOptions {
         self.clock = clock;
@@ -135,6 +151,7 @@ impl PostgresOptions {
             ("write_timeout", self.write_timeout),
             ("commit_timeout", self.commit_timeout),
             ("read_timeout", self.read_timeout),
+            ("idle_transaction_timeout", self.idle_transaction_timeout),
         ] {
             if timeout.is_zero() {
                 return invalid(field, "must be longer than zero");
