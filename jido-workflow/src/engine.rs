@@ -687,39 +687,32 @@ impl WorkflowEngine {
         }
         let shared = &self.shared;
         let keyspaces = &shared.keyspaces;
-        // An existing workflow is refused before its lease is touched: a
-        // re-grant of a lease this engine holds would fence off the
-        // running instance.
-        if shared.registry.whereis(id).is_some() || keyspaces.summaries.get(id).await?.is_some() {
+        // An engine running this workflow refuses a second start at once.
+        if shared.registry.whereis(id).is_some() {
             return Err(Error::new(
                 ErrorCode::ALREADY_EXISTS,
                 format!("a workflow {id} exists already"),
             )
             .with_context("workflow", id));
         }
-        // The lease first: the start is fenced by it, so that no other
-        // engine can resume this workflow between its start and its
-        // process taking over.
-        let lease = shared
-            .leases
-            .acquire(&lease_name(id), &shared.owner, shared.lease_ttl)
-            .await
-            .map_err(|error| {
-                if error.code() == ErrorCode::ALREADY_EXISTS {
-                    Error::new(
-                        ErrorCode::ALREADY_EXISTS,
-                        format!("a workflow {id} exists already (another engine runs it)"),
-                    )
-                    .with_context("workflow", id)
-                } else {
-                    error
-                }
-            })?;
+        // Multi-node mode: the lease first, so that the start is fenced
+        // and no other engine can resume this workflow between its start
+        // and its process taking over. A single-node engine holds no store
+        // leases (its registry and the journal's first append guard the
+        // id; see `process.rs`), which saves a read and two writes per
+        // workflow.
+        let lease = if shared.multi_node {
+            Some(self.start_lease(id).await?)
+        } else {
+            None
+        };
         let now = wall_millis(shared.clock.as_ref());
         let hash = definition.hash().as_str().to_owned();
         let metadata = to_json_text(&metadata);
         let mut batch = keyspaces.store.batch();
-        batch.fence(&lease)?;
+        if let Some(lease) = &lease {
+            batch.fence(lease)?;
+        }
         let known = shared
             .stored_definitions
             .lock()
@@ -785,7 +778,9 @@ impl WorkflowEngine {
             // on (it expires now), so that a claim resumes the workflow if
             // it does exist, and releases the lease if it does not. Best
             // effort: otherwise it expires after the lease time.
-            let _ = shared.leases.renew(&lease, Duration::ZERO).await;
+            if let Some(lease) = &lease {
+                let _ = shared.leases.renew(lease, Duration::ZERO).await;
+            }
         }
         committed.map_err(|error| {
             if error.code() == ErrorCode::VERSION_CONFLICT {
@@ -819,6 +814,39 @@ impl WorkflowEngine {
             .await
             .map(drop)
             .map_err(|error| error.with_context("workflow", id))
+    }
+
+    /// Multi-node mode: refuses a workflow that exists (before its lease
+    /// is touched: a re-grant of a lease this engine holds would fence off
+    /// the running instance), then acquires its lease.
+    async fn start_lease(&self, id: &str) -> Result<Lease, Error> {
+        let shared = &self.shared;
+        let keyspaces = &shared.keyspaces;
+        // An existing workflow is refused before its lease is touched: a
+        // re-grant of a lease this engine holds would fence off the
+        // running instance.
+        if keyspaces.summaries.get(id).await?.is_some() {
+            return Err(Error::new(
+                ErrorCode::ALREADY_EXISTS,
+                format!("a workflow {id} exists already"),
+            )
+            .with_context("workflow", id));
+        }
+        shared
+            .leases
+            .acquire(&lease_name(id), &shared.owner, shared.lease_ttl)
+            .await
+            .map_err(|error| {
+                if error.code() == ErrorCode::ALREADY_EXISTS {
+                    Error::new(
+                        ErrorCode::ALREADY_EXISTS,
+                        format!("a workflow {id} exists already (another engine runs it)"),
+                    )
+                    .with_context("workflow", id)
+                } else {
+                    error
+                }
+            })
     }
 
     /// The state of workflow `id`: from its process while it runs,

@@ -2,8 +2,8 @@
 //! ([`foundation_persist::Leases`]): which engine (node) runs a workflow,
 //! fenced so that an engine that lost a workflow cannot write to it.
 //!
-//! Every workflow process holds the lease `workflow/<id>` of the engine's
-//! owner id: it acquires it (or is handed a claimed one) before it reads
+//! In multi-node mode every workflow process holds the lease
+//! `workflow/<id>` of the engine's owner id: it acquires it (or is handed a claimed one) before it reads
 //! the journal, and every journal batch it writes carries
 //! [`WriteBatch::fence`](foundation_persist::WriteBatch::fence), so the
 //! store refuses the batch once another grant of the lease exists (a
@@ -29,10 +29,15 @@
 //! (their leases expire at once, the next claim takes them); a finished
 //! workflow's lease is released.
 //!
-//! In single-node mode (the default) there is no heartbeat and no claim:
-//! the engine still acquires and fences, so that a restarted instance of a
-//! workflow fences off its predecessor, and resumes every unfinished
-//! workflow at start-up (all leases are its own).
+//! In single-node mode (the default) the engine holds no store leases at
+//! all: no heartbeat, no claim, no lease write per workflow. One process
+//! owns the store (redb's file lock), its registry keeps one process per
+//! workflow, and every journal append names the sequence number it must
+//! get, so the late write of a predecessor instance is refused by the
+//! journal itself. It resumes every unfinished workflow at start-up.
+//! (Acquiring a store lease per workflow there cost a read and two writes
+//! per workflow and made the resume of 10,000 workflows 20 times slower,
+//! for no protection the journal does not already give.)
 //!
 //! Not done: wake-ups by LISTEN/NOTIFY (a claim waits for the next tick).
 //!

@@ -81,10 +81,10 @@ impl ProcessArgs {
     }
 }
 
-/// A just-written workflow's summary, state and lease, for its first
-/// `init`. Boxed, so that what the supervisor keeps for restarts is small
-/// once taken.
-pub(crate) type FreshStart = Arc<Mutex<Option<Box<(Summary, WorkflowState, Lease)>>>>;
+/// A just-written workflow's summary, state and lease (multi-node mode
+/// only), for its first `init`. Boxed, so that what the supervisor keeps
+/// for restarts is small once taken.
+pub(crate) type FreshStart = Arc<Mutex<Option<Box<(Summary, WorkflowState, Option<Lease>)>>>>;
 
 impl std::fmt::Debug for ProcessArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -167,7 +167,11 @@ pub struct WorkflowProcess {
     shared: Arc<Shared>,
     id: Arc<str>,
     state: WorkflowState,
-    lease: Lease,
+    /// The workflow's lease in multi-node mode. A single-node engine holds
+    /// no store leases: its registry keeps one process per workflow, and
+    /// the journal's expected sequence numbers refuse the late write of a
+    /// predecessor instance.
+    lease: Option<Lease>,
     stored_status: WorkflowStatus,
     /// By task; a B-tree map (no hasher state, no table) because most
     /// workflows run few steps at once and many run none (waiting).
@@ -258,30 +262,33 @@ impl Actor for WorkflowProcess {
             Some(started) => *started,
             None => {
                 let lease = match claimed {
-                    Some(lease) => lease,
-                    None => {
+                    Some(lease) => Some(lease),
+                    None if shared.multi_node => Some(
                         shared
                             .leases
                             .acquire(&lease_name(&id), &shared.owner, shared.lease_ttl)
-                            .await?
-                    }
+                            .await?,
+                    ),
+                    None => None,
                 };
                 let (summary, state) = load(&shared, &id).await?;
                 (summary, state, lease)
             }
         };
         let instance = shared.next_run.fetch_add(1, Ordering::Relaxed);
-        shared
-            .held
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                Arc::clone(&id),
-                Held {
-                    lease: lease.clone(),
-                    instance,
-                },
-            );
+        if let Some(lease) = &lease {
+            shared
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    Arc::clone(&id),
+                    Held {
+                        lease: lease.clone(),
+                        instance,
+                    },
+                );
+        }
         if !fresh_launch {
             ::metrics::counter!(metrics::RESUMED_TOTAL).increment(1);
         }
@@ -352,7 +359,11 @@ impl Actor for WorkflowProcess {
             return Ok(());
         }
         if let StepMessage::LeaseLost { token } = message {
-            if self.lease.token <= token {
+            if self
+                .lease
+                .as_ref()
+                .is_some_and(|lease| lease.token <= token)
+            {
                 self.give_up(ctx);
             }
             return Ok(());
@@ -371,6 +382,9 @@ impl Actor for WorkflowProcess {
     }
 
     async fn terminate(&mut self, reason: &ExitReason, _ctx: &mut Context<Self>) {
+        let Some(lease) = &self.lease else {
+            return;
+        };
         if self.gave_up {
             return;
         }
@@ -378,11 +392,11 @@ impl Actor for WorkflowProcess {
         let bound = self.shared.lease_ttl;
         let outcome = match reason {
             // Finished: nobody needs the lease any more.
-            ExitReason::Normal => tokio::time::timeout(bound, leases.release(&self.lease)).await,
+            ExitReason::Normal => tokio::time::timeout(bound, leases.release(lease)).await,
             // Shut down with the engine: in multi-node mode, hand the
             // workflow over at once (its lease expires now).
             ExitReason::Shutdown if self.shared.multi_node => {
-                tokio::time::timeout(bound, leases.renew(&self.lease, Duration::ZERO))
+                tokio::time::timeout(bound, leases.renew(lease, Duration::ZERO))
                     .await
                     .map(|renewed| renewed.map(drop))
             }
@@ -631,7 +645,9 @@ impl WorkflowProcess {
         }
         let keyspaces = &self.shared.keyspaces;
         let mut batch = keyspaces.store.batch();
-        batch.fence(&self.lease)?;
+        if let Some(lease) = &self.lease {
+            batch.fence(lease)?;
+        }
         // Freed rather than kept: most workflows wait far more than they
         // write.
         let record = Event::record(std::mem::take(&mut self.pending));
@@ -1089,7 +1105,8 @@ impl WorkflowProcess {
     }
 
     fn count_lost(&self) {
-        tracing::info!(workflow = %self.id, token = self.lease.token, "gave a workflow up: its lease was taken over");
+        let token = self.lease.as_ref().map(|lease| lease.token);
+        tracing::info!(workflow = %self.id, ?token, "gave a workflow up: its lease was taken over");
         self.shared.leases_lost.fetch_add(1, Ordering::AcqRel);
         ::metrics::counter!(metrics::LEASE_LOST_TOTAL).increment(1);
     }

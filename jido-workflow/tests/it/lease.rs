@@ -85,7 +85,7 @@ async fn node(
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_running_workflow_holds_its_lease_and_releases_it_at_the_end() {
+async fn a_single_node_engine_holds_no_store_lease() {
     let store = memory_store();
     let executions = Executions::default();
     let (entered, mut entries) = mpsc::unbounded_channel();
@@ -93,6 +93,36 @@ async fn a_running_workflow_holds_its_lease_and_releases_it_at_the_end() {
     let mut builder =
         WorkflowEngine::builder(store.clone(), works(&executions, Some(entered), Some(gate)));
     builder.clock(clock());
+    let engine = builder.start().await.expect("starts");
+    let id = engine
+        .start_workflow(&three_steps(), Value::Null)
+        .await
+        .expect("starts");
+    entries.recv().await.expect("s2 runs");
+    let held = store.leases().list("", None, 10).await.expect("list");
+    assert!(held.is_empty(), "{held:?}");
+    assert!(engine.held_leases().is_empty());
+    // A second start of the running id is refused without a lease.
+    let again = engine
+        .start_workflow_with_id(&id, &three_steps(), Value::Null)
+        .await
+        .expect_err("a duplicate id is refused");
+    assert_eq!(again.code(), foundation_error::ErrorCode::ALREADY_EXISTS);
+    open.send_replace(true);
+    let info = engine.wait(&id, WAIT).await.expect("ends");
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    engine.shutdown().await.expect("shuts down");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_running_workflow_holds_its_lease_and_releases_it_at_the_end() {
+    let store = memory_store();
+    let executions = Executions::default();
+    let (entered, mut entries) = mpsc::unbounded_channel();
+    let (open, gate) = watch::channel(false);
+    let mut builder =
+        WorkflowEngine::builder(store.clone(), works(&executions, Some(entered), Some(gate)));
+    builder.clock(clock()).multi_node(true);
     let engine = builder.start().await.expect("starts");
     let id = engine
         .start_workflow(&three_steps(), Value::Null)
