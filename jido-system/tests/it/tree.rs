@@ -147,7 +147,17 @@ async fn killing_an_early_child_restarts_everything_after_it_and_state_survives(
 async fn the_plan_workflow_completes_after_its_agent_process_and_coordinator_are_killed() {
     let server = Server::start(|_| {}).await;
     server.set_flag("use_v2_coordinator", json!(100)).await;
+    let shared = server.app.shared().clone();
+    let volatile = shared.task_agent.generation();
     server.set_flag("use_persistent_agents", json!("on")).await;
+    // The agents part swaps its tree for persistent agents (the flag was
+    // off): wait for the new ones before killing them.
+    foundation_core::testkit::wait_for(
+        || shared.task_agent.generation() != volatile && shared.task_agent.is_set(),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .expect("the agents run in persistent mode");
     server.set_flag("use_sync_test_apis", json!("on")).await;
     let started = body(
         server
@@ -160,7 +170,6 @@ async fn the_plan_workflow_completes_after_its_agent_process_and_coordinator_are
     )
     .await;
     let id = started["id"].as_str().expect("id").to_owned();
-    let shared = server.app.shared().clone();
     let task_agent = shared.task_agent.get().expect("task agent");
     assert!(task_agent.actor().kill());
     if let Some(process) = shared.engine.get().expect("engine").process(&id) {
