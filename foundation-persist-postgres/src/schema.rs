@@ -38,10 +38,7 @@
 //! This module is not for the statements that read and write data
 //! (`ops.rs`, `read.rs`).
 
-use std::time::Duration;
-
 use foundation_error::{Error, ErrorCode};
-use tokio_postgres::NoTls;
 
 use crate::classify::database_error;
 
@@ -156,9 +153,14 @@ pub(crate) async fn migrate(
 
 /// Runs one statement on a connection of its own, bounded by `timeout`,
 /// driving the connection on the calling task (no task is started).
-pub(crate) async fn execute_once(url: &str, sql: &str, timeout: Duration) -> Result<(), Error> {
+#[cfg(feature = "test-harness")]
+pub(crate) async fn execute_once(
+    url: &str,
+    sql: &str,
+    timeout: std::time::Duration,
+) -> Result<(), Error> {
     let work = async {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
             .await
             .map_err(|error| database_error(error, url, "connect"))?;
         let statement = async {
