@@ -68,8 +68,10 @@
 //!   [`Store::leases`](foundation_persist::Store::leases) works across
 //!   them (`leases.rs`: expiry by the server's clock, claims with `FOR
 //!   UPDATE SKIP LOCKED`, fences checked `FOR SHARE` inside the writer's
-//!   transaction). Shared flags and LISTEN/NOTIFY wake-ups are not
-//!   implemented yet.
+//!   transaction). The change feed (`listen.rs`: `NOTIFY` inside the
+//!   write's transaction, one `LISTEN` connection per watching store)
+//!   carries the shared flags, the rollout phase and the workflow
+//!   engines' hand-over announcements between nodes.
 //! - The typed API's [`StoreOptions`](foundation_persist::StoreOptions)
 //!   for batching, durability and files do not apply; see
 //!   [`PostgresOptions`].

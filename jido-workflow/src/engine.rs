@@ -1218,8 +1218,10 @@ impl WorkflowEngine {
     }
 
     /// Stops every workflow process (they resume at the next start; in
-    /// multi-node mode their leases are handed over, so that other engines
-    /// resume them at their next heartbeat) and the engine's tasks.
+    /// multi-node mode their leases are handed over and the hand-over is
+    /// announced in [`HANDOVER_KEYSPACE`](crate::HANDOVER_KEYSPACE), so that
+    /// other engines resume them at their next poll, or beat) and the
+    /// engine's tasks.
     ///
     /// # Errors
     ///
@@ -1231,6 +1233,9 @@ impl WorkflowEngine {
     /// waiting for it, not the shutdown.
     pub async fn shutdown(&self) -> Result<(), Error> {
         let result = self.supervisor.shutdown().await;
+        if self.shared.multi_node && result.is_ok() {
+            crate::lease::announce_handover(&self.shared).await;
+        }
         self.tasks.shutdown().await;
         result
     }

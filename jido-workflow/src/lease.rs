@@ -39,7 +39,15 @@
 //! per workflow and made the resume of 10,000 workflows 20 times slower,
 //! for no protection the journal does not already give.)
 //!
-//! Not done: wake-ups by LISTEN/NOTIFY (a claim waits for the next tick).
+//! **Hand-over wake-ups.** A multi-node engine that shuts down gracefully
+//! hands its workflows over (their leases expire at once) and then writes
+//! its owner id to the state keyspace [`HANDOVER_KEYSPACE`]. When the store
+//! watches that keyspace ([`StoreOptions::watch`](foundation_persist::StoreOptions::watch);
+//! on PostgreSQL the notification is a `NOTIFY` in the write's transaction,
+//! heard by every node), the other engines' heartbeats see the change at
+//! their next poll (every `lease_ttl / 12`) and claim at once instead of at
+//! their next tick. A node that dies writes nothing: its workflows wait
+//! for their leases to expire, as they must.
 //!
 //! This module is not for the journal itself (see `record`) or for the
 //! lease storage (foundation-persist and its backends).
@@ -51,7 +59,7 @@ use std::time::Duration;
 
 use foundation_core::{Actor, Context, DynamicSupervisor};
 use foundation_error::{Error, ErrorCode};
-use foundation_persist::{Lease, MAX_READ_LIMIT};
+use foundation_persist::{Change, Changes, Lease, MAX_READ_LIMIT};
 
 use crate::engine::Shared;
 use crate::metrics;
@@ -92,6 +100,22 @@ pub(crate) fn is_lost(error: &Error) -> bool {
     error.code() == ErrorCode::VERSION_CONFLICT
 }
 
+/// The state keyspace a multi-node engine writes its owner id to after it
+/// handed its workflows over on shutdown. Watch it on a shared store so
+/// that the other engines claim the workflows at once.
+pub const HANDOVER_KEYSPACE: &str = "jido_workflow_handover";
+
+/// The record of a hand-over: when it happened (wall clock, milliseconds).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct HandOver {
+    pub(crate) at_ms: u64,
+}
+
+impl foundation_persist::Record for HandOver {
+    const TYPE_TAG: &'static str = "jido_workflow_handover";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
 /// The heartbeat's arguments.
 #[derive(Clone)]
 pub(crate) struct HeartbeatArgs {
@@ -105,11 +129,19 @@ pub(crate) struct HeartbeatArgs {
 /// timer messages.
 pub(crate) struct Heartbeat {
     args: HeartbeatArgs,
+    /// The store's change feed, for hand-over wake-ups (`None` when the
+    /// store has none).
+    changes: Option<Changes>,
 }
 
-/// A heartbeat tick.
+/// The heartbeat's timers.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Tick;
+pub(crate) enum Tick {
+    /// Renew and claim (every `lease_ttl / 3`).
+    Beat,
+    /// Look at the change feed for a hand-over (every `lease_ttl / 12`).
+    Poll,
+}
 
 impl Actor for Heartbeat {
     type Args = HeartbeatArgs;
@@ -119,19 +151,77 @@ impl Actor for Heartbeat {
     type Info = Tick;
 
     async fn init(args: HeartbeatArgs, ctx: &mut Context<Self>) -> Result<Self, Error> {
-        ctx.send_after(interval(&args.shared), Tick);
-        Ok(Heartbeat { args })
+        ctx.send_after(interval(&args.shared), Tick::Beat);
+        ctx.send_after(interval(&args.shared) / 4, Tick::Poll);
+        // Without a feed (a store that cannot have one) claims wait for
+        // the beat.
+        let changes = args.shared.keyspaces.store.changes().ok();
+        Ok(Heartbeat { args, changes })
     }
 
-    async fn handle_info(&mut self, Tick: Tick, ctx: &mut Context<Self>) -> Result<(), Error> {
+    async fn handle_info(&mut self, tick: Tick, ctx: &mut Context<Self>) -> Result<(), Error> {
+        let handed_over = matches!(tick, Tick::Poll) && self.handed_over();
         let shared = &self.args.shared;
-        if !shared.heartbeat_suspended.load(Ordering::Acquire) {
-            renew(shared).await;
-            claim(shared, &self.args.workflows).await;
+        match tick {
+            Tick::Beat => {
+                if !shared.heartbeat_suspended.load(Ordering::Acquire) {
+                    renew(shared).await;
+                    claim(shared, &self.args.workflows).await;
+                }
+                shared.heartbeats.send_modify(|beats| *beats += 1);
+                ctx.send_after(interval(shared), Tick::Beat);
+            }
+            Tick::Poll => {
+                if handed_over && !shared.heartbeat_suspended.load(Ordering::Acquire) {
+                    claim(shared, &self.args.workflows).await;
+                }
+                ctx.send_after(interval(shared) / 4, Tick::Poll);
+            }
         }
-        shared.heartbeats.send_modify(|beats| *beats += 1);
-        ctx.send_after(interval(shared), Tick);
         Ok(())
+    }
+}
+
+impl Heartbeat {
+    /// Whether another engine announced a hand-over since the last poll
+    /// (or the feed lagged, so one may have been missed).
+    fn handed_over(&mut self) -> bool {
+        let Some(changes) = &mut self.changes else {
+            return false;
+        };
+        let owner = &self.args.shared.owner;
+        let mut seen = false;
+        while let Some(change) = changes.try_next() {
+            seen |= match change {
+                Change::Key { keyspace, key } => keyspace == HANDOVER_KEYSPACE && key != *owner,
+                Change::Resync => true,
+                _ => false,
+            };
+        }
+        seen
+    }
+}
+
+/// Announces that this engine handed its workflows over (see
+/// [`HANDOVER_KEYSPACE`]). Best effort, bounded by the lease time: without
+/// it the other engines claim at their next beat.
+pub(crate) async fn announce_handover(shared: &Shared) {
+    let announce = async {
+        let keyspace = shared
+            .keyspaces
+            .store
+            .state::<HandOver>(HANDOVER_KEYSPACE)?;
+        let record = HandOver {
+            at_ms: crate::record::wall_millis(shared.clock.as_ref()),
+        };
+        keyspace.put(&shared.owner, &record).await.map(drop)
+    };
+    match tokio::time::timeout(shared.lease_ttl, announce).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "could not announce the workflows' hand-over"),
+        Err(_) => {
+            tracing::warn!("announcing the workflows' hand-over took longer than the lease time")
+        }
     }
 }
 

@@ -57,7 +57,9 @@
 //! `workflow/<id>`, every journal write is fenced by its token, and a
 //! heartbeat renews leases and claims the expired ones of engines that
 //! died, resuming their workflows from the journal (module `lease`).
-//! Not done: LISTEN/NOTIFY wake-ups (claims wait for the next heartbeat).
+//! A graceful hand-over is announced on the store's change feed (a
+//! PostgreSQL `NOTIFY`) so that the others claim at once; a dead engine's
+//! leases are claimed once they expire.
 
 pub mod coordinator;
 pub mod definition;
@@ -81,7 +83,7 @@ pub use engine::{
 };
 pub use executor::{StepAbort, StepExecutor, StepJob, TaskExecutor};
 pub use foundation_persist::Lease;
-pub use lease::{CLAIM_BATCH, DEFAULT_LEASE_TTL, MIN_LEASE_TTL};
+pub use lease::{CLAIM_BATCH, DEFAULT_LEASE_TTL, HANDOVER_KEYSPACE, MIN_LEASE_TTL};
 pub use process::{ProcessArgs, StepMessage, WorkflowCall, WorkflowProcess, WorkflowReply};
 pub use status::{
     HistoryEntry, ListFilter, StepStatus, StepView, WorkflowInfo, WorkflowPage, WorkflowStatus,

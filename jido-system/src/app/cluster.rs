@@ -216,13 +216,16 @@ pub fn check_node_id(id: &str) -> Result<()> {
     }
 }
 
-/// `options` with the records nodes share watched: the flags and the
-/// rollout phase.
+/// `options` with the records nodes share watched: the flags, the
+/// rollout phase, and the workflow engines' hand-over announcements (so
+/// that a node shutting down gracefully has its workflows claimed by the
+/// others at once).
 pub fn watch_shared_records(options: &StoreOptions) -> StoreOptions {
     let mut options = options.clone();
     options
         .watch(crate::flags::FLAGS_KEYSPACE)
-        .watch(deploy_monitor::ROLLOUT_KEYSPACE);
+        .watch(deploy_monitor::ROLLOUT_KEYSPACE)
+        .watch(jido_workflow::HANDOVER_KEYSPACE);
     options
 }
 

@@ -313,3 +313,43 @@ async fn a_graceful_shutdown_hands_the_workflows_over() {
     );
     b.shutdown().await.expect("b shuts down");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_announced_hand_over_is_claimed_before_the_next_beat() {
+    let clock = clock();
+    let mut options = StoreOptions::new();
+    options
+        .clock(Arc::clone(&clock))
+        .watch(jido_workflow::HANDOVER_KEYSPACE);
+    let store = Store::open_in_memory(&options).expect("opens");
+    let executions = Executions::default();
+    let (entered, mut entries) = mpsc::unbounded_channel();
+    let (_open, gate) = watch::channel(false);
+    let a = node(
+        &store,
+        "a",
+        works(&executions, Some(entered), Some(gate)),
+        &clock,
+    )
+    .await;
+    let b = node(&store, "b", works(&executions, None, None), &clock).await;
+    let id = a
+        .start_workflow(&three_steps(), Value::Null)
+        .await
+        .expect("starts");
+    entries.recv().await.expect("s2 runs on a");
+    // Just after b's beat, so that only the hand-over's notification can
+    // make b claim before its next beat.
+    b.heartbeats(1, WAIT).await.expect("b beats");
+    let before = tokio::time::Instant::now();
+    a.shutdown().await.expect("a shuts down");
+    let info = b.wait(&id, WAIT).await.expect("b finishes it");
+    assert_eq!(info.status, WorkflowStatus::Completed);
+    assert_eq!(b.leases_claimed(), 1);
+    assert!(
+        before.elapsed() < TTL / 3,
+        "claimed at a poll after the announcement, before b's next beat: {:?}",
+        before.elapsed()
+    );
+    b.shutdown().await.expect("b shuts down");
+}
