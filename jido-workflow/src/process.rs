@@ -170,8 +170,9 @@ pub struct WorkflowProcess {
     /// The workflow's lease in multi-node mode. A single-node engine holds
     /// no store leases: its registry keeps one process per workflow, and
     /// the journal's expected sequence numbers refuse the late write of a
-    /// predecessor instance.
-    lease: Option<Lease>,
+    /// predecessor instance. Boxed: most engines are single-node, and a
+    /// waiting workflow's process should not carry 72 bytes of `None`.
+    lease: Option<Box<Lease>>,
     stored_status: WorkflowStatus,
     /// By task; a B-tree map (no hasher state, no table) because most
     /// workflows run few steps at once and many run none (waiting).
@@ -302,7 +303,7 @@ impl Actor for WorkflowProcess {
             shared,
             id,
             state,
-            lease,
+            lease: lease.map(Box::new),
             running: BTreeMap::new(),
             compensating: None,
             resumed: false,
