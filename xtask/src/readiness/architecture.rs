@@ -1311,6 +1311,16 @@ pub(crate) fn add_children(tree: &mut SupervisorBuilder, shared: &Shared) {
         assert_eq!(trees.len(), 1);
         assert_eq!(trees[0].strategy.as_deref(), Some("RestForOne"));
         let ids: Vec<Option<&str>> = trees[0].children.iter().map(|id| id.as_deref()).collect();
-        assert_eq!(ids, vec![Some("tasks"), Some("workflows"), Some("resumer")]);
+        // The heartbeat is a child only in multi-node mode; the reading
+        // lists every child the code can add, in order.
+        assert_eq!(
+            ids,
+            vec![
+                Some("tasks"),
+                Some("workflows"),
+                Some("resumer"),
+                Some("lease_heartbeat")
+            ]
+        );
     }
 }
