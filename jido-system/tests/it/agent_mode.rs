@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use foundation_core::SupervisorEventKind;
-use foundation_core::testkit::{EventCollector, wait_for};
+use foundation_core::testkit::{EventCollector, wait_for, wait_until};
 use foundation_persist::StateStore;
-use jido_agents::task::{SubmitTask, Task, TaskAgentState};
+use jido_agents::task::{SubmitTask, Task, TaskAgentState, TaskStatusQuery};
 use jido_system::app::Shared;
 use serde_json::json;
 
@@ -25,6 +25,26 @@ async fn submit(shared: &Shared, id: &str) {
         .run(SubmitTask(task))
         .await
         .expect("the task is accepted");
+}
+
+/// Waits until the task agent has no queued or running task, so that a
+/// persistent agent has saved everything it will save.
+async fn settled(shared: &Shared) {
+    let agent = shared.task_agent.get().expect("the task agent");
+    wait_until(
+        || {
+            let agent = agent.clone();
+            async move {
+                agent
+                    .run(TaskStatusQuery {})
+                    .await
+                    .is_ok_and(|status| status.queued == 0 && status.in_progress.is_empty())
+            }
+        },
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the task agent finishes its tasks");
 }
 
 /// Waits until the agents part published agents anew.
@@ -55,6 +75,7 @@ async fn use_persistent_agents_takes_effect_without_a_restart() {
     server.set_flag("use_persistent_agents", json!("on")).await;
     swapped(&shared, before).await;
     submit(&shared, "persistent-1").await;
+    settled(&shared).await;
     let stored = saved
         .get_versioned("task_agent")
         .await
@@ -65,6 +86,7 @@ async fn use_persistent_agents_takes_effect_without_a_restart() {
     server.set_flag("use_persistent_agents", json!("off")).await;
     swapped(&shared, before).await;
     submit(&shared, "volatile-2").await;
+    settled(&shared).await;
     let after = saved
         .get_versioned("task_agent")
         .await

@@ -193,6 +193,23 @@ async fn wait_for(client: &Client, css: &str) -> fantoccini::elements::Element {
     }
 }
 
+/// The text of the element `css` matches now, read in one step inside the
+/// page: the dashboard re-renders on every refresh, so a reference to an
+/// element found earlier may already be stale.
+async fn text_of(client: &Client, css: &str) -> String {
+    let text = client
+        .execute(
+            "const element = document.querySelector(arguments[0]); \
+             return element === null ? null : element.textContent;",
+            vec![serde_json::Value::String(css.to_owned())],
+        )
+        .await
+        .expect("the page runs the script");
+    text.as_str()
+        .unwrap_or_else(|| panic!("no element matches `{css}`"))
+        .to_owned()
+}
+
 /// Replaces the text of the input `id`.
 async fn type_into(client: &Client, id: &str, text: &str) {
     let input = client
@@ -379,8 +396,9 @@ async fn scenario(client: &Client, address: SocketAddr) {
     let (state, text) = press(client, "rollback-button", 4).await;
     assert_eq!(state, "ok", "{text}");
     wait_for(client, "#phase[data-phase='0']").await;
-    let row = wait_for(client, "#history tr[data-kind='manual'][data-to='0']").await;
-    let row_text = row.text().await.expect("the row's text");
+    let row = "#history tr[data-kind='manual'][data-to='0']";
+    wait_for(client, row).await;
+    let row_text = text_of(client, row).await;
     assert!(
         row_text.contains("rolled back from the dashboard"),
         "the history row shows the reason: {row_text}"
