@@ -277,14 +277,17 @@ async fn a_paused_engine_loses_its_workflows_to_another_and_gives_them_up() {
     b.shutdown().await.expect("b shuts down");
 }
 
-/// A multi-node engine that shuts down hands its unfinished workflows
-/// over: the other engine resumes them at its next heartbeat, without
-/// waiting for the lease time.
-#[tokio::test(start_paused = true)]
-async fn a_graceful_shutdown_hands_the_workflows_over() {
+/// Engine "a" runs a workflow on a store shared with engine "b" (which
+/// watches the hand-over keyspace when `announced`), then shuts down just
+/// after one of b's beats; b finishes the workflow. Returns how long that
+/// took from a's shutdown and how many leases b claimed.
+async fn hand_over(announced: bool) -> (Duration, u64) {
     let clock = clock();
     let mut options = StoreOptions::new();
     options.clock(Arc::clone(&clock));
+    if announced {
+        options.watch(jido_workflow::HANDOVER_KEYSPACE);
+    }
     let store = Store::open_in_memory(&options).expect("opens");
     let executions = Executions::default();
     let (entered, mut entries) = mpsc::unbounded_channel();
@@ -302,54 +305,39 @@ async fn a_graceful_shutdown_hands_the_workflows_over() {
         .await
         .expect("starts");
     entries.recv().await.expect("s2 runs on a");
-    let before = tokio::time::Instant::now();
-    a.shutdown().await.expect("a shuts down");
-    let info = b.wait(&id, WAIT).await.expect("b finishes it");
-    assert_eq!(info.status, WorkflowStatus::Completed);
-    assert!(
-        before.elapsed() < TTL,
-        "handed over within a heartbeat, not after the lease time: {:?}",
-        before.elapsed()
-    );
-    b.shutdown().await.expect("b shuts down");
-}
-
-#[tokio::test(start_paused = true)]
-async fn an_announced_hand_over_is_claimed_before_the_next_beat() {
-    let clock = clock();
-    let mut options = StoreOptions::new();
-    options
-        .clock(Arc::clone(&clock))
-        .watch(jido_workflow::HANDOVER_KEYSPACE);
-    let store = Store::open_in_memory(&options).expect("opens");
-    let executions = Executions::default();
-    let (entered, mut entries) = mpsc::unbounded_channel();
-    let (_open, gate) = watch::channel(false);
-    let a = node(
-        &store,
-        "a",
-        works(&executions, Some(entered), Some(gate)),
-        &clock,
-    )
-    .await;
-    let b = node(&store, "b", works(&executions, None, None), &clock).await;
-    let id = a
-        .start_workflow(&three_steps(), Value::Null)
-        .await
-        .expect("starts");
-    entries.recv().await.expect("s2 runs on a");
-    // Just after b's beat, so that only the hand-over's notification can
+    // Just after b's beat, so that only a hand-over's notification can
     // make b claim before its next beat.
     b.heartbeats(1, WAIT).await.expect("b beats");
     let before = tokio::time::Instant::now();
     a.shutdown().await.expect("a shuts down");
     let info = b.wait(&id, WAIT).await.expect("b finishes it");
     assert_eq!(info.status, WorkflowStatus::Completed);
-    assert_eq!(b.leases_claimed(), 1);
-    assert!(
-        before.elapsed() < TTL / 3,
-        "claimed at a poll after the announcement, before b's next beat: {:?}",
-        before.elapsed()
-    );
+    let elapsed = before.elapsed();
+    let claimed = b.leases_claimed();
     b.shutdown().await.expect("b shuts down");
+    (elapsed, claimed)
+}
+
+/// A multi-node engine that shuts down hands its unfinished workflows
+/// over: the other engine resumes them at its next heartbeat, without
+/// waiting for the lease time.
+#[tokio::test(start_paused = true)]
+async fn a_graceful_shutdown_hands_the_workflows_over() {
+    let (elapsed, _) = hand_over(false).await;
+    assert!(
+        elapsed < TTL,
+        "handed over within a heartbeat, not after the lease time: {elapsed:?}"
+    );
+}
+
+/// Announced on a watched store, the hand-over is claimed at b's next
+/// poll, before its next beat.
+#[tokio::test(start_paused = true)]
+async fn an_announced_hand_over_is_claimed_before_the_next_beat() {
+    let (elapsed, claimed) = hand_over(true).await;
+    assert_eq!(claimed, 1);
+    assert!(
+        elapsed < TTL / 3,
+        "claimed at a poll after the announcement, before b's next beat: {elapsed:?}"
+    );
 }
