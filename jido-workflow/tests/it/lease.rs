@@ -308,11 +308,11 @@ async fn hand_over(announced: bool) -> (Duration, u64) {
     // Just after b's beat, so that only a hand-over's notification can
     // make b claim before its next beat.
     b.heartbeats(1, WAIT).await.expect("b beats");
-    let before = tokio::time::Instant::now();
+    let before = clock.elapsed();
     a.shutdown().await.expect("a shuts down");
     let info = b.wait(&id, WAIT).await.expect("b finishes it");
     assert_eq!(info.status, WorkflowStatus::Completed);
-    let elapsed = before.elapsed();
+    let elapsed = clock.elapsed().saturating_sub(before);
     let claimed = b.leases_claimed();
     b.shutdown().await.expect("b shuts down");
     (elapsed, claimed)
