@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use foundation_persist_postgres::testing::TestCluster;
 use reqwest::Method;
@@ -269,6 +269,20 @@ impl Node {
                 .filter_map(|node| node["id"].as_str().map(str::to_owned))
                 .collect(),
         )
+    }
+
+    /// The ids of the live nodes this node lists whose lease expires at
+    /// or after `at` (to the millisecond the API shows), sorted.
+    async fn nodes_expiring_after(&self, at: SystemTime) -> Option<Vec<String>> {
+        let cluster = self.get("/api/v1/cluster").await;
+        let mut ids = Vec::new();
+        for node in cluster["nodes"].as_array()? {
+            let expires_at = humantime::parse_rfc3339(node["expires_at"].as_str()?).ok()?;
+            if node["live"] == true && expires_at + Duration::from_millis(1) > at {
+                ids.push(node["id"].as_str()?.to_owned());
+            }
+        }
+        Some(ids)
     }
 
     /// Whether `/health` answers 200 with `ready: true`.
@@ -676,6 +690,7 @@ async fn the_database_restarted_under_load_loses_no_acknowledged_start_and_every
     let cluster = Arc::new(cluster);
     let url = shared_database(&cluster).await;
     let directory = tempfile::tempdir().expect("tempdir");
+    let lease_ttl = Duration::from_secs(2);
     let ttl = ["--lease-ttl", "2s"];
     let a = Arc::new(spawn_node_with(&url, "node-a", directory.path(), &ttl).await);
     let b = Arc::new(spawn_node_with(&url, "node-b", directory.path(), &ttl).await);
@@ -707,15 +722,22 @@ async fn the_database_restarted_under_load_loses_no_acknowledged_start_and_every
     .expect("the restart ends in time")
     .expect("joins")
     .expect("the server restarts");
+    // Read after the restart returned: a lease renewed after this expires
+    // at or after it plus the lease time (the database's clock is this
+    // machine's); one renewed before the restart expires earlier.
+    let restarted_at = foundation_error::clock::system().wall();
     eprintln!("the database restarted after {acknowledged_before} acknowledged starts");
 
-    // Every node reconnects: ready, and listing the three as live.
+    // Every node reconnects: ready, and listing the three as live with a
+    // lease each renewed through the restarted database.
     let (_, reconnected) = eventually(
-        "every node ready and listing the three",
+        "every node ready and listing the three, renewed after the restart",
         Duration::from_secs(60),
         || async {
             for node in nodes {
-                if !node.is_ready().await || node.live_nodes().await? != NODE_IDS {
+                if !node.is_ready().await
+                    || node.nodes_expiring_after(restarted_at + lease_ttl).await? != NODE_IDS
+                {
                     return None;
                 }
             }
@@ -723,7 +745,9 @@ async fn the_database_restarted_under_load_loses_no_acknowledged_start_and_every
         },
     )
     .await;
-    eprintln!("every node was ready and listed the three {reconnected:?} after the restart");
+    eprintln!(
+        "every node was ready and listed the three, each renewed, {reconnected:?} after the restart"
+    );
 
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
