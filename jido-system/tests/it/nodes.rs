@@ -622,6 +622,8 @@ struct StartLoad {
     acknowledged: Vec<String>,
     /// The error names of the refused (503) starts.
     refused: Vec<String>,
+    /// The longest any start took to be answered.
+    slowest: Duration,
 }
 
 /// Sends workflow starts to `node` one after another, paced every 10 ms,
@@ -647,6 +649,7 @@ async fn start_load(node: Arc<Node>, acks: Arc<AtomicUsize>) -> StartLoad {
             load.acknowledged.len(),
             load.refused.len()
         );
+        let sent = clock.elapsed();
         let response = http
             .post(format!("{}/api/v1/workflows", node.base))
             .bearer_auth(&node.token)
@@ -661,6 +664,7 @@ async fn start_load(node: Arc<Node>, acks: Arc<AtomicUsize>) -> StartLoad {
             });
         let status = response.status();
         let answer = body(response).await;
+        load.slowest = load.slowest.max(clock.elapsed().saturating_sub(sent));
         match status.as_u16() {
             201 => {
                 let id = answer["id"].as_str().expect("an id").to_owned();
@@ -751,14 +755,16 @@ async fn the_database_restarted_under_load_loses_no_acknowledged_start_and_every
 
     let mut acknowledged = Vec::new();
     let mut refused = Vec::new();
+    let mut slowest = Duration::ZERO;
     for load in loads {
         let load = load.await.expect("the start loop ends");
         acknowledged.extend(load.acknowledged);
         refused.extend(load.refused);
+        slowest = slowest.max(load.slowest);
     }
     let names: BTreeSet<&str> = refused.iter().map(String::as_str).collect();
     eprintln!(
-        "{} starts acknowledged, {} refused with 503 ({names:?})",
+        "{} starts acknowledged, {} refused with 503 ({names:?}); the slowest answer took {slowest:?}",
         acknowledged.len(),
         refused.len()
     );
