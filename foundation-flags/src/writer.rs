@@ -14,10 +14,12 @@
 //!    conditional on the store's last audit sequence being the one the
 //!    draft was decided on; a store error changes nothing;
 //! 4. when the store refuses the commit as stale (another `Flags` sharing
-//!    the store wrote first), it reloads what the store holds and goes
-//!    back to 2, at most [`WRITE_ATTEMPTS`] times: the draft is decided
-//!    again on the fresh state, so a ramp step the other writer already
-//!    took is not due any more and nothing is written;
+//!    the store wrote first), it waits a little (2 ms doubling up to
+//!    64 ms, plus as much again chosen per instance, so that two writers
+//!    that collided do not collide again in step), reloads what the store
+//!    holds and goes back to 2, at most [`WRITE_ATTEMPTS`] times: the
+//!    draft is decided again on the fresh state, so a ramp step the other
+//!    writer already took is not due any more and nothing is written;
 //! 5. it publishes: a new snapshot, then the per-flag cells, then the
 //!    broadcast and the metrics.
 //!
@@ -44,7 +46,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use foundation_error::{Error, ErrorCode, Result};
 
@@ -682,6 +684,7 @@ impl Flags {
                     // Stale: another writer stored first. Nothing of this
                     // one was stored; decide again on what the store holds.
                     writer.pending = None;
+                    tokio::time::sleep(self.stale_backoff(attempt)).await;
                     attempt += 1;
                     let stored = tokio::time::timeout(shared.timeout, shared.store.load())
                         .await
@@ -702,6 +705,16 @@ impl Flags {
                 }
             }
         }
+    }
+
+    /// The wait before deciding a write again after its `attempt`-th
+    /// commit was refused as stale: 2 ms doubling up to 64 ms, plus up to
+    /// as much again, chosen by this instance and the attempt.
+    fn stale_backoff(&self, attempt: u32) -> Duration {
+        let base = 1u32 << attempt.clamp(1, 6);
+        let seed = (Arc::as_ptr(&self.shared) as usize as u64) ^ u64::from(attempt);
+        let jitter = crate::bucket::murmur3_x86_32(&seed.to_le_bytes(), 0) % (base + 1);
+        Duration::from_millis(u64::from(base + jitter))
     }
 
     /// Settles a write whose store outcome is unknown (see the module
