@@ -15,13 +15,19 @@
 //!   records every queued start as active and counts every queued end in
 //!   one save (group commit: one write per mailbox drain, not one per
 //!   start, so a coordinator takes many starts while a save is on its
-//!   way). Once that save is durable a work per start starts it on the
-//!   engine, and its [`PendingStart`] resolves once the engine has it:
-//!   `start_workflow` still answers only what is durable in both. A kill
-//!   before the save drops the queued starts (their callers hear
-//!   `process_not_alive`, nothing started); a kill between the save and
-//!   the engine's start leaves an entry that the next start reconciles
-//!   (dropped if the workflow never started).
+//!   way). The same flush starts each of those workflows on the engine at
+//!   once, under the task supervisor, in parallel with the save: the
+//!   coordinator's write and the engine's start record share the store's
+//!   group commit instead of following each other. A start's
+//!   [`PendingStart`] resolves once both are settled, by the rule of
+//!   `start_and_answer`: success means the workflow is durable in the
+//!   engine's journal (and its entry in the coordinator's saved state,
+//!   now or, when that save failed, at the next save that holds it);
+//!   an error means nothing started. A kill before the flush drops the
+//!   queued starts (their callers hear `process_not_alive`, nothing
+//!   started); an entry saved for a start the engine refused or never
+//!   made is dropped (at once, or by the reconciliation of the next
+//!   start).
 //! - [`WhenFinished`] registers a waiter (a oneshot, the deferred reply);
 //!   the workflow's end completes it. Waiters live in memory: when the
 //!   coordinator restarts they are dropped and their callers fail at once
@@ -51,7 +57,7 @@ use jido_agents::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::CoordinatorRecorder;
 use crate::definition::WorkflowDefinition;
@@ -161,9 +167,15 @@ pub struct CoordinatorV2 {
     queued_ends: Vec<(String, WorkflowStatus)>,
     /// Whether a [`Flush`] is queued.
     flush_scheduled: bool,
-    /// The answers of the starts of the last [`Flush`], for its save's
-    /// failure.
-    flushing: Vec<StartAnswer>,
+    /// Where the last [`Flush`] with starts tells them its save's outcome
+    /// (set to `Err` by `on_action_error` when the save fails).
+    flush_saved: Option<Arc<watch::Sender<Option<Result<(), Error>>>>>,
+    /// Workflows the engine started whose entries a failed save lost,
+    /// waiting for the next [`Flush`].
+    adoptions: Vec<(String, ActiveWorkflow)>,
+    /// The adoptions the last [`Flush`] applied, queued again if its save
+    /// fails.
+    flushing_adoptions: Vec<(String, ActiveWorkflow)>,
     /// The ends the last [`Flush`] applied, queued again if its save fails.
     flushing_ends: Vec<(String, WorkflowStatus)>,
 }
@@ -322,78 +334,88 @@ impl CoordinatorV2 {
         }
     }
 
-    /// Applies the queued starts and ends to the state (saved by the agent
-    /// runtime after this) and leaves a work per start that starts it on
-    /// the engine once the save is durable.
+    /// Applies the queued starts, adoptions and ends to the state (saved
+    /// by the agent runtime after this) and starts each queued start on
+    /// the engine at once, in parallel with that save; each start's answer
+    /// waits for both (see [`start_and_answer`] for the rule when only one
+    /// of them is durable).
     fn flush(&mut self, ctx: &mut ActionContext<CoordinatorV2>) {
         self.flush_scheduled = false;
-        self.flushing.clear();
-        for queued in std::mem::take(&mut self.queued) {
-            self.state
-                .active
-                .insert(queued.workflow.clone(), queued.entry);
-            self.flushing.push(Arc::clone(&queued.answer));
-            let engine = self.engine.clone();
-            let myself = ctx.myself().clone();
-            let recorder = if queued.record {
-                self.recorder.clone()
-            } else {
-                None
-            };
-            let clock = Arc::clone(&self.clock);
-            let id = queued.workflow;
-            let (definition, metadata, completed) =
-                (queued.definition, queued.metadata, queued.completed);
-            let (since, answer) = (queued.since, queued.answer);
-            // Runs once the entry is saved (dropped if the save fails:
-            // `on_action_error` answers the caller with the save's error).
+        self.flushing_adoptions = std::mem::take(&mut self.adoptions);
+        for (workflow, entry) in self.flushing_adoptions.clone() {
+            if let std::collections::btree_map::Entry::Vacant(vacant) =
+                self.state.active.entry(workflow.clone())
+            {
+                vacant.insert(entry);
+                // It may have ended before it was adopted (its end was not
+                // counted then): the engine says.
+                ctx.start_work(check(
+                    self.engine.clone(),
+                    ctx.myself().clone(),
+                    vec![workflow],
+                ));
+            }
+        }
+        let queued = std::mem::take(&mut self.queued);
+        self.flush_saved = None;
+        if !queued.is_empty() {
+            let (saved, outcome) = watch::channel(None);
+            let saved = Arc::new(saved);
+            self.flush_saved = Some(Arc::clone(&saved));
+            // Runs only once the save is durable; a failed save is told by
+            // `on_action_error`, a coordinator gone mid-save by the
+            // sender's drop.
             ctx.start_work(async move {
-                let result = engine
-                    .start_seeded(&id, &definition, metadata, &completed)
-                    .await;
-                if let Err(error) = &result
-                    && error.code() == ErrorCode::ALREADY_EXISTS
-                {
-                    // The id was taken (a start under a given id that
-                    // another start made first): that workflow is not this
-                    // start's.
-                    report(
-                        &myself,
-                        Withdraw {
-                            workflow: id.clone(),
-                        },
-                    )
-                    .await;
-                } else if result.is_err() {
-                    // The entry goes if the workflow never started.
-                    let found = engine.summary_status(&id).await;
-                    if matches!(found, Ok(None)) {
-                        report(
-                            &myself,
-                            Resolve {
-                                workflow: id.clone(),
-                                found,
-                            },
-                        )
-                        .await;
-                    }
-                }
-                if let Some(recorder) = recorder {
-                    recorder.record_request(
-                        "v2",
-                        result.is_ok(),
-                        clock.elapsed().saturating_sub(since),
-                    );
-                }
-                if !answer_start(&answer, result) {
-                    // The caller stopped waiting; the workflow runs regardless.
-                    tracing::trace!(workflow = %id, "a start's caller has gone");
-                }
+                saved.send_replace(Some(Ok(())));
             });
+            for queued in queued {
+                self.launch_start(ctx, queued, outcome.clone());
+            }
         }
         self.flushing_ends = std::mem::take(&mut self.queued_ends);
         for (workflow, status) in self.flushing_ends.clone() {
             self.ended(&workflow, status);
+        }
+    }
+
+    /// Records `queued` as active in the state this flush saves and starts
+    /// it on the engine now, under the task supervisor, in parallel with
+    /// that save (`saved` tells its outcome).
+    fn launch_start(
+        &mut self,
+        ctx: &ActionContext<CoordinatorV2>,
+        queued: QueuedStart,
+        saved: SaveOutcome,
+    ) {
+        let workflow = queued.workflow.clone();
+        self.state
+            .active
+            .insert(workflow.clone(), queued.entry.clone());
+        let answer = Arc::clone(&queued.answer);
+        let recorder = if queued.record {
+            self.recorder.clone()
+        } else {
+            None
+        };
+        let since = queued.since;
+        let launched = Launched {
+            engine: self.engine.clone(),
+            myself: ctx.myself().clone(),
+            recorder: recorder.clone(),
+            clock: Arc::clone(&self.clock),
+            queued,
+        };
+        if let Err(error) = ctx.env().tasks().spawn(start_and_answer(launched, saved)) {
+            // Nothing started: the entry goes before the save.
+            self.state.active.remove(&workflow);
+            if let Some(recorder) = recorder {
+                recorder.record_request(
+                    "v2",
+                    false,
+                    self.clock.elapsed().saturating_sub(since),
+                );
+            }
+            answer_start(&answer, Err(error));
         }
     }
 
@@ -424,6 +446,126 @@ impl CoordinatorV2 {
                 let _ = waiter.send(Err(error.clone()));
             }
         }
+    }
+}
+
+/// The outcome of one [`Flush`]'s save, for the starts it carries: `None`
+/// while it is under way.
+type SaveOutcome = watch::Receiver<Option<Result<(), Error>>>;
+
+/// One start handed to the engine (see [`start_and_answer`]).
+struct Launched {
+    engine: WorkflowEngine,
+    myself: AgentRef<CoordinatorV2>,
+    /// Where its outcome is reported (`None` for migrations).
+    recorder: Option<Arc<dyn CoordinatorRecorder>>,
+    clock: SharedClock,
+    queued: QueuedStart,
+}
+
+/// Waits until the save `outcome` tells is settled.
+async fn save_outcome(mut outcome: SaveOutcome) -> Result<(), Error> {
+    let gone = || {
+        Error::new(
+            ErrorCode::PROCESS_NOT_ALIVE,
+            "the coordinator instance ended before its save was known",
+        )
+    };
+    match outcome.wait_for(Option::is_some).await {
+        Ok(settled) => settled.clone().unwrap_or_else(|| Err(gone())),
+        Err(_) => Err(gone()),
+    }
+}
+
+/// Starts one queued start on the engine while the coordinator's save of
+/// its entry is under way (the two writes share the store's group commit
+/// instead of following each other), and answers its caller once both are
+/// settled. The rule when only one of them is durable:
+///
+/// - **The engine's start failed** (whatever the save did): nothing
+///   started; the caller hears the engine's error, and the entry goes
+///   (`Withdraw` or `Resolve`, which run after the save).
+/// - **The engine's start is durable but the save failed** (or the
+///   coordinator instance ended before its save was known): the workflow
+///   exists and runs, and the engine resumes it after any crash. The
+///   caller hears success (an error would invite a retry that starts the
+///   workflow twice), and the coordinator adopts the workflow: its entry
+///   rides in the next flush, again after every failed save until one
+///   holds it, and the engine is asked whether it ended meanwhile so that
+///   its end is counted once. Not covered: the whole OS process dying
+///   between the engine's commit and the coordinator's save; the workflow
+///   then still runs once (the engine resumes it), but this coordinator
+///   never counts its end.
+///
+/// So a success means the workflow is durable in the engine's journal,
+/// and an error means it was not started.
+async fn start_and_answer(launched: Launched, saved: SaveOutcome) {
+    let Launched {
+        engine,
+        myself,
+        recorder,
+        clock,
+        queued,
+    } = launched;
+    let QueuedStart {
+        workflow: id,
+        entry,
+        definition,
+        metadata,
+        completed,
+        since,
+        answer,
+        ..
+    } = queued;
+    let (result, saved) = tokio::join!(
+        engine.start_seeded(&id, &definition, metadata, &completed),
+        save_outcome(saved),
+    );
+    match (&result, saved) {
+        (Ok(()), Ok(())) => {}
+        (Ok(()), Err(error)) => {
+            tracing::warn!(workflow = %id, %error, "the workflow started but CoordinatorV2 did not save its entry; it adopts it");
+            report(
+                &myself,
+                Adopt {
+                    workflow: id.clone(),
+                    entry,
+                },
+            )
+            .await;
+        }
+        (Err(error), _) if error.code() == ErrorCode::ALREADY_EXISTS => {
+            // The id was taken (a start under a given id that another
+            // start made first): that workflow is not this start's.
+            report(
+                &myself,
+                Withdraw {
+                    workflow: id.clone(),
+                },
+            )
+            .await;
+        }
+        (Err(_), _) => {
+            // The entry goes if the workflow never started.
+            let found = engine.summary_status(&id).await;
+            if matches!(found, Ok(None)) {
+                report(
+                    &myself,
+                    Resolve {
+                        workflow: id.clone(),
+                        found,
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    if let Some(recorder) = recorder {
+        recorder.record_request("v2", result.is_ok(), clock.elapsed().saturating_sub(since));
+    }
+    if !answer_start(&answer, result) {
+        // The caller stopped waiting; the workflow runs regardless.
+        tracing::trace!(workflow = %id, "a start's caller has gone");
     }
 }
 
@@ -477,7 +619,9 @@ impl Agent for CoordinatorV2 {
             queued: Vec::new(),
             queued_ends: Vec::new(),
             flush_scheduled: false,
-            flushing: Vec::new(),
+            flush_saved: None,
+            adoptions: Vec::new(),
+            flushing_adoptions: Vec::new(),
             flushing_ends: Vec::new(),
         })
     }
@@ -506,12 +650,15 @@ impl Agent for CoordinatorV2 {
             self.record_request(false);
         }
         if action == Flush::NAME {
-            // The save failed: the state is the last saved one, no start
-            // of this flush runs; its callers hear why.
-            tracing::warn!(%error, starts = self.flushing.len(), "CoordinatorV2 could not save its starts");
-            for answer in std::mem::take(&mut self.flushing) {
-                answer_start(&answer, Err(error.clone()));
+            // The save failed: the state is the last saved one. The
+            // starts of this flush hear it and answer by the rule of
+            // `start_and_answer`; its adoptions wait for the next flush.
+            tracing::warn!(%error, "CoordinatorV2 could not save its starts and ends");
+            if let Some(saved) = self.flush_saved.take() {
+                saved.send_replace(Some(Err(error.clone())));
             }
+            let adoptions = std::mem::take(&mut self.flushing_adoptions);
+            self.adoptions.extend(adoptions);
             // The ends count with the next flush (or the reconciliation of
             // the next start).
             let ends = std::mem::take(&mut self.flushing_ends);
@@ -778,6 +925,28 @@ impl Action<CoordinatorV2> for Withdraw {
         _ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
         agent.state.active.remove(&self.workflow);
+        Ok(())
+    }
+}
+
+/// A workflow the engine started whose entry the coordinator's save did
+/// not hold (see [`start_and_answer`]): it rides in the next flush.
+struct Adopt {
+    workflow: String,
+    entry: ActiveWorkflow,
+}
+
+impl Action<CoordinatorV2> for Adopt {
+    const NAME: &'static str = "adopt";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        agent.adoptions.push((self.workflow, self.entry));
+        agent.schedule_flush(ctx);
         Ok(())
     }
 }
