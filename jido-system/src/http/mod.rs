@@ -52,6 +52,8 @@ pub const WRITE_LIMITER: &str = "jido_system_http_writes";
 pub struct ApiState {
     pub(crate) shared: Arc<Shared>,
     pub(crate) writes: Limiter,
+    /// The workflow counts of `GET /api/v1/counts` (see `counts.rs`).
+    pub(crate) counts: Arc<counts::CountsCache>,
 }
 
 /// The router of the whole API on `shared` (without a listener: tests and
@@ -70,7 +72,11 @@ pub fn router(shared: Arc<Shared>) -> Result<Router> {
         shared.http.write_window,
     )?;
     let max_body = shared.http.max_body_bytes;
-    let state = ApiState { shared, writes };
+    let state = ApiState {
+        shared,
+        writes,
+        counts: Arc::new(counts::CountsCache::default()),
+    };
     Ok(Router::new()
         .route("/", get(api::dashboard))
         .route("/health", get(api::health))
