@@ -90,7 +90,10 @@ async fn v1_workflows_are_counted_in_memory() {
         .map(|status| in_memory[*status].as_u64().expect("a count"))
         .sum::<u64>();
     assert_eq!(v1_total, 1, "the V1 workflow, in flight or ended: {counts}");
-    assert_eq!(counts["workflows_total"], 1, "no durable workflow: {counts}");
+    assert_eq!(
+        counts["workflows_total"], 1,
+        "no durable workflow: {counts}"
+    );
     for status in ["running", "completed", "failed"] {
         assert_eq!(
             counts["workflows"][status], in_memory[status],

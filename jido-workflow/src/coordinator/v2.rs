@@ -409,11 +409,7 @@ impl CoordinatorV2 {
             // Nothing started: the entry goes before the save.
             self.state.active.remove(&workflow);
             if let Some(recorder) = recorder {
-                recorder.record_request(
-                    "v2",
-                    false,
-                    self.clock.elapsed().saturating_sub(since),
-                );
+                recorder.record_request("v2", false, self.clock.elapsed().saturating_sub(since));
             }
             answer_start(&answer, Err(error));
         }

@@ -717,8 +717,8 @@ async fn starts_waiting_in_the_mailbox_share_one_save() -> Result<(), Error> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_start_the_store_refuses_answers_the_store_error_and_starts_nothing()
--> Result<(), Error> {
+async fn a_start_the_store_refuses_answers_the_store_error_and_starts_nothing() -> Result<(), Error>
+{
     let clock = clock();
     let (store, watched) = watched_store();
     let executions = Executions::default();
@@ -803,7 +803,11 @@ async fn a_save_that_fails_after_the_start_answers_success_and_the_workflow_is_a
         );
     }
     wait_until(
-        || async { stats(&v2).await.is_ok_and(|stats| stats.completed_count == 2) },
+        || async {
+            stats(&v2)
+                .await
+                .is_ok_and(|stats| stats.completed_count == 2)
+        },
         Duration::from_secs(60),
     )
     .await?;
@@ -860,7 +864,11 @@ async fn a_coordinator_killed_during_its_save_adopts_the_started_workflow_in_its
         WorkflowStatus::Completed
     );
     wait_until(
-        || async { stats(&v2).await.is_ok_and(|stats| stats.completed_count == 1) },
+        || async {
+            stats(&v2)
+                .await
+                .is_ok_and(|stats| stats.completed_count == 1)
+        },
         Duration::from_secs(60),
     )
     .await?;
