@@ -169,7 +169,7 @@ pub struct CoordinatorV2 {
     flush_scheduled: bool,
     /// Where the last [`Flush`] with starts tells them its save's outcome
     /// (set to `Err` by `on_action_error` when the save fails).
-    flush_saved: Option<Arc<watch::Sender<Option<Result<(), Error>>>>>,
+    flush_saved: Option<Arc<SaveSignal>>,
     /// Workflows the engine started whose entries a failed save lost,
     /// waiting for the next [`Flush`].
     adoptions: Vec<(String, ActiveWorkflow)>,
@@ -448,6 +448,8 @@ impl CoordinatorV2 {
 /// The outcome of one [`Flush`]'s save, for the starts it carries: `None`
 /// while it is under way.
 type SaveOutcome = watch::Receiver<Option<Result<(), Error>>>;
+/// Where a [`Flush`] tells its [`SaveOutcome`].
+type SaveSignal = watch::Sender<Option<Result<(), Error>>>;
 
 /// One start handed to the engine (see [`start_and_answer`]).
 struct Launched {
