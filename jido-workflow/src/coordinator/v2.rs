@@ -132,6 +132,18 @@ impl std::fmt::Debug for CoordinatorV2Args {
 /// The workflow ends the engine's listener feeds, read by one forwarder.
 type EndFeed = Arc<Mutex<mpsc::UnboundedReceiver<WorkflowEnded>>>;
 
+/// The workflows whose ends a coordinator needs (its active ones and those
+/// it has waiters for, a superset kept across its restarts): the engine's
+/// listener forwards only their ends, so that a workflow's end costs one
+/// action in the coordinator that owns it instead of one in every shard.
+type Interest = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+fn interested(interest: &Interest) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    interest
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What each instance of the agent is built from (made by
 /// [`CoordinatorV2::child_spec`]).
 #[derive(Clone)]
@@ -139,6 +151,7 @@ pub struct CoordinatorV2Start {
     engine: WorkflowEngine,
     recorder: Option<Arc<dyn CoordinatorRecorder>>,
     ends: EndFeed,
+    interest: Interest,
 }
 
 impl std::fmt::Debug for CoordinatorV2Start {
@@ -152,6 +165,7 @@ pub struct CoordinatorV2 {
     engine: WorkflowEngine,
     recorder: Option<Arc<dyn CoordinatorRecorder>>,
     ends: EndFeed,
+    interest: Interest,
     clock: SharedClock,
     /// When this instance began loading (for the restore's duration).
     loading_since: Duration,
@@ -230,10 +244,12 @@ impl CoordinatorV2 {
         args: CoordinatorV2Args,
     ) -> Result<ChildSpec<AgentServer<CoordinatorV2>>, Error> {
         let (sender, receiver) = mpsc::unbounded_channel();
+        let interest = Interest::default();
         let start = CoordinatorV2Start {
             engine: args.engine.clone(),
             recorder: args.recorder,
             ends: Arc::new(Mutex::new(receiver)),
+            interest: Arc::clone(&interest),
         };
         // The child id as before the agent runtime: `coordinator_v2_{id}`,
         // also the agent id (the key of its saved state).
@@ -243,6 +259,11 @@ impl CoordinatorV2 {
         let spec = spec.child_spec()?;
         args.engine
             .on_finished(Arc::new(move |workflow: &str, status| {
+                if !interested(&interest).contains(workflow) {
+                    // Another shard's workflow, or one this coordinator
+                    // does not wait for.
+                    return;
+                }
                 let ended = WorkflowEnded {
                     workflow: workflow.to_owned(),
                     status,
@@ -347,6 +368,7 @@ impl CoordinatorV2 {
                 self.state.active.entry(workflow.clone())
             {
                 vacant.insert(entry);
+                interested(&self.interest).insert(workflow.clone());
                 // It may have ended before it was adopted (its end was not
                 // counted then): the engine says.
                 ctx.start_work(check(
@@ -388,6 +410,8 @@ impl CoordinatorV2 {
         saved: SaveOutcome,
     ) {
         let workflow = queued.workflow.clone();
+        // Before the engine can end it.
+        interested(&self.interest).insert(workflow.clone());
         self.state
             .active
             .insert(workflow.clone(), queued.entry.clone());
@@ -424,7 +448,9 @@ impl CoordinatorV2 {
                 let _ = waiter.send(Ok(status));
             }
         }
-        if self.state.active.remove(workflow).is_none() {
+        let removed = self.state.active.remove(workflow).is_some();
+        self.forget(workflow);
+        if !removed {
             return false;
         }
         if status == WorkflowStatus::Completed {
@@ -441,6 +467,16 @@ impl CoordinatorV2 {
                 // A waiter whose caller has gone needs no answer.
                 let _ = waiter.send(Err(error.clone()));
             }
+        }
+        self.forget(workflow);
+    }
+
+    /// Stops listening for `workflow`'s end unless it is active or waited
+    /// for (a failed save that brings its entry back listens again: see
+    /// `restore`).
+    fn forget(&mut self, workflow: &str) {
+        if !self.state.active.contains_key(workflow) && !self.waiters.contains_key(workflow) {
+            interested(&self.interest).remove(workflow);
         }
     }
 }
@@ -609,6 +645,7 @@ impl Agent for CoordinatorV2 {
             engine: args.engine,
             recorder: args.recorder,
             ends: args.ends,
+            interest: args.interest,
             loading_since: clock.elapsed(),
             request_since: clock.elapsed(),
             clock,
@@ -673,6 +710,9 @@ impl PersistentAgent for CoordinatorV2 {
     }
 
     fn restore(&mut self, stored: CoordinatorState) {
+        // Also after a failed save: the entries it brings back are
+        // listened for again.
+        interested(&self.interest).extend(stored.active.keys().cloned());
         self.state = stored;
     }
 
@@ -846,6 +886,8 @@ impl Action<CoordinatorV2> for WhenFinished {
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStatus, Error> {
         let (sender, status) = oneshot::channel();
+        // Before the engine is asked: an end after its answer must come.
+        interested(&agent.interest).insert(self.workflow.clone());
         let active = agent.state.active.contains_key(&self.workflow);
         agent
             .waiters
@@ -923,6 +965,7 @@ impl Action<CoordinatorV2> for Withdraw {
         _ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
         agent.state.active.remove(&self.workflow);
+        agent.forget(&self.workflow);
         Ok(())
     }
 }
