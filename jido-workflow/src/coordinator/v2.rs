@@ -32,12 +32,16 @@
 //!   the workflow's end completes it. Waiters live in memory: when the
 //!   coordinator restarts they are dropped and their callers fail at once
 //!   (`process_not_alive`, retryable): ask again.
-//! - Workflow ends reach it from the engine's finish listener through a
-//!   channel that one forwarding work (per coordinator, across restarts)
-//!   turns into [`WorkflowEnded`] actions, counted (and their waiters
-//!   answered) by the next flush; at every start it reconciles its
-//!   active workflows with the engine (workflows that ended while it was
-//!   down are counted then).
+//! - Workflow ends reach it from the engine's finish listener (only those
+//!   of workflows it is active for or waits on) through a channel that
+//!   one forwarding work (per coordinator, across restarts) turns into
+//!   [`WorkflowEnded`] actions. Their waiters are answered at once; they
+//!   are counted by the next flush, a start's or, within
+//!   [`END_FLUSH_INTERVAL`], the coordinator's tick's (an end costs no
+//!   save of its own). An end is not lost to a crash before that save: at
+//!   every start the coordinator reconciles its active workflows with the
+//!   engine (workflows that ended while it was down, or before their end
+//!   was saved, are counted then).
 //!
 //! Use it through [`CoordinatorV2Ref`].
 //!
@@ -69,6 +73,11 @@ use crate::status::WorkflowStatus;
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest workflow id a start may give.
 const MAX_GIVEN_ID: usize = 128;
+/// How long a workflow end may wait for a start's flush before a flush
+/// of its own saves it (the coordinator's tick).
+pub const END_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How many workflow ends may wait for a flush.
+const MAX_QUEUED_ENDS: usize = 256;
 
 /// One active workflow, as the coordinator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,12 +296,24 @@ impl CoordinatorV2 {
         }
     }
 
+    /// What it knows: the state with the ends that wait for the next
+    /// flush applied (saved within [`END_FLUSH_INTERVAL`]).
     fn stats(&self) -> CoordinatorStats {
-        CoordinatorStats {
+        let mut stats = CoordinatorStats {
             active: self.state.active.clone(),
             completed_count: self.state.completed_count,
             failed_count: self.state.failed_count,
+        };
+        for (workflow, status) in &self.queued_ends {
+            if stats.active.remove(workflow).is_some() {
+                if *status == WorkflowStatus::Completed {
+                    stats.completed_count += 1;
+                } else {
+                    stats.failed_count += 1;
+                }
+            }
         }
+        stats
     }
 
     /// Queues `definition`'s start (under `given`, or a new id) for the
@@ -679,6 +700,18 @@ impl Agent for CoordinatorV2 {
         self.state.active.len() as u64
     }
 
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(END_FLUSH_INTERVAL)
+    }
+
+    /// Saves the workflow ends that no start's flush took along.
+    fn tick(&mut self, ctx: &mut ActionContext<Self>) -> Result<(), Error> {
+        if !self.queued_ends.is_empty() {
+            self.schedule_flush(ctx);
+        }
+        Ok(())
+    }
+
     fn on_action_error(&mut self, action: &'static str, error: &Error) {
         if action == StartWorkflow::NAME {
             tracing::debug!(%error, "CoordinatorV2 refused a start");
@@ -885,6 +918,17 @@ impl Action<CoordinatorV2> for WhenFinished {
         agent: &mut CoordinatorV2,
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStatus, Error> {
+        if let Some((_, status)) = agent
+            .queued_ends
+            .iter()
+            .find(|(workflow, _)| *workflow == self.workflow)
+        {
+            // Ended; its count waits for the next flush.
+            let (sender, status_now) = oneshot::channel();
+            // The receiver is in hand: the send cannot fail.
+            let _ = sender.send(Ok(*status));
+            return Ok(PendingStatus { status: status_now });
+        }
         let (sender, status) = oneshot::channel();
         // Before the engine is asked: an end after its answer must come.
         interested(&agent.interest).insert(self.workflow.clone());
@@ -923,8 +967,19 @@ impl Action<CoordinatorV2> for WorkflowEnded {
         agent: &mut CoordinatorV2,
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
+        // The waiters need no save: answered now.
+        if let Some(waiters) = agent.waiters.remove(&self.workflow) {
+            for waiter in waiters {
+                // A waiter whose caller has gone needs no answer.
+                let _ = waiter.send(Ok(self.status));
+            }
+        }
         agent.queued_ends.push((self.workflow, self.status));
-        agent.schedule_flush(ctx);
+        // The count rides in the next start's flush, or the tick's; a
+        // flush of its own only when many ends wait.
+        if agent.queued_ends.len() >= MAX_QUEUED_ENDS {
+            agent.schedule_flush(ctx);
+        }
         Ok(())
     }
 }
