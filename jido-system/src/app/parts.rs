@@ -53,7 +53,10 @@ const COORDINATOR_ID: &str = "main";
 /// 2,450 starts/s against a bare axum handler doing one durable put at
 /// 6,900 to 7,700/s in the same runs, 8 pairs 625 to 1,485/s against 7,300
 /// to 11,400/s. The starts are bound by the workflows' own writes (start,
-/// step, executions count, result), not by the coordinator.
+/// step, executions count, result), not by the coordinator. Since the
+/// engine's start runs in parallel with the coordinator's save and ends
+/// ride in the starts' saves (0.94 saves per start): 3,955 and 4,718
+/// starts/s against bare axum's 12,525 and 21,094/s in the same runs.
 pub(crate) const COORDINATOR_SHARDS: u32 = 64;
 
 /// The coordinators, sharded by coordinator id: shard `i` is a
