@@ -221,6 +221,23 @@ fn http(c: &mut Criterion) {
             "CoordinatorV2 saves: {saves} for {started} workflow starts ({:.2} per start, ends included)",
             saves / started.max(1.0)
         );
+        // Where a start's time goes: the store's commits (both stores of
+        // the run share the recorder: their mean duration and operations
+        // per commit), the API's own request durations, and
+        // CoordinatorV2's actions per start.
+        for prefix in [
+            "foundation_persist_commit_duration_seconds_sum",
+            "foundation_persist_commit_duration_seconds_count",
+            "foundation_persist_batch_size_sum",
+            "foundation_persist_batch_size_count",
+            "jido_system_http_request_duration_seconds_sum",
+            "jido_system_http_request_duration_seconds_count",
+            "jido_agent_actions_total{kind=\"coordinator_v2\"",
+        ] {
+            for line in text.lines().filter(|line| line.starts_with(prefix)) {
+                eprintln!("{line}");
+            }
+        }
     }
     runtime.block_on(async {
         // The benchmark is over; a slow stop changes no figure.

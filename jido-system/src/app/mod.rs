@@ -64,6 +64,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:4000";
 pub const DEFAULT_WRITE_LIMIT: u64 = 1_000;
 /// The window of the write limit.
 pub const DEFAULT_WRITE_WINDOW: Duration = Duration::from_secs(1);
+/// How old the counts of `GET /api/v1/counts` may be, by default.
+pub const DEFAULT_COUNTS_MAX_AGE: Duration = Duration::from_secs(2);
 /// How long the tree may take to stop, by default.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -162,6 +164,9 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long `?wait=true` waits at most.
     pub max_wait: Duration,
+    /// How old the counts `GET /api/v1/counts` serves may be (default
+    /// [`DEFAULT_COUNTS_MAX_AGE`]; zero: counted at every request).
+    pub counts_max_age: Duration,
 }
 
 /// Builds and starts an [`Application`].
@@ -183,6 +188,7 @@ pub struct ApplicationBuilder {
     postgres: Option<String>,
     node_id: Option<String>,
     workflow_lease_ttl: Option<Duration>,
+    counts_max_age: Duration,
 }
 
 impl ApplicationBuilder {
@@ -285,6 +291,15 @@ impl ApplicationBuilder {
         self
     }
 
+    /// How old the counts `GET /api/v1/counts` serves may be (default 2 s;
+    /// zero counts at every request). Counting reads every workflow
+    /// summary, so this bounds that cost to one count per `max_age`
+    /// however often the dashboards ask.
+    pub fn counts_max_age(&mut self, max_age: Duration) -> &mut Self {
+        self.counts_max_age = max_age;
+        self
+    }
+
     /// How often the deployment monitor ticks (default: its slot width).
     pub fn monitor_tick(&mut self, period: Duration) -> &mut Self {
         self.monitor_tick = Some(period);
@@ -367,6 +382,7 @@ impl ApplicationBuilder {
                 write_window: self.write_window,
                 max_body_bytes: crate::http::MAX_BODY_BYTES,
                 max_wait: Duration::from_secs(60),
+                counts_max_age: self.counts_max_age,
             },
             prometheus: prometheus(),
             flags: Slot::new("flags"),
@@ -501,6 +517,7 @@ impl Application {
             postgres: None,
             node_id: None,
             workflow_lease_ttl: None,
+            counts_max_age: DEFAULT_COUNTS_MAX_AGE,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The only places jido-system starts tokio tasks: work under the
 //! application's task supervisor, the unsupervised fallback that the
-//! flag `enforce_supervised_tasks` (off) permits, and the waiter of a step
-//! parked until the task supervisor is back (flag on).
+//! flag `enforce_supervised_tasks` (off) permits, the waiter of a step
+//! parked until the task supervisor is back (flag on), and the long-lived
+//! services a part of the tree owns itself (the HTTP server, the agents'
+//! flag watcher, the deployment monitor's driver).
 //!
 //! This module is not for deciding which to use; the callers read the flag.
 
@@ -42,4 +44,20 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(future).abort_handle()
+}
+
+/// Runs `future`, a long-lived service of one part of the application
+/// tree (the HTTP server, the agents' flag watcher, the deployment
+/// monitor's driver), as a tokio task that the part owns: the part aborts
+/// it when it stops or is dropped, and the part's restart starts it again.
+/// It does not depend on the `tasks` child, so a restart of that child
+/// alone (a crash, or `terminate_child` then `restart_child` by hand)
+/// leaves it running. Not for work (steps, actions, requests' side
+/// effects): that runs under the task supervisor ([`supervised`]).
+pub(crate) fn owned<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future)
 }

@@ -32,7 +32,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use deploy_monitor::{Cohort, RequestOutcome};
-use foundation_core::TaskHandle;
 use foundation_core::rate_limiter::{Limiter, RateLimiter};
 use foundation_error::{Error, ErrorCode, Result};
 use tokio::sync::watch;
@@ -52,6 +51,8 @@ pub const WRITE_LIMITER: &str = "jido_system_http_writes";
 pub struct ApiState {
     pub(crate) shared: Arc<Shared>,
     pub(crate) writes: Limiter,
+    /// The workflow counts of `GET /api/v1/counts` (see `counts.rs`).
+    pub(crate) counts: Arc<counts::CountsCache>,
 }
 
 /// The router of the whole API on `shared` (without a listener: tests and
@@ -70,7 +71,11 @@ pub fn router(shared: Arc<Shared>) -> Result<Router> {
         shared.http.write_window,
     )?;
     let max_body = shared.http.max_body_bytes;
-    let state = ApiState { shared, writes };
+    let state = ApiState {
+        shared,
+        writes,
+        counts: Arc::new(counts::CountsCache::default()),
+    };
     Ok(Router::new()
         .route("/", get(api::dashboard))
         .route("/health", get(api::health))
@@ -158,7 +163,7 @@ async fn observe(State(state): State<ApiState>, request: Request, next: Next) ->
 /// The running server: stop it gracefully or abort it.
 pub struct ServerHandle {
     stop: watch::Sender<bool>,
-    task: TaskHandle<()>,
+    task: tokio::task::JoinHandle<()>,
     address: SocketAddr,
 }
 
@@ -186,7 +191,9 @@ impl ServerHandle {
     pub async fn stop(self, timeout: Duration) {
         // Fails only when the server task has already ended: nothing to stop.
         let _ = self.stop.send(true);
-        if self.task.join_timeout(timeout).await.is_err() {
+        let mut task = self.task;
+        if tokio::time::timeout(timeout, &mut task).await.is_err() {
+            task.abort();
             tracing::warn!(address = %self.address, "the HTTP server did not stop in time; aborted");
         }
     }
@@ -198,12 +205,13 @@ impl ServerHandle {
 }
 
 /// Binds the listen address (the same port again after a restart when it
-/// was 0) and runs the server under the task supervisor.
+/// was 0) and runs the server as a task the `http` part owns (not under
+/// the task supervisor: a restart of the `tasks` child alone leaves it
+/// serving).
 ///
 /// # Errors
 ///
-/// The bind's I/O errors (`address in use`: another server listens);
-/// `shut_down` when the task supervisor is stopped.
+/// The bind's I/O errors (`address in use`: another server listens).
 pub async fn serve(shared: Arc<Shared>) -> Result<ServerHandle> {
     let mut listen = shared.http.listen;
     if listen.port() == 0
@@ -230,7 +238,7 @@ pub async fn serve(shared: Arc<Shared>) -> Result<ServerHandle> {
             tracing::error!(%error, "the HTTP server failed");
         }
     };
-    let task = spawn::supervised(&shared.tasks, server)?;
+    let task = spawn::owned(server);
     shared.address.send_replace(Some(address));
     tracing::info!(%address, "HTTP API listening");
     Ok(ServerHandle {

@@ -246,3 +246,33 @@ async fn a_workflow_process_restart_inside_the_engine_is_on_the_application_bus(
     assert_eq!(done.status, jido_workflow::WorkflowStatus::Completed);
     server.stop().await;
 }
+
+/// The HTTP server and the agents' flag watcher are not under the `tasks`
+/// child: stopping and restarting that child alone (by hand, through the
+/// supervisor) leaves the API answering and a flag change still reaches
+/// the agents (the agents part swaps its tree for the new mode).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_tasks_child_alone_keeps_the_api_and_the_agents_flag_watcher() {
+    let server = Server::start(|_| {}).await;
+    let shared = server.app.shared().clone();
+    let tree = server.app.supervisor();
+    tree.terminate_child("tasks")
+        .await
+        .expect("the tasks child stops");
+    tree.restart_child("tasks")
+        .await
+        .expect("the tasks child starts again");
+
+    let flags = server.anonymous(Method::GET, "/api/v1/flags", None).await;
+    assert_eq!(flags.status(), 200, "the API still answers");
+
+    let before = shared.task_agent.generation();
+    server.set_flag("use_persistent_agents", json!("on")).await;
+    foundation_core::testkit::wait_for(
+        || shared.task_agent.generation() != before && shared.task_agent.is_set(),
+        Duration::from_secs(30),
+    )
+    .await
+    .expect("the flag change reaches the agents part, which swaps its tree");
+    server.stop().await;
+}

@@ -27,8 +27,8 @@ pub use router::{CoordinatorRouter, CoordinatorVersion, Routed, USE_V2_COORDINAT
 pub use v1::{CoordinatorV1, CoordinatorV1Args, V1Call, V1Reply, V1Workflow};
 pub use v2::{
     ActiveWorkflow, CoordinatorState, CoordinatorStats, CoordinatorV2, CoordinatorV2Args,
-    CoordinatorV2Ref, CoordinatorV2Start, PendingStart, PendingStatus, START_TIMEOUT,
-    StartMigrated, StartWorkflow, Stats, WhenFinished, WorkflowEnded,
+    CoordinatorV2Ref, CoordinatorV2Start, END_FLUSH_INTERVAL, PendingStart, PendingStatus,
+    START_TIMEOUT, StartMigrated, StartWorkflow, Stats, WhenFinished, WorkflowEnded,
 };
 
 /// Where coordinators report what the deployment monitor judges: request

@@ -15,23 +15,33 @@
 //!   records every queued start as active and counts every queued end in
 //!   one save (group commit: one write per mailbox drain, not one per
 //!   start, so a coordinator takes many starts while a save is on its
-//!   way). Once that save is durable a work per start starts it on the
-//!   engine, and its [`PendingStart`] resolves once the engine has it:
-//!   `start_workflow` still answers only what is durable in both. A kill
-//!   before the save drops the queued starts (their callers hear
-//!   `process_not_alive`, nothing started); a kill between the save and
-//!   the engine's start leaves an entry that the next start reconciles
-//!   (dropped if the workflow never started).
+//!   way). The same flush starts each of those workflows on the engine at
+//!   once, under the task supervisor, in parallel with the save: the
+//!   coordinator's write and the engine's start record share the store's
+//!   group commit instead of following each other. A start's
+//!   [`PendingStart`] resolves once both are settled, by the rule of
+//!   `start_and_answer`: success means the workflow is durable in the
+//!   engine's journal (and its entry in the coordinator's saved state,
+//!   now or, when that save failed, at the next save that holds it);
+//!   an error means nothing started. A kill before the flush drops the
+//!   queued starts (their callers hear `process_not_alive`, nothing
+//!   started); an entry saved for a start the engine refused or never
+//!   made is dropped (at once, or by the reconciliation of the next
+//!   start).
 //! - [`WhenFinished`] registers a waiter (a oneshot, the deferred reply);
 //!   the workflow's end completes it. Waiters live in memory: when the
 //!   coordinator restarts they are dropped and their callers fail at once
 //!   (`process_not_alive`, retryable): ask again.
-//! - Workflow ends reach it from the engine's finish listener through a
-//!   channel that one forwarding work (per coordinator, across restarts)
-//!   turns into [`WorkflowEnded`] actions, counted (and their waiters
-//!   answered) by the next flush; at every start it reconciles its
-//!   active workflows with the engine (workflows that ended while it was
-//!   down are counted then).
+//! - Workflow ends reach it from the engine's finish listener (only those
+//!   of workflows it is active for or waits on) through a channel that
+//!   one forwarding work (per coordinator, across restarts) turns into
+//!   [`WorkflowEnded`] actions. Their waiters are answered at once; they
+//!   are counted by the next flush, a start's or, within
+//!   [`END_FLUSH_INTERVAL`], the coordinator's tick's (an end costs no
+//!   save of its own). An end is not lost to a crash before that save: at
+//!   every start the coordinator reconciles its active workflows with the
+//!   engine (workflows that ended while it was down, or before their end
+//!   was saved, are counted then).
 //!
 //! Use it through [`CoordinatorV2Ref`].
 //!
@@ -51,7 +61,7 @@ use jido_agents::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::CoordinatorRecorder;
 use crate::definition::WorkflowDefinition;
@@ -63,6 +73,11 @@ use crate::status::WorkflowStatus;
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest workflow id a start may give.
 const MAX_GIVEN_ID: usize = 128;
+/// How long a workflow end may wait for a start's flush before a flush
+/// of its own saves it (the coordinator's tick).
+pub const END_FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// How many workflow ends may wait for a flush.
+const MAX_QUEUED_ENDS: usize = 256;
 
 /// One active workflow, as the coordinator keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +141,18 @@ impl std::fmt::Debug for CoordinatorV2Args {
 /// The workflow ends the engine's listener feeds, read by one forwarder.
 type EndFeed = Arc<Mutex<mpsc::UnboundedReceiver<WorkflowEnded>>>;
 
+/// The workflows whose ends a coordinator needs (its active ones and those
+/// it has waiters for, a superset kept across its restarts): the engine's
+/// listener forwards only their ends, so that a workflow's end costs one
+/// action in the coordinator that owns it instead of one in every shard.
+type Interest = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+fn interested(interest: &Interest) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    interest
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// What each instance of the agent is built from (made by
 /// [`CoordinatorV2::child_spec`]).
 #[derive(Clone)]
@@ -133,6 +160,7 @@ pub struct CoordinatorV2Start {
     engine: WorkflowEngine,
     recorder: Option<Arc<dyn CoordinatorRecorder>>,
     ends: EndFeed,
+    interest: Interest,
 }
 
 impl std::fmt::Debug for CoordinatorV2Start {
@@ -146,6 +174,7 @@ pub struct CoordinatorV2 {
     engine: WorkflowEngine,
     recorder: Option<Arc<dyn CoordinatorRecorder>>,
     ends: EndFeed,
+    interest: Interest,
     clock: SharedClock,
     /// When this instance began loading (for the restore's duration).
     loading_since: Duration,
@@ -161,9 +190,15 @@ pub struct CoordinatorV2 {
     queued_ends: Vec<(String, WorkflowStatus)>,
     /// Whether a [`Flush`] is queued.
     flush_scheduled: bool,
-    /// The answers of the starts of the last [`Flush`], for its save's
-    /// failure.
-    flushing: Vec<StartAnswer>,
+    /// Where the last [`Flush`] with starts tells them its save's outcome
+    /// (set to `Err` by `on_action_error` when the save fails).
+    flush_saved: Option<Arc<SaveSignal>>,
+    /// Workflows the engine started whose entries a failed save lost,
+    /// waiting for the next [`Flush`].
+    adoptions: Vec<(String, ActiveWorkflow)>,
+    /// The adoptions the last [`Flush`] applied, queued again if its save
+    /// fails.
+    flushing_adoptions: Vec<(String, ActiveWorkflow)>,
     /// The ends the last [`Flush`] applied, queued again if its save fails.
     flushing_ends: Vec<(String, WorkflowStatus)>,
 }
@@ -218,10 +253,12 @@ impl CoordinatorV2 {
         args: CoordinatorV2Args,
     ) -> Result<ChildSpec<AgentServer<CoordinatorV2>>, Error> {
         let (sender, receiver) = mpsc::unbounded_channel();
+        let interest = Interest::default();
         let start = CoordinatorV2Start {
             engine: args.engine.clone(),
             recorder: args.recorder,
             ends: Arc::new(Mutex::new(receiver)),
+            interest: Arc::clone(&interest),
         };
         // The child id as before the agent runtime: `coordinator_v2_{id}`,
         // also the agent id (the key of its saved state).
@@ -231,6 +268,11 @@ impl CoordinatorV2 {
         let spec = spec.child_spec()?;
         args.engine
             .on_finished(Arc::new(move |workflow: &str, status| {
+                if !interested(&interest).contains(workflow) {
+                    // Another shard's workflow, or one this coordinator
+                    // does not wait for.
+                    return;
+                }
                 let ended = WorkflowEnded {
                     workflow: workflow.to_owned(),
                     status,
@@ -254,12 +296,24 @@ impl CoordinatorV2 {
         }
     }
 
+    /// What it knows: the state with the ends that wait for the next
+    /// flush applied (saved within [`END_FLUSH_INTERVAL`]).
     fn stats(&self) -> CoordinatorStats {
-        CoordinatorStats {
+        let mut stats = CoordinatorStats {
             active: self.state.active.clone(),
             completed_count: self.state.completed_count,
             failed_count: self.state.failed_count,
+        };
+        for (workflow, status) in &self.queued_ends {
+            if stats.active.remove(workflow).is_some() {
+                if *status == WorkflowStatus::Completed {
+                    stats.completed_count += 1;
+                } else {
+                    stats.failed_count += 1;
+                }
+            }
         }
+        stats
     }
 
     /// Queues `definition`'s start (under `given`, or a new id) for the
@@ -322,78 +376,87 @@ impl CoordinatorV2 {
         }
     }
 
-    /// Applies the queued starts and ends to the state (saved by the agent
-    /// runtime after this) and leaves a work per start that starts it on
-    /// the engine once the save is durable.
+    /// Applies the queued starts, adoptions and ends to the state (saved
+    /// by the agent runtime after this) and starts each queued start on
+    /// the engine at once, in parallel with that save; each start's answer
+    /// waits for both (see [`start_and_answer`] for the rule when only one
+    /// of them is durable).
     fn flush(&mut self, ctx: &mut ActionContext<CoordinatorV2>) {
         self.flush_scheduled = false;
-        self.flushing.clear();
-        for queued in std::mem::take(&mut self.queued) {
-            self.state
-                .active
-                .insert(queued.workflow.clone(), queued.entry);
-            self.flushing.push(Arc::clone(&queued.answer));
-            let engine = self.engine.clone();
-            let myself = ctx.myself().clone();
-            let recorder = if queued.record {
-                self.recorder.clone()
-            } else {
-                None
-            };
-            let clock = Arc::clone(&self.clock);
-            let id = queued.workflow;
-            let (definition, metadata, completed) =
-                (queued.definition, queued.metadata, queued.completed);
-            let (since, answer) = (queued.since, queued.answer);
-            // Runs once the entry is saved (dropped if the save fails:
-            // `on_action_error` answers the caller with the save's error).
+        self.flushing_adoptions = std::mem::take(&mut self.adoptions);
+        for (workflow, entry) in self.flushing_adoptions.clone() {
+            if let std::collections::btree_map::Entry::Vacant(vacant) =
+                self.state.active.entry(workflow.clone())
+            {
+                vacant.insert(entry);
+                interested(&self.interest).insert(workflow.clone());
+                // It may have ended before it was adopted (its end was not
+                // counted then): the engine says.
+                ctx.start_work(check(
+                    self.engine.clone(),
+                    ctx.myself().clone(),
+                    vec![workflow],
+                ));
+            }
+        }
+        let queued = std::mem::take(&mut self.queued);
+        self.flush_saved = None;
+        if !queued.is_empty() {
+            let (saved, outcome) = watch::channel(None);
+            let saved = Arc::new(saved);
+            self.flush_saved = Some(Arc::clone(&saved));
+            // Runs only once the save is durable; a failed save is told by
+            // `on_action_error`, a coordinator gone mid-save by the
+            // sender's drop.
             ctx.start_work(async move {
-                let result = engine
-                    .start_seeded(&id, &definition, metadata, &completed)
-                    .await;
-                if let Err(error) = &result
-                    && error.code() == ErrorCode::ALREADY_EXISTS
-                {
-                    // The id was taken (a start under a given id that
-                    // another start made first): that workflow is not this
-                    // start's.
-                    report(
-                        &myself,
-                        Withdraw {
-                            workflow: id.clone(),
-                        },
-                    )
-                    .await;
-                } else if result.is_err() {
-                    // The entry goes if the workflow never started.
-                    let found = engine.summary_status(&id).await;
-                    if matches!(found, Ok(None)) {
-                        report(
-                            &myself,
-                            Resolve {
-                                workflow: id.clone(),
-                                found,
-                            },
-                        )
-                        .await;
-                    }
-                }
-                if let Some(recorder) = recorder {
-                    recorder.record_request(
-                        "v2",
-                        result.is_ok(),
-                        clock.elapsed().saturating_sub(since),
-                    );
-                }
-                if !answer_start(&answer, result) {
-                    // The caller stopped waiting; the workflow runs regardless.
-                    tracing::trace!(workflow = %id, "a start's caller has gone");
-                }
+                saved.send_replace(Some(Ok(())));
             });
+            for queued in queued {
+                self.launch_start(ctx, queued, outcome.clone());
+            }
         }
         self.flushing_ends = std::mem::take(&mut self.queued_ends);
         for (workflow, status) in self.flushing_ends.clone() {
             self.ended(&workflow, status);
+        }
+    }
+
+    /// Records `queued` as active in the state this flush saves and starts
+    /// it on the engine now, under the task supervisor, in parallel with
+    /// that save (`saved` tells its outcome).
+    fn launch_start(
+        &mut self,
+        ctx: &ActionContext<CoordinatorV2>,
+        queued: QueuedStart,
+        saved: SaveOutcome,
+    ) {
+        let workflow = queued.workflow.clone();
+        // Before the engine can end it.
+        interested(&self.interest).insert(workflow.clone());
+        self.state
+            .active
+            .insert(workflow.clone(), queued.entry.clone());
+        let answer = Arc::clone(&queued.answer);
+        let recorder = if queued.record {
+            self.recorder.clone()
+        } else {
+            None
+        };
+        let since = queued.since;
+        let launched = Launched {
+            engine: self.engine.clone(),
+            myself: ctx.myself().clone(),
+            recorder: recorder.clone(),
+            clock: Arc::clone(&self.clock),
+            queued,
+        };
+        if let Err(error) = ctx.env().tasks().spawn(start_and_answer(launched, saved)) {
+            // Nothing started: the entry goes before the save.
+            self.state.active.remove(&workflow);
+            if let Some(recorder) = recorder {
+                recorder.record_request("v2", false, self.clock.elapsed().saturating_sub(since));
+            }
+            answer_start(&answer, Err(error));
         }
     }
 
@@ -406,7 +469,9 @@ impl CoordinatorV2 {
                 let _ = waiter.send(Ok(status));
             }
         }
-        if self.state.active.remove(workflow).is_none() {
+        let removed = self.state.active.remove(workflow).is_some();
+        self.forget(workflow);
+        if !removed {
             return false;
         }
         if status == WorkflowStatus::Completed {
@@ -424,6 +489,138 @@ impl CoordinatorV2 {
                 let _ = waiter.send(Err(error.clone()));
             }
         }
+        self.forget(workflow);
+    }
+
+    /// Stops listening for `workflow`'s end unless it is active or waited
+    /// for (a failed save that brings its entry back listens again: see
+    /// `restore`).
+    fn forget(&mut self, workflow: &str) {
+        if !self.state.active.contains_key(workflow) && !self.waiters.contains_key(workflow) {
+            interested(&self.interest).remove(workflow);
+        }
+    }
+}
+
+/// The outcome of one [`Flush`]'s save, for the starts it carries: `None`
+/// while it is under way.
+type SaveOutcome = watch::Receiver<Option<Result<(), Error>>>;
+/// Where a [`Flush`] tells its [`SaveOutcome`].
+type SaveSignal = watch::Sender<Option<Result<(), Error>>>;
+
+/// One start handed to the engine (see [`start_and_answer`]).
+struct Launched {
+    engine: WorkflowEngine,
+    myself: AgentRef<CoordinatorV2>,
+    /// Where its outcome is reported (`None` for migrations).
+    recorder: Option<Arc<dyn CoordinatorRecorder>>,
+    clock: SharedClock,
+    queued: QueuedStart,
+}
+
+/// Waits until the save `outcome` tells is settled.
+async fn save_outcome(mut outcome: SaveOutcome) -> Result<(), Error> {
+    let gone = || {
+        Error::new(
+            ErrorCode::PROCESS_NOT_ALIVE,
+            "the coordinator instance ended before its save was known",
+        )
+    };
+    match outcome.wait_for(Option::is_some).await {
+        Ok(settled) => settled.clone().unwrap_or_else(|| Err(gone())),
+        Err(_) => Err(gone()),
+    }
+}
+
+/// Starts one queued start on the engine while the coordinator's save of
+/// its entry is under way (the two writes share the store's group commit
+/// instead of following each other), and answers its caller once both are
+/// settled. The rule when only one of them is durable:
+///
+/// - **The engine's start failed** (whatever the save did): nothing
+///   started; the caller hears the engine's error, and the entry goes
+///   (`Withdraw` or `Resolve`, which run after the save).
+/// - **The engine's start is durable but the save failed** (or the
+///   coordinator instance ended before its save was known): the workflow
+///   exists and runs, and the engine resumes it after any crash. The
+///   caller hears success (an error would invite a retry that starts the
+///   workflow twice), and the coordinator adopts the workflow: its entry
+///   rides in the next flush, again after every failed save until one
+///   holds it, and the engine is asked whether it ended meanwhile so that
+///   its end is counted once. Not covered: the whole OS process dying
+///   between the engine's commit and the coordinator's save; the workflow
+///   then still runs once (the engine resumes it), but this coordinator
+///   never counts its end.
+///
+/// So a success means the workflow is durable in the engine's journal,
+/// and an error means it was not started.
+async fn start_and_answer(launched: Launched, saved: SaveOutcome) {
+    let Launched {
+        engine,
+        myself,
+        recorder,
+        clock,
+        queued,
+    } = launched;
+    let QueuedStart {
+        workflow: id,
+        entry,
+        definition,
+        metadata,
+        completed,
+        since,
+        answer,
+        ..
+    } = queued;
+    let (result, saved) = tokio::join!(
+        engine.start_seeded(&id, &definition, metadata, &completed),
+        save_outcome(saved),
+    );
+    match (&result, saved) {
+        (Ok(()), Ok(())) => {}
+        (Ok(()), Err(error)) => {
+            tracing::warn!(workflow = %id, %error, "the workflow started but CoordinatorV2 did not save its entry; it adopts it");
+            report(
+                &myself,
+                Adopt {
+                    workflow: id.clone(),
+                    entry,
+                },
+            )
+            .await;
+        }
+        (Err(error), _) if error.code() == ErrorCode::ALREADY_EXISTS => {
+            // The id was taken (a start under a given id that another
+            // start made first): that workflow is not this start's.
+            report(
+                &myself,
+                Withdraw {
+                    workflow: id.clone(),
+                },
+            )
+            .await;
+        }
+        (Err(_), _) => {
+            // The entry goes if the workflow never started.
+            let found = engine.summary_status(&id).await;
+            if matches!(found, Ok(None)) {
+                report(
+                    &myself,
+                    Resolve {
+                        workflow: id.clone(),
+                        found,
+                    },
+                )
+                .await;
+            }
+        }
+    }
+    if let Some(recorder) = recorder {
+        recorder.record_request("v2", result.is_ok(), clock.elapsed().saturating_sub(since));
+    }
+    if !answer_start(&answer, result) {
+        // The caller stopped waiting; the workflow runs regardless.
+        tracing::trace!(workflow = %id, "a start's caller has gone");
     }
 }
 
@@ -469,6 +666,7 @@ impl Agent for CoordinatorV2 {
             engine: args.engine,
             recorder: args.recorder,
             ends: args.ends,
+            interest: args.interest,
             loading_since: clock.elapsed(),
             request_since: clock.elapsed(),
             clock,
@@ -477,7 +675,9 @@ impl Agent for CoordinatorV2 {
             queued: Vec::new(),
             queued_ends: Vec::new(),
             flush_scheduled: false,
-            flushing: Vec::new(),
+            flush_saved: None,
+            adoptions: Vec::new(),
+            flushing_adoptions: Vec::new(),
             flushing_ends: Vec::new(),
         })
     }
@@ -500,18 +700,33 @@ impl Agent for CoordinatorV2 {
         self.state.active.len() as u64
     }
 
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(END_FLUSH_INTERVAL)
+    }
+
+    /// Saves the workflow ends that no start's flush took along.
+    fn tick(&mut self, ctx: &mut ActionContext<Self>) -> Result<(), Error> {
+        if !self.queued_ends.is_empty() {
+            self.schedule_flush(ctx);
+        }
+        Ok(())
+    }
+
     fn on_action_error(&mut self, action: &'static str, error: &Error) {
         if action == StartWorkflow::NAME {
             tracing::debug!(%error, "CoordinatorV2 refused a start");
             self.record_request(false);
         }
         if action == Flush::NAME {
-            // The save failed: the state is the last saved one, no start
-            // of this flush runs; its callers hear why.
-            tracing::warn!(%error, starts = self.flushing.len(), "CoordinatorV2 could not save its starts");
-            for answer in std::mem::take(&mut self.flushing) {
-                answer_start(&answer, Err(error.clone()));
+            // The save failed: the state is the last saved one. The
+            // starts of this flush hear it and answer by the rule of
+            // `start_and_answer`; its adoptions wait for the next flush.
+            tracing::warn!(%error, "CoordinatorV2 could not save its starts and ends");
+            if let Some(saved) = self.flush_saved.take() {
+                saved.send_replace(Some(Err(error.clone())));
             }
+            let adoptions = std::mem::take(&mut self.flushing_adoptions);
+            self.adoptions.extend(adoptions);
             // The ends count with the next flush (or the reconciliation of
             // the next start).
             let ends = std::mem::take(&mut self.flushing_ends);
@@ -528,6 +743,9 @@ impl PersistentAgent for CoordinatorV2 {
     }
 
     fn restore(&mut self, stored: CoordinatorState) {
+        // Also after a failed save: the entries it brings back are
+        // listened for again.
+        interested(&self.interest).extend(stored.active.keys().cloned());
         self.state = stored;
     }
 
@@ -700,7 +918,20 @@ impl Action<CoordinatorV2> for WhenFinished {
         agent: &mut CoordinatorV2,
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<PendingStatus, Error> {
+        if let Some((_, status)) = agent
+            .queued_ends
+            .iter()
+            .find(|(workflow, _)| *workflow == self.workflow)
+        {
+            // Ended; its count waits for the next flush.
+            let (sender, status_now) = oneshot::channel();
+            // The receiver is in hand: the send cannot fail.
+            let _ = sender.send(Ok(*status));
+            return Ok(PendingStatus { status: status_now });
+        }
         let (sender, status) = oneshot::channel();
+        // Before the engine is asked: an end after its answer must come.
+        interested(&agent.interest).insert(self.workflow.clone());
         let active = agent.state.active.contains_key(&self.workflow);
         agent
             .waiters
@@ -736,8 +967,19 @@ impl Action<CoordinatorV2> for WorkflowEnded {
         agent: &mut CoordinatorV2,
         ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
+        // The waiters need no save: answered now.
+        if let Some(waiters) = agent.waiters.remove(&self.workflow) {
+            for waiter in waiters {
+                // A waiter whose caller has gone needs no answer.
+                let _ = waiter.send(Ok(self.status));
+            }
+        }
         agent.queued_ends.push((self.workflow, self.status));
-        agent.schedule_flush(ctx);
+        // The count rides in the next start's flush, or the tick's; a
+        // flush of its own only when many ends wait.
+        if agent.queued_ends.len() >= MAX_QUEUED_ENDS {
+            agent.schedule_flush(ctx);
+        }
         Ok(())
     }
 }
@@ -778,6 +1020,29 @@ impl Action<CoordinatorV2> for Withdraw {
         _ctx: &mut ActionContext<CoordinatorV2>,
     ) -> Result<(), Error> {
         agent.state.active.remove(&self.workflow);
+        agent.forget(&self.workflow);
+        Ok(())
+    }
+}
+
+/// A workflow the engine started whose entry the coordinator's save did
+/// not hold (see [`start_and_answer`]): it rides in the next flush.
+struct Adopt {
+    workflow: String,
+    entry: ActiveWorkflow,
+}
+
+impl Action<CoordinatorV2> for Adopt {
+    const NAME: &'static str = "adopt";
+    type Output = ();
+
+    fn run(
+        self,
+        agent: &mut CoordinatorV2,
+        ctx: &mut ActionContext<CoordinatorV2>,
+    ) -> Result<(), Error> {
+        agent.adoptions.push((self.workflow, self.entry));
+        agent.schedule_flush(ctx);
         Ok(())
     }
 }

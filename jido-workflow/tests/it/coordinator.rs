@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use foundation_core::testkit::wait_for;
+use foundation_core::testkit::{wait_for, wait_until};
 use foundation_core::{ActorRef, Supervisor, SupervisorRef, TaskSupervisor};
 use foundation_error::Error;
 use foundation_error::clock::SharedClock;
@@ -473,19 +473,34 @@ async fn a_start_under_a_given_id_makes_that_workflow_once() -> Result<(), Error
     engine.shutdown().await
 }
 
-/// A store backend that counts (and on command fails) the writes of
-/// CoordinatorV2's saved state, over an in-memory store.
+/// A store backend that counts (and on command fails, or holds until
+/// released) the writes of CoordinatorV2's saved state, and on command
+/// fails the engine's journal writes, over an in-memory store.
 #[derive(Debug)]
 struct WatchedBackend {
     inner: Arc<dyn foundation_persist::Backend>,
     saves: std::sync::atomic::AtomicU64,
     fail: std::sync::atomic::AtomicBool,
+    /// Fails every write with a journal append (the engine's).
+    fail_journal: std::sync::atomic::AtomicBool,
+    /// While true, a coordinator save waits until it turns false.
+    hold: tokio::sync::watch::Sender<bool>,
+    /// Coordinator saves that began waiting on `hold`.
+    held: std::sync::atomic::AtomicU64,
 }
 
 impl WatchedBackend {
     fn saves(&self) -> u64 {
         self.saves.load(std::sync::atomic::Ordering::SeqCst)
     }
+
+    fn held(&self) -> u64 {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn is_journal_write(op: &foundation_persist::backend::Op) -> bool {
+    matches!(op, foundation_persist::backend::Op::Append { .. })
 }
 
 fn is_coordinator_save(op: &foundation_persist::backend::Op) -> bool {
@@ -501,12 +516,30 @@ impl foundation_persist::Backend for WatchedBackend {
         &self,
         ops: Vec<foundation_persist::backend::Op>,
     ) -> foundation_persist::backend::BackendFuture<'_, Vec<foundation_persist::Outcome>> {
+        if self.fail_journal.load(std::sync::atomic::Ordering::SeqCst)
+            && ops.iter().any(is_journal_write)
+        {
+            return Box::pin(std::future::ready(Err(Error::new(
+                foundation_error::ErrorCode::STORAGE_FAILURE,
+                "injected: the engine's journal write fails",
+            ))));
+        }
         if ops.iter().any(is_coordinator_save) {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
                 return Box::pin(std::future::ready(Err(Error::new(
                     foundation_error::ErrorCode::STORAGE_FAILURE,
                     "injected: the coordinator's save fails",
                 ))));
+            }
+            if *self.hold.borrow() {
+                self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut released = self.hold.subscribe();
+                return Box::pin(async move {
+                    // The sender lives as long as the backend.
+                    let _ = released.wait_for(|hold| !*hold).await;
+                    self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    self.inner.write(ops).await
+                });
             }
             self.saves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
@@ -629,6 +662,9 @@ fn watched_store() -> (Store, Arc<WatchedBackend>) {
         inner: Arc::clone(memory_store().backend()),
         saves: std::sync::atomic::AtomicU64::new(0),
         fail: std::sync::atomic::AtomicBool::new(false),
+        fail_journal: std::sync::atomic::AtomicBool::new(false),
+        hold: tokio::sync::watch::channel(false).0,
+        held: std::sync::atomic::AtomicU64::new(0),
     });
     let store = Store::with_backend(
         Arc::clone(&backend) as Arc<dyn foundation_persist::Backend>,
@@ -681,7 +717,59 @@ async fn starts_waiting_in_the_mailbox_share_one_save() -> Result<(), Error> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_failed_save_answers_its_starts_with_the_store_error_and_starts_nothing()
+async fn a_start_the_store_refuses_answers_the_store_error_and_starts_nothing() -> Result<(), Error>
+{
+    let clock = clock();
+    let (store, watched) = watched_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    // The coordinator's save and the engine's start record both fail.
+    watched
+        .fail
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    watched
+        .fail_journal
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = v2.start_workflow(plan(), Value::Null).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        foundation_error::ErrorCode::STORAGE_FAILURE,
+        "{refused}"
+    );
+    let listed = engine.list(&jido_workflow::ListFilter::new()).await?;
+    assert!(listed.workflows.is_empty(), "nothing started");
+    assert!(stats(&v2).await?.active.is_empty());
+    watched
+        .fail
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    watched
+        .fail_journal
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let id = v2.start_workflow(plan(), Value::Null).await?;
+    assert_eq!(
+        v2.when_finished(&id, Duration::from_secs(60)).await?,
+        WorkflowStatus::Completed
+    );
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+/// The coordinator's save and the engine's start run in parallel. When
+/// the engine's start is durable but the save fails, the start succeeds
+/// (the workflow exists and runs; an error would invite a second start)
+/// and the coordinator adopts the workflow at a later save: its end is
+/// counted, once.
+#[tokio::test(start_paused = true)]
+async fn a_save_that_fails_after_the_start_answers_success_and_the_workflow_is_adopted()
 -> Result<(), Error> {
     let clock = clock();
     let (store, watched) = watched_store();
@@ -699,23 +787,98 @@ async fn a_failed_save_answers_its_starts_with_the_store_error_and_starts_nothin
     watched
         .fail
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let refused = v2.start_workflow(plan(), Value::Null).await.unwrap_err();
-    assert_eq!(
-        refused.code(),
-        foundation_error::ErrorCode::STORAGE_FAILURE,
-        "{refused}"
+    let first = v2.start_workflow(plan(), Value::Null).await?;
+    assert!(
+        engine.summary_status(&first).await?.is_some(),
+        "a success means the workflow is durable in the engine"
     );
-    let listed = engine.list(&jido_workflow::ListFilter::new()).await?;
-    assert!(listed.workflows.is_empty(), "nothing started");
-    assert!(stats(&v2).await?.active.is_empty());
     watched
         .fail
         .store(false, std::sync::atomic::Ordering::SeqCst);
-    let id = v2.start_workflow(plan(), Value::Null).await?;
+    let second = v2.start_workflow(plan(), Value::Null).await?;
+    for id in [&first, &second] {
+        assert_eq!(
+            v2.when_finished(id, Duration::from_secs(60)).await?,
+            WorkflowStatus::Completed
+        );
+    }
+    wait_until(
+        || async {
+            stats(&v2)
+                .await
+                .is_ok_and(|stats| stats.completed_count == 2)
+        },
+        Duration::from_secs(60),
+    )
+    .await?;
+    let stats = stats(&v2).await?;
+    assert!(stats.active.is_empty(), "{stats:?}");
+    assert_eq!(stats.completed_count, 2, "each end counted once: {stats:?}");
+    let listed = engine.list(&jido_workflow::ListFilter::new()).await?;
+    assert_eq!(listed.workflows.len(), 2, "each workflow started once");
+    app.shutdown().await?;
+    engine.shutdown().await
+}
+
+/// The coordinator killed while its save is on its way, after the engine
+/// started the workflow: the start still succeeds, and the coordinator's
+/// next instance adopts the workflow and counts its end once.
+#[tokio::test(start_paused = true)]
+async fn a_coordinator_killed_during_its_save_adopts_the_started_workflow_in_its_next_instance()
+-> Result<(), Error> {
+    let clock = clock();
+    let (store, watched) = watched_store();
+    let executions = Executions::default();
+    let engine = crate::support::engine(
+        &store,
+        plan_works(
+            &executions,
+            pause(|| tokio::time::sleep(Duration::from_millis(10))),
+        ),
+        &clock,
+    )
+    .await;
+    let (app, _v1, v2) = coordinators(&store, &engine, &clock).await?;
+    watched.hold.send_replace(true);
+    let starting = {
+        let v2 = v2.clone();
+        tokio::spawn(async move { v2.start_workflow(plan(), Value::Null).await })
+    };
+    wait_for(|| watched.held() == 1, Duration::from_secs(10)).await?;
+    wait_until(
+        || async {
+            engine
+                .list(&jido_workflow::ListFilter::new())
+                .await
+                .is_ok_and(|listed| listed.workflows.len() == 1)
+        },
+        Duration::from_secs(10),
+    )
+    .await?;
+    let incarnation = v2.actor().incarnation();
+    assert!(v2.actor().kill(), "the coordinator is killed mid-save");
+    watched.hold.send_replace(false);
+    let id = starting.await.expect("the start task")?;
     assert_eq!(
         v2.when_finished(&id, Duration::from_secs(60)).await?,
         WorkflowStatus::Completed
     );
+    wait_until(
+        || async {
+            stats(&v2)
+                .await
+                .is_ok_and(|stats| stats.completed_count == 1)
+        },
+        Duration::from_secs(60),
+    )
+    .await?;
+    assert!(
+        v2.actor().incarnation() > incarnation,
+        "a new instance counted it"
+    );
+    let stats = stats(&v2).await?;
+    assert!(stats.active.is_empty(), "{stats:?}");
+    assert_eq!(stats.completed_count, 1, "{stats:?}");
     app.shutdown().await?;
     engine.shutdown().await
 }
