@@ -37,9 +37,7 @@
 //!
 //! This module is not for the statements (`ops.rs`).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -50,9 +48,7 @@ use foundation_persist::backend::Op;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
-use crate::ops::{
-    Refusal, apply_request, is_pipelinable, lock_fences, needs_savepoint, prepare_pipelined,
-};
+use crate::ops::apply_batch;
 
 /// How many times a batch is tried when PostgreSQL rolled it back
 /// (serialization failure, deadlock, a connection lost before commit).
@@ -170,76 +166,19 @@ impl Writer {
             }
         };
         let work = async {
-            let mut transaction = client.transaction().await.map_err(Attempt::Before)?;
-            lock_fences(
+            let transaction = client.transaction().await.map_err(Attempt::Before)?;
+            let answers = apply_batch(
                 &transaction,
                 batch.iter().map(|request| request.ops.as_slice()),
             )
             .await
             .map_err(Attempt::Before)?;
-            let mut answers = Vec::with_capacity(batch.len());
-            let mut operations = 0;
-            let mut index = 0;
-            while index < batch.len() {
-                let run = batch[index..]
-                    .iter()
-                    .take_while(|request| is_pipelinable(&request.ops))
-                    .count();
-                if run > 1 {
-                    // Sent back to back, answered in order.
-                    let requests = &batch[index..index + run];
-                    prepare_pipelined(&transaction)
-                        .await
-                        .map_err(Attempt::Before)?;
-                    let results = join_in_order(
-                        requests
-                            .iter()
-                            .map(|request| apply_request(&transaction, &request.ops)),
-                    )
-                    .await;
-                    for (request, result) in requests.iter().zip(results) {
-                        match result {
-                            Ok(outcomes) => {
-                                operations += request.ops.len();
-                                answers.push(Ok(outcomes));
-                            }
-                            Err(Refusal::Conflict(error)) => answers.push(Err(error)),
-                            Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
-                        }
-                    }
-                    index += run;
-                    continue;
-                }
-                let request = &batch[index];
-                index += 1;
-                let answer = if needs_savepoint(&request.ops) {
-                    let savepoint = transaction
-                        .savepoint("request")
-                        .await
-                        .map_err(Attempt::Before)?;
-                    match apply_request(&savepoint, &request.ops).await {
-                        Ok(outcomes) => {
-                            savepoint.commit().await.map_err(Attempt::Before)?;
-                            Ok(outcomes)
-                        }
-                        Err(Refusal::Conflict(error)) => {
-                            savepoint.rollback().await.map_err(Attempt::Before)?;
-                            Err(error)
-                        }
-                        Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
-                    }
-                } else {
-                    match apply_request(&transaction, &request.ops).await {
-                        Ok(outcomes) => Ok(outcomes),
-                        Err(Refusal::Conflict(error)) => Err(error),
-                        Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
-                    }
-                };
-                if answer.is_ok() {
-                    operations += request.ops.len();
-                }
-                answers.push(answer);
-            }
+            let operations: usize = batch
+                .iter()
+                .zip(&answers)
+                .filter(|(_, answer)| answer.is_ok())
+                .map(|(request, _)| request.ops.len())
+                .sum();
             if operations == 0 {
                 transaction.rollback().await.map_err(Attempt::Before)?;
                 return Ok((answers, 0));
@@ -358,26 +297,4 @@ enum Failed {
     Retryable(Error),
     /// Answer every request with this error.
     Final(Error),
-}
-
-/// Awaits every future concurrently, polling them in order, so that the
-/// first poll of each (where a pipelined request sends its statement)
-/// happens in the order given.
-async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|context| {
-        let mut done = true;
-        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(context) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => done = false,
-                }
-            }
-        }
-        if done { Poll::Ready(()) } else { Poll::Pending }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
