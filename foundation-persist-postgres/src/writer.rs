@@ -16,6 +16,10 @@
 //! - a lost connection (a restarted server, a killed backend) **before**
 //!   `COMMIT` was sent: nothing was committed, so the batch is run again
 //!   on a fresh connection;
+//! - any other error before or at `COMMIT` (a full disk, a failed
+//!   statement) is not retried: every request of the batch gets it, with
+//!   the context `commit_outcome=not_committed` (nothing of the batch was
+//!   applied; retrying a request is safe);
 //! - a lost connection **while** `COMMIT` was in flight is never retried
 //!   and never reported as success: the outcome is unknown (the commit may
 //!   or may not have happened), and every request of the batch gets
@@ -157,7 +161,7 @@ impl Writer {
             Ok(client) => client,
             Err(error) => {
                 let retryable = pool_kind(&error) == Kind::Connection;
-                let error = pool_error(error, &self.store);
+                let error = not_committed(pool_error(error, &self.store));
                 return Err(if retryable {
                     Failed::Retryable(error)
                 } else {
@@ -214,7 +218,7 @@ impl Writer {
             }
             Ok(Err(Attempt::Before(error))) => {
                 let retryable = matches!(kind(&error), Kind::Connection | Kind::Serialization);
-                let error = database_error(error, &self.store, "write");
+                let error = not_committed(database_error(error, &self.store, "write"));
                 if retryable {
                     Err(Failed::Retryable(error))
                 } else {
@@ -226,7 +230,7 @@ impl Writer {
                     // The server answered COMMIT with an error: it rolled
                     // the transaction back.
                     let retryable = kind(&error) == Kind::Serialization;
-                    let error = database_error(error, &self.store, "commit");
+                    let error = not_committed(database_error(error, &self.store, "commit"));
                     return Err(if retryable {
                         Failed::Retryable(error)
                     } else {
@@ -281,6 +285,13 @@ fn admit(request: Request, now: Duration) -> Option<Request> {
         return None;
     }
     Some(request)
+}
+
+/// An error of a batch that PostgreSQL did not commit (it failed before
+/// `COMMIT`, or the server answered `COMMIT` with an error): every request
+/// of the batch gets it, and it says that none of them was applied.
+fn not_committed(error: Error) -> Error {
+    error.with_context("commit_outcome", "not_committed")
 }
 
 /// Where an attempt failed.
