@@ -21,8 +21,8 @@
 //! Schema version 2 adds:
 //!
 //! - `foundation_persist_leases (name, owner, token, expires_at)`: one row
-//!   per lease name ever granted; `owner` is `NULL` once released (the row
-//!   stays, so the name's token never repeats); `expires_at` is judged by
+//!   per lease name granted; until version 4, `owner` was `NULL` once
+//!   released (the row stayed, so the name's token never repeated); `expires_at` is judged by
 //!   the server's clock (`clock_timestamp()`), never a node's. A partial
 //!   index on `expires_at` of held leases serves the claim of expired ones.
 //!
@@ -33,6 +33,14 @@
 //!   the writer sends a whole batch to the first in one statement, which
 //!   applies each request all-or-nothing in order (see
 //!   [`APPLY_FUNCTIONS`]).
+//!
+//! Schema version 4 adds:
+//!
+//! - `foundation_persist_lease_tokens`: a `SEQUENCE` every lease grant
+//!   draws its fencing token from, so tokens never repeat without the
+//!   rows that used to remember them: a release deletes its row, and the
+//!   lease table holds only held leases. The migration starts the
+//!   sequence above every stored token and deletes the released rows.
 //!
 //! An older database is migrated on open, one version at a time (the
 //! tables, index and functions are added; no data changes).
@@ -51,14 +59,14 @@ use foundation_error::{Error, ErrorCode};
 use crate::classify::database_error;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 3;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock key taken while migrating ("fpersist" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6670_6572_7369_7374;
 
 /// The statements of each schema version, applied in order: index 0
-/// brings an empty database to version 1, index 1 from 1 to 2, index 2
-/// from 2 to 3.
+/// brings an empty database to version 1, index 1 from 1 to 2, and so
+/// on.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE SEQUENCE foundation_persist_versions AS bigint START 1;
@@ -95,6 +103,12 @@ CREATE INDEX foundation_persist_leases_expiry
     ON foundation_persist_leases (expires_at) WHERE owner IS NOT NULL;
 "#,
     APPLY_FUNCTIONS,
+    r#"
+CREATE SEQUENCE foundation_persist_lease_tokens AS bigint START 1;
+SELECT setval('foundation_persist_lease_tokens', max(token))
+  FROM foundation_persist_leases HAVING max(token) IS NOT NULL;
+DELETE FROM foundation_persist_leases WHERE owner IS NULL;
+"#,
 ];
 
 /// Schema version 3: the functions that apply a whole write batch in one

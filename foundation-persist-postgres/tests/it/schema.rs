@@ -160,6 +160,7 @@ async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
             "DROP TABLE foundation_persist_leases; \
              DROP FUNCTION foundation_persist_apply; \
              DROP FUNCTION foundation_persist_apply_op; \
+             DROP SEQUENCE foundation_persist_lease_tokens; \
              UPDATE foundation_persist_schema SET version = 1",
         )
         .await
@@ -173,7 +174,7 @@ async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
         .await
         .expect("select");
     assert_eq!(row.get::<_, i32>(0), SCHEMA_VERSION, "migrated");
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     let values = store
         .state::<ConformanceRecord>("values")
         .expect("keyspace");
