@@ -528,3 +528,42 @@ impl Backend for MemoryBackend {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use foundation_error::clock::ManualClock;
+
+    use super::*;
+
+    /// Lease churn leaves no rows behind (the lease table holds only held
+    /// leases), and tokens keep growing across names.
+    #[tokio::test(start_paused = true)]
+    async fn released_leases_leave_no_rows() {
+        let backend = MemoryBackend::new(Arc::new(ManualClock::new()));
+        let ttl = Duration::from_secs(10);
+        let mut largest = 0;
+        for index in 0..50 {
+            let lease = backend
+                .acquire_lease(format!("workflow/{index}"), "a".to_owned(), ttl)
+                .await
+                .expect("acquire");
+            assert!(lease.token > largest);
+            largest = lease.token;
+            backend.release_lease(lease).await.expect("release");
+        }
+        let kept = backend
+            .acquire_lease("workflow/0".to_owned(), "b".to_owned(), ttl)
+            .await
+            .expect("acquire");
+        assert!(
+            kept.token > largest,
+            "a released name's next token is larger"
+        );
+        let rows = backend
+            .with_data(|data| Ok(data.leases.keys().cloned().collect::<Vec<_>>()))
+            .expect("open");
+        assert_eq!(rows, vec!["workflow/0".to_owned()]);
+    }
+}
