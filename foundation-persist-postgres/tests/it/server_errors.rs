@@ -2,9 +2,9 @@
 //! failure (SQLSTATE 40001) between two transactions, serialization
 //! failures that outlast the writer's retries, and a full disk (SQLSTATE
 //! 53100). Each checks the error model of `classify.rs` and `writer.rs`:
-//! the error's code, whether it was retried, that no acknowledged write is
-//! lost, and that every request of the failed batch gets an answer that is
-//! true (acknowledged means readable, refused means not applied).
+//! the error's code, whether it was retried, that nothing of the failed
+//! batch is applied, and that every request of it (the failing one shares
+//! its group commit with others) gets the same clear answer.
 //!
 //! The serialization failures and the full disk that outlast the retries
 //! are raised by a trigger the test installs (`RAISE ... USING ERRCODE`):
@@ -167,65 +167,110 @@ async fn firings(client: &tokio_postgres::Client) -> i64 {
         .get(0)
 }
 
-/// Runs the doomed write with `BYSTANDERS` concurrent writes (so that it
-/// shares group commits with some of them) and returns every answer, the
-/// doomed one first.
-async fn doomed_among_bystanders(values: &StateStore<ConformanceRecord>) -> Vec<Answer> {
-    let writers = std::iter::once("doomed".to_owned())
+/// Runs the doomed write and `BYSTANDERS` other writes in one group
+/// commit, and returns every answer, the doomed one first.
+///
+/// Made certain with a gate: a write of the key `gate` (held by this test
+/// in a transaction of its own) blocks the writer's batch; meanwhile each
+/// write is polled once, which queues it (the backend sends a request on
+/// its first poll); then the gate opens, the gate's batch commits, and the
+/// writer takes every queued request into the next batch.
+async fn doomed_among_bystanders(url: &str, values: &StateStore<ConformanceRecord>) -> Vec<Answer> {
+    values.put("gate", &record(0)).await.expect("put");
+    let mut holder = admin(url).await;
+    let hold = holder.transaction().await.expect("begin");
+    hold.execute(
+        "SELECT 1 FROM foundation_persist_state WHERE key = 'gate' FOR UPDATE",
+        &[],
+    )
+    .await
+    .expect("lock");
+    let gate = {
+        let values = values.clone();
+        tokio::spawn(async move { values.put("gate", &record(1)).await })
+    };
+    wait_for_lock_waiters(&admin(url).await, 1).await;
+
+    let keys: Vec<(String, u64)> = std::iter::once("doomed".to_owned())
         .chain((0..BYSTANDERS).map(|writer| format!("bystander-{writer}")))
         .enumerate()
-        .map(|(index, key)| {
-            let values = values.clone();
-            let id = 100 + index as u64;
-            tokio::spawn(async move {
-                let result = values.put(&key, &record(id)).await.map(drop);
-                Answer { key, id, result }
-            })
-        })
-        .collect::<Vec<_>>();
-    let mut answers = Vec::new();
-    for writer in writers {
-        answers.push(
-            tokio::time::timeout(WAIT, writer)
-                .await
-                .expect("every write is answered in time")
-                .expect("joins"),
+        .map(|(index, key)| (key, 100 + index as u64))
+        .collect();
+    let records: Vec<ConformanceRecord> = keys.iter().map(|(_, id)| record(*id)).collect();
+    let mut writes: Vec<_> = keys
+        .iter()
+        .zip(&records)
+        .map(|((key, _), value)| Box::pin(values.put(key, value)))
+        .collect();
+    for write in &mut writes {
+        assert!(
+            futures::poll!(write.as_mut()).is_pending(),
+            "the write is queued behind the gate's batch"
         );
+    }
+    hold.commit().await.expect("the gate opens");
+    tokio::time::timeout(WAIT, gate)
+        .await
+        .expect("in time")
+        .expect("joins")
+        .expect("the gate's batch commits");
+    let mut answers = Vec::new();
+    for ((key, id), write) in keys.iter().zip(writes) {
+        let result = tokio::time::timeout(WAIT, write)
+            .await
+            .expect("every write is answered in time")
+            .map(drop);
+        answers.push(Answer {
+            key: key.clone(),
+            id: *id,
+            result,
+        });
     }
     answers
 }
 
-/// Every answer is true: an acknowledged write is there; a refused one
-/// is a classified error and was not applied.
+/// The batch failed as a whole: every request of it (the bystanders
+/// too) is answered with the same classified error saying that nothing
+/// was applied, and nothing of it was.
 async fn check_answers(values: &StateStore<ConformanceRecord>, answers: &[Answer]) {
+    let doomed = answers[0]
+        .result
+        .as_ref()
+        .expect_err("the doomed write fails");
     for answer in answers {
         let stored = values
             .get(&answer.key)
             .await
             .expect("get")
             .map(|value| value.id);
-        match &answer.result {
-            Ok(()) => assert_eq!(stored, Some(answer.id), "{} was acknowledged", answer.key),
-            Err(error) => {
-                assert_eq!(stored, None, "{} was refused: {error}", answer.key);
-                assert!(
-                    error.context_value("sqlstate").is_some(),
-                    "the error names PostgreSQL's SQLSTATE: {error}"
-                );
-                assert_eq!(
-                    error.context_value("commit_outcome"),
-                    Some("not_committed"),
-                    "the error says nothing was applied: {error}"
-                );
-            }
-        }
+        assert_eq!(
+            stored, None,
+            "{} (id {}) was not applied",
+            answer.key, answer.id
+        );
+        let error = answer
+            .result
+            .as_ref()
+            .expect_err("every request of the failed batch is refused");
+        assert_eq!(error.code(), doomed.code(), "{}: {error}", answer.key);
+        assert_eq!(
+            error.context_value("sqlstate"),
+            doomed.context_value("sqlstate"),
+            "{}: {error}",
+            answer.key
+        );
+        assert_eq!(
+            error.context_value("commit_outcome"),
+            Some("not_committed"),
+            "the error says nothing was applied: {error}"
+        );
     }
 }
 
 /// Serialization failures on every attempt: the writer retries the batch
 /// (bounded), then answers `service_unavailable` (retryable) naming
 /// 40001; nothing of the batch is applied, and the batch's other requests
-/// get the same true answer. Writes after it commit.
+/// get the same answer. Writes after it commit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serialization_failures_past_the_retries_are_service_unavailable_and_apply_nothing() {
     let Some(cluster) = shared() else { return };
@@ -245,7 +290,7 @@ async fn serialization_failures_past_the_retries_are_service_unavailable_and_app
     )
     .await;
 
-    let answers = doomed_among_bystanders(&values).await;
+    let answers = doomed_among_bystanders(&url, &values).await;
     let doomed = answers[0]
         .result
         .as_ref()
@@ -270,7 +315,7 @@ async fn serialization_failures_past_the_retries_are_service_unavailable_and_app
 
 /// A full disk: `resource_exhausted` naming 53100, not retried (a full
 /// disk does not clear in milliseconds), nothing of the batch applied,
-/// every other request of the batch answered truly; once there is room
+/// every other request of the batch answered alike; once there is room
 /// again the store writes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_resource_exhausted_not_retried_and_applies_nothing() {
@@ -291,7 +336,7 @@ async fn a_full_disk_is_resource_exhausted_not_retried_and_applies_nothing() {
     )
     .await;
 
-    let answers = doomed_among_bystanders(&values).await;
+    let answers = doomed_among_bystanders(&url, &values).await;
     let doomed = answers[0]
         .result
         .as_ref()
