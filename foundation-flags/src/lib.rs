@@ -140,7 +140,8 @@ pub use ramp::{MAX_RAMP_INTERVAL, MIN_RAMP_INTERVAL, RampPlan, RampState};
 pub use registry::{FlagHandle, FlagSnapshot, Flags};
 pub use store::{
     DEFAULT_MEMORY_AUDIT_CAPACITY, FlagCommit, FlagStore, InMemoryFlagStore, RampUpdate,
-    StoreFault, StoreFuture, StoredFlags,
+    StoreFault, StoreFuture, StoredFlags, stale_commit,
 };
 pub use toml_file::{declarations_from_toml, declarations_from_toml_file};
 pub use value::{FlagValue, Percentage};
+pub use writer::WRITE_ATTEMPTS;

@@ -31,7 +31,18 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a
 /// - [`commit`](FlagStore::commit) applies a whole [`FlagCommit`] or
 ///   nothing: an `Err` means nothing of it was stored. (`Flags` bounds every
 ///   call with a timeout; when the outcome is unknown it finds out through
-///   [`StoredFlags::last_sequence`] before the next write.)
+///   [`StoredFlags::last_sequence`] and the audit log before the next
+///   write.)
+/// - A commit is conditional: the store applies it only if its highest
+///   stored audit sequence is still the commit's
+///   [`base_sequence`](FlagCommit::base_sequence), atomically with the
+///   write (a compare-and-set on the stored sequence), and otherwise
+///   refuses it with [`ErrorCode::VERSION_CONFLICT`], storing nothing.
+///   Several `Flags` (several processes) sharing one store therefore
+///   allocate the audit sequence from the store: it is one total order,
+///   without gaps or duplicates, and a write decided on a stale state
+///   (a ramp step another process already took) never lands; `Flags`
+///   re-reads the store and decides again.
 /// - [`load`](FlagStore::load) returns the values and ramps as the last
 ///   commit left them, and the highest audit sequence number stored.
 /// - Entries for flags the application no longer declares are kept and
@@ -64,6 +75,11 @@ pub struct StoredFlags {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FlagCommit {
+    /// The highest audit sequence stored when the write was decided: the
+    /// commit applies only if it is still the highest (see the
+    /// [`FlagStore`] contract). The entries are numbered from
+    /// `base_sequence + 1`, one by one.
+    pub base_sequence: u64,
     /// Audit entries to append, in sequence order; never empty.
     pub entries: Vec<AuditEntry>,
     /// Stored values to set (`Some`) or forget (`None`, after a reset).
@@ -190,9 +206,16 @@ impl InMemoryFlagStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn apply(&self, commit: &FlagCommit) {
+    /// Applies `commit` if its base is still the last stored sequence.
+    fn apply(&self, commit: &FlagCommit) -> Result<()> {
         let mut inner = self.lock();
         let inner = &mut *inner;
+        if inner.stored.last_sequence != commit.base_sequence {
+            return Err(stale_commit(
+                commit.base_sequence,
+                inner.stored.last_sequence,
+            ));
+        }
         for (flag, value) in &commit.values {
             match value {
                 Some(value) => {
@@ -225,7 +248,22 @@ impl InMemoryFlagStore {
         }
         inner.stored.last_sequence = inner.stored.last_sequence.max(commit.last_sequence());
         inner.commits += 1;
+        Ok(())
     }
+}
+
+/// The error of a commit decided on a stale state: another writer stored
+/// a change since (see the [`FlagStore`] contract). For implementations
+/// of [`FlagStore`].
+pub fn stale_commit(base_sequence: u64, stored_sequence: u64) -> Error {
+    Error::new(
+        ErrorCode::VERSION_CONFLICT,
+        format!(
+            "the flags changed since this write was decided (audit sequence {stored_sequence}, the write expected {base_sequence}); nothing was stored"
+        ),
+    )
+    .with_context("base_sequence", base_sequence)
+    .with_context("stored_sequence", stored_sequence)
 }
 
 impl Default for InMemoryFlagStore {
@@ -259,12 +297,12 @@ impl FlagStore for InMemoryFlagStore {
             StoreFault::FailCommits => Box::pin(std::future::ready(Err(injected("commit")))),
             StoreFault::StallCommits => Box::pin(std::future::pending()),
             StoreFault::StallAfterCommit => {
-                self.apply(commit);
+                // Applied or refused, the caller never hears.
+                let _ = self.apply(commit);
                 Box::pin(std::future::pending())
             }
             StoreFault::None | StoreFault::FailLoads => {
-                self.apply(commit);
-                Box::pin(std::future::ready(Ok(())))
+                Box::pin(std::future::ready(self.apply(commit)))
             }
         }
     }

@@ -4,14 +4,28 @@
 //! A write runs under the writer lock (acquired with a timeout):
 //! 1. it settles a previous write whose store commit had an unknown outcome
 //!    (timed out, or its caller stopped waiting), by asking the store for
-//!    its last audit sequence: if that write's entries are stored it is
-//!    published now, otherwise it is dropped;
+//!    its last audit sequence and, when that moved, for the entries after
+//!    the write's base: if that write's entries are stored it is published
+//!    now, otherwise it is dropped; what other writers stored meanwhile is
+//!    then reloaded;
 //! 2. it builds a [`Draft`] from the current state; an invalid request
 //!    fails here and changes nothing;
-//! 3. it commits the draft's effects to the store (with a timeout); a store
-//!    error changes nothing;
-//! 4. it publishes: a new snapshot, then the per-flag cells, then the
+//! 3. it commits the draft's effects to the store (with a timeout),
+//!    conditional on the store's last audit sequence being the one the
+//!    draft was decided on; a store error changes nothing;
+//! 4. when the store refuses the commit as stale (another `Flags` sharing
+//!    the store wrote first), it waits a little (2 ms doubling up to
+//!    64 ms, plus as much again chosen per instance, so that two writers
+//!    that collided do not collide again in step), reloads what the store
+//!    holds and goes back to 2, at most [`WRITE_ATTEMPTS`] times: the
+//!    draft is decided again on the fresh state, so a ramp step the other
+//!    writer already took is not due any more and nothing is written;
+//! 5. it publishes: a new snapshot, then the per-flag cells, then the
 //!    broadcast and the metrics.
+//!
+//! The audit sequence is therefore allocated by the store (a
+//! compare-and-set on its last sequence): one total order per store, with
+//! no duplicate, whichever process wrote.
 //!
 //! Publishing only after the store has the change means a reader never
 //! sees a value that a restart would lose. This module is not for reads
@@ -32,7 +46,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use foundation_error::{Error, ErrorCode, Result};
 
@@ -40,8 +54,16 @@ use crate::audit::{Attribution, AuditAction, AuditEntry, AuditQuery, FlagChange}
 use crate::metrics;
 use crate::ramp::{RampPlan, RampState};
 use crate::registry::{FlagSnapshot, Flags, Registry};
-use crate::store::{FlagCommit, RampUpdate};
+use crate::store::{FlagCommit, RampUpdate, StoredFlags};
 use crate::value::FlagValue;
+
+/// How many times a write is decided and committed when the store refuses
+/// it as stale (another writer sharing the store wrote first).
+pub const WRITE_ATTEMPTS: u32 = 16;
+
+/// The most audit entries read to find out whether a commit with an
+/// unknown outcome was stored (see [`Flags::write`]'s settling).
+const SETTLE_AUDIT_WINDOW: u64 = 10_000;
 
 /// The authoritative state behind the writer lock.
 pub(crate) struct Writer {
@@ -215,8 +237,10 @@ impl<'a> Draft<'a> {
     }
 
     fn into_pending(self) -> Pending {
+        let base_sequence = self.entries.first().map_or(0, |entry| entry.sequence - 1);
         Pending {
             commit: FlagCommit {
+                base_sequence,
                 entries: self.entries,
                 values: self.value_updates,
                 ramps: self.ramp_updates,
@@ -294,7 +318,7 @@ impl Flags {
             resolved.push((position, value));
         }
         self.write(|draft| {
-            for (position, value) in resolved {
+            for &(position, value) in &resolved {
                 draft.take_over(position, value, Some(value), action, &by);
             }
             Ok(())
@@ -346,8 +370,12 @@ impl Flags {
                 .with_context("flag", plan.flag()));
             }
             let from = FlagValue::Percentage(plan.from());
-            let state =
-                RampState::start(plan, draft.now, by.who().to_owned(), by.reason().to_owned());
+            let state = RampState::start(
+                plan.clone(),
+                draft.now,
+                by.who().to_owned(),
+                by.reason().to_owned(),
+            );
             draft.record(
                 position,
                 AuditAction::RampStarted,
@@ -543,6 +571,13 @@ impl Flags {
         let stored = tokio::time::timeout(shared.timeout, shared.store.load())
             .await
             .map_err(|_| store_timeout("reloading the flags", shared.timeout))??;
+        Ok(self.adopt(&mut writer, &stored))
+    }
+
+    /// Publishes `stored` (as [`reload`](Self::reload) describes) as this
+    /// instance's state; `writer` is the locked writer.
+    fn adopt(&self, writer: &mut Writer, stored: &StoredFlags) -> FlagChange {
+        let shared = &*self.shared;
         let registry = &shared.registry;
         let mut values: Vec<FlagValue> = registry
             .flags
@@ -567,9 +602,10 @@ impl Flags {
             .filter(|&position| values[position] != writer.values[position])
             .collect();
         let ramps_changed = ramps != writer.ramps;
-        writer.next_sequence = writer.next_sequence.max(stored.last_sequence + 1);
+        // The store allocates the sequence: the next write continues it.
+        writer.next_sequence = stored.last_sequence + 1;
         if changed.is_empty() && !ramps_changed {
-            return Ok(FlagChange::new(writer.version, Arc::from([])));
+            return FlagChange::new(writer.version, Arc::from([]));
         }
         writer.version += 1;
         writer.values = values;
@@ -588,7 +624,7 @@ impl Flags {
         if ramps_changed {
             shared.ramp_wakeup.notify_waiters();
         }
-        Ok(change)
+        change
     }
 
     /// Reads the audit log from the store: the most recent entries matching
@@ -604,10 +640,12 @@ impl Flags {
             .map_err(|_| store_timeout("reading the audit log", shared.timeout))?
     }
 
-    /// The one write path; see the module documentation.
-    pub(crate) async fn write<F>(&self, edit: F) -> Result<FlagChange>
+    /// The one write path; see the module documentation. `edit` may run
+    /// more than once: again on the fresh state after the store refused a
+    /// commit as stale.
+    pub(crate) async fn write<F>(&self, mut edit: F) -> Result<FlagChange>
     where
-        F: FnOnce(&mut Draft<'_>) -> Result<()>,
+        F: FnMut(&mut Draft<'_>) -> Result<()>,
     {
         let shared = &*self.shared;
         let mut writer = tokio::time::timeout(shared.timeout, shared.writer.lock())
@@ -621,38 +659,67 @@ impl Flags {
                     ),
                 )
             })?;
-        self.settle_pending(&mut writer).await?;
-
-        let mut draft = Draft::new(&shared.registry, &writer, shared.clock.wall());
-        edit(&mut draft)?;
-        if draft.entries.is_empty() {
-            return Ok(FlagChange::new(writer.version, Arc::from([])));
-        }
-        let pending = Arc::new(draft.into_pending());
-        // Recorded before awaiting the store, so that a caller that stops
-        // waiting leaves the outcome to be settled by the next write.
-        writer.pending = Some(Arc::clone(&pending));
-        let outcome =
-            tokio::time::timeout(shared.timeout, shared.store.commit(&pending.commit)).await;
-        match outcome {
-            Ok(Ok(())) => {
-                writer.pending = None;
-                Ok(self.publish(&mut writer, pending))
+        let mut attempt = 1;
+        loop {
+            self.settle_pending(&mut writer).await?;
+            let mut draft = Draft::new(&shared.registry, &writer, shared.clock.wall());
+            edit(&mut draft)?;
+            if draft.entries.is_empty() {
+                return Ok(FlagChange::new(writer.version, Arc::from([])));
             }
-            Ok(Err(error)) => {
-                // The store's contract: an error means nothing was stored.
-                writer.pending = None;
-                Err(error)
+            let pending = Arc::new(draft.into_pending());
+            // Recorded before awaiting the store, so that a caller that stops
+            // waiting leaves the outcome to be settled by the next write.
+            writer.pending = Some(Arc::clone(&pending));
+            let outcome =
+                tokio::time::timeout(shared.timeout, shared.store.commit(&pending.commit)).await;
+            match outcome {
+                Ok(Ok(())) => {
+                    writer.pending = None;
+                    return Ok(self.publish(&mut writer, pending));
+                }
+                Ok(Err(error))
+                    if error.code() == ErrorCode::VERSION_CONFLICT && attempt < WRITE_ATTEMPTS =>
+                {
+                    // Stale: another writer stored first. Nothing of this
+                    // one was stored; decide again on what the store holds.
+                    writer.pending = None;
+                    tokio::time::sleep(self.stale_backoff(attempt)).await;
+                    attempt += 1;
+                    let stored = tokio::time::timeout(shared.timeout, shared.store.load())
+                        .await
+                        .map_err(|_| store_timeout("reloading the flags", shared.timeout))??;
+                    self.adopt(&mut writer, &stored);
+                }
+                Ok(Err(error)) => {
+                    // The store's contract: an error means nothing was stored.
+                    writer.pending = None;
+                    return Err(error.with_context("attempts", attempt));
+                }
+                Err(_) => {
+                    return Err(store_timeout("storing a flag change", shared.timeout)
+                        .with_message(format!(
+                            "the flag store did not confirm a change within {:?}; it is not applied now and will be applied before the next write if the store has it",
+                            shared.timeout
+                        )));
+                }
             }
-            Err(_) => Err(store_timeout("storing a flag change", shared.timeout)
-                .with_message(format!(
-                    "the flag store did not confirm a change within {:?}; it is not applied now and will be applied before the next write if the store has it",
-                    shared.timeout
-                ))),
         }
     }
 
-    /// Settles a write whose store outcome is unknown (see the module docs).
+    /// The wait before deciding a write again after its `attempt`-th
+    /// commit was refused as stale: 2 ms doubling up to 64 ms, plus up to
+    /// as much again, chosen by this instance and the attempt.
+    fn stale_backoff(&self, attempt: u32) -> Duration {
+        let base = 1u32 << attempt.clamp(1, 6);
+        let seed = (Arc::as_ptr(&self.shared) as usize as u64) ^ u64::from(attempt);
+        let jitter = crate::bucket::murmur3_x86_32(&seed.to_le_bytes(), 0) % (base + 1);
+        Duration::from_millis(u64::from(base + jitter))
+    }
+
+    /// Settles a write whose store outcome is unknown (see the module
+    /// docs): publishes it if the store holds its entries, drops it
+    /// otherwise, then adopts what other writers stored meanwhile.
     async fn settle_pending(&self, writer: &mut Writer) -> Result<()> {
         let Some(pending) = writer.pending.clone() else {
             return Ok(());
@@ -661,11 +728,49 @@ impl Flags {
         let stored = tokio::time::timeout(shared.timeout, shared.store.load())
             .await
             .map_err(|_| store_timeout("checking an unconfirmed change", shared.timeout))??;
+        let stored_ours = stored.last_sequence >= pending.commit.last_sequence()
+            && self
+                .holds_entries(&pending.commit, stored.last_sequence)
+                .await?;
         writer.pending = None;
-        if stored.last_sequence >= pending.commit.last_sequence() {
+        if stored_ours {
             self.publish(writer, pending);
         }
+        if stored.last_sequence + 1 != writer.next_sequence {
+            self.adopt(writer, &stored);
+        }
         Ok(())
+    }
+
+    /// Whether the store's audit log holds `commit`'s entries (the same
+    /// entries at the same sequence numbers: who, why, what and the wall
+    /// time to the nanosecond), given its last sequence `last_sequence`.
+    /// A commit more than 10,000 entries back counts as not stored; its
+    /// effects, if stored, are then adopted as another writer's.
+    async fn holds_entries(&self, commit: &FlagCommit, last_sequence: u64) -> Result<bool> {
+        let since_base = last_sequence.saturating_sub(commit.base_sequence);
+        if since_base > SETTLE_AUDIT_WINDOW {
+            return Ok(false);
+        }
+        let shared = &*self.shared;
+        let limit = usize::try_from(since_base).unwrap_or(usize::MAX);
+        let recent = tokio::time::timeout(
+            shared.timeout,
+            shared.store.audit_log(&AuditQuery::recent(limit)),
+        )
+        .await
+        .map_err(|_| store_timeout("checking an unconfirmed change", shared.timeout))??;
+        let stored: Vec<&AuditEntry> = recent
+            .iter()
+            .filter(|entry| {
+                entry.sequence > commit.base_sequence && entry.sequence <= commit.last_sequence()
+            })
+            .collect();
+        Ok(stored.len() == commit.entries.len()
+            && stored
+                .iter()
+                .zip(&commit.entries)
+                .all(|(stored, ours)| *stored == ours))
     }
 
     fn publish(&self, writer: &mut Writer, pending: Arc<Pending>) -> FlagChange {

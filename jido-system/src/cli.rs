@@ -137,9 +137,11 @@ pub struct ServeArgs {
     /// missing); default: JIDO_TOKEN, else --data-dir/token.
     #[arg(long, env = "JIDO_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// How long a workflow's lease lasts unless renewed (`10s` by
-    /// default): on a shared store a dead node's workflows resume on
-    /// another node within about this plus a third.
+    /// How long a workflow's lease, and this node's membership lease,
+    /// last unless renewed (`10s` by default, at least `300ms`): on a
+    /// shared store a dead node's workflows resume on another node within
+    /// about this plus a third, and `GET /api/v1/cluster` stops listing it
+    /// as live within this.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub lease_ttl: Option<Duration>,
     /// The address of the HTTP API.

@@ -72,9 +72,6 @@ pub fn declarations() -> Vec<Flag> {
 /// (`StoreOptions::watch`), so that each node reloads its flags when
 /// another changes them.
 pub const FLAGS_KEYSPACE: &str = "jido_system_flags";
-/// How many times a commit re-reads and retries after another node wrote
-/// the record between its read and its compare-and-set.
-const COMMIT_ATTEMPTS: u32 = 16;
 /// The key of the one record in [`STATE_KEYSPACE`].
 const STATE_KEY: &str = "current";
 /// The journal of audit entries (one stream, [`AUDIT_STREAM`]).
@@ -152,28 +149,16 @@ impl FlagStore for PersistFlagStore {
         })
     }
 
-    /// Merges the commit into the stored record with a compare-and-set on
-    /// the version read, and on a conflict (another node sharing the store
-    /// wrote it meanwhile) reads again and retries, up to 16 times: no
-    /// node's change is lost. Audit sequence numbers are per node (each
-    /// node's `Flags` counts its own); the journal keeps every entry.
+    /// Applies the commit only if the stored record's last audit sequence
+    /// is still the commit's base (foundation-flags' contract), with a
+    /// compare-and-set on the version of the record read, in one batch
+    /// with the audit entries. Another node that stored a change between
+    /// the decision and this write makes it `version_conflict` with
+    /// nothing stored (its `Flags` re-reads and decides again): so the
+    /// audit sequence is one per store, allocated through the record, and
+    /// the journal holds it in order without duplicates.
     fn commit<'a>(&'a self, commit: &'a FlagCommit) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let mut attempt = 1;
-            loop {
-                match self.commit_once(commit).await {
-                    Err(error)
-                        if error.code() == foundation_error::ErrorCode::VERSION_CONFLICT
-                            && attempt < COMMIT_ATTEMPTS =>
-                    {
-                        attempt += 1;
-                    }
-                    result => {
-                        return result.map_err(|error| error.with_context("attempts", attempt));
-                    }
-                }
-            }
-        })
+        Box::pin(self.commit_once(commit))
     }
 
     fn audit_log<'a>(&'a self, query: &'a AuditQuery) -> StoreFuture<'a, Vec<AuditEntry>> {
@@ -188,6 +173,12 @@ impl PersistFlagStore {
             let current = self.state.get_versioned(STATE_KEY).await?;
             let expected = current.as_ref().map(|versioned| versioned.version);
             let mut stored = current.map(|versioned| versioned.value).unwrap_or_default();
+            if stored.last_sequence != commit.base_sequence {
+                return Err(foundation_flags::stale_commit(
+                    commit.base_sequence,
+                    stored.last_sequence,
+                ));
+            }
             for (flag, value) in &commit.values {
                 match value {
                     Some(value) => {

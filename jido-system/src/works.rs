@@ -9,7 +9,10 @@
 //! succeed). Each counts its runs per idempotency key in a keyspace of its
 //! own (`jido_system_executions`, outside the workflow journal) and reports
 //! the count as `executions` in its result, so a recorded step that never
-//! runs again shows `executions` unchanged.
+//! runs again shows `executions` unchanged. A count update that fails
+//! because the store is unavailable for now (a database restarting) is
+//! tried again for up to about 15 s, so a short outage does not fail the
+//! step: only `fail_times` makes a demo work fail on purpose.
 //!
 //! This module is not for running works (jido-workflow does that).
 
@@ -37,6 +40,18 @@ pub const EXECUTIONS_KEYSPACE: &str = "jido_system_executions";
 pub const MAX_DELAY_MS: u64 = 60_000;
 /// How often a count update is retried after a concurrent update.
 const COUNT_ATTEMPTS: usize = 16;
+/// The waits before the count update is tried again after a retryable
+/// store error (about 15 s in all); after the last, the error is the
+/// work's.
+const COUNT_STORE_RETRIES: [Duration; 20] = {
+    let mut waits = [Duration::from_secs(1); 20];
+    waits[0] = Duration::from_millis(50);
+    waits[1] = Duration::from_millis(100);
+    waits[2] = Duration::from_millis(200);
+    waits[3] = Duration::from_millis(400);
+    waits[4] = Duration::from_millis(800);
+    waits
+};
 
 /// How many times a work has run for one idempotency key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,8 +166,30 @@ pub(crate) async fn run(
     Ok(result)
 }
 
-/// Adds one to the run count of `key`; returns the new count.
+/// Adds one to the run count of `key`; returns the new count. A
+/// retryable store error is tried again after each of
+/// [`COUNT_STORE_RETRIES`]. (A retried update whose first attempt was
+/// committed though its answer was lost counts that run twice; the result
+/// reports the count it stored, so it still agrees with the store.)
 async fn count_run(counts: &StateStore<ExecutionCount>, key: &str) -> Result<u64> {
+    let mut waits = COUNT_STORE_RETRIES.iter();
+    loop {
+        match count_run_once(counts, key).await {
+            Err(error) if error.is_retryable() => match waits.next() {
+                Some(wait) => {
+                    tracing::debug!(%error, key, "the run count could not be stored; trying again");
+                    tokio::time::sleep(*wait).await;
+                }
+                None => return Err(error),
+            },
+            result => return result,
+        }
+    }
+}
+
+/// One read-and-compare-and-set of the run count, retried on a
+/// concurrent update.
+async fn count_run_once(counts: &StateStore<ExecutionCount>, key: &str) -> Result<u64> {
     for _ in 0..COUNT_ATTEMPTS {
         let current = counts.get_versioned(key).await?;
         let expected = current.as_ref().map(|versioned| versioned.version);

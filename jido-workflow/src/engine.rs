@@ -1127,7 +1127,9 @@ impl WorkflowEngine {
     ///
     /// # Errors
     ///
-    /// The store's errors reading summaries.
+    /// The store's errors reading summaries; and, after trying every
+    /// workflow, the last retryable error one of them failed to start
+    /// with (the store was unavailable), so that the caller tries again.
     ///
     /// # Cancel safety
     ///
@@ -1257,6 +1259,9 @@ async fn resume_all(
     let mut after: Option<String> = None;
     let mut started = 0;
     let mut failed = 0usize;
+    // A workflow that could not start because the store failed for now
+    // makes the pass fail (after trying the others), so it is tried again.
+    let mut retryable: Option<Error> = None;
     loop {
         let entries = shared
             .keyspaces
@@ -1279,6 +1284,9 @@ async fn resume_all(
                 Err(error) => {
                     tracing::warn!(workflow = %entry.key, %error, "could not resume workflow");
                     failed += 1;
+                    if error.is_retryable() {
+                        retryable = Some(error);
+                    }
                 }
             }
         }
@@ -1286,7 +1294,10 @@ async fn resume_all(
             if failed > 0 {
                 ::metrics::counter!(metrics::RESUME_FAILURES_TOTAL).increment(failed as u64);
             }
-            return Ok(started);
+            return match retryable {
+                Some(error) => Err(error.with_context("resumed", started)),
+                None => Ok(started),
+            };
         }
     }
 }
@@ -1298,10 +1309,25 @@ struct ResumerArgs {
     resumed: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
+/// The first wait before the resumer tries again after the store failed
+/// with a retryable error; doubled after each failure up to
+/// [`RESUME_RETRY_MAX`].
+const RESUME_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two of the resumer's attempts.
+const RESUME_RETRY_MAX: Duration = Duration::from_secs(2);
+
 /// Resumes unfinished workflows after each start of the WorkflowSupervisor
 /// (it is started after it, under `rest_for_one`).
+///
+/// When the store fails with a retryable error (a database restarting, a
+/// lost connection), the resumer does not crash: it tries the whole pass
+/// again after a wait (100 ms, doubled up to 2 s), until the store
+/// answers. Crashing would only restart it at once, exhaust the engine's
+/// restart intensity within a short outage, and take the engine (and what
+/// depends on it) down with the store. Any other error still crashes it.
 struct Resumer {
     args: ResumerArgs,
+    retry_delay: Duration,
 }
 
 impl Actor for Resumer {
@@ -1315,12 +1341,26 @@ impl Actor for Resumer {
         ctx.myself()
             .try_send_info(())
             .map_err(|error| error.into_error())?;
-        Ok(Resumer { args })
+        Ok(Resumer {
+            args,
+            retry_delay: RESUME_RETRY_FIRST,
+        })
     }
 
-    async fn handle_info(&mut self, (): (), _ctx: &mut Context<Self>) -> Result<(), Error> {
-        resume_all(&self.args.shared, &self.args.workflows).await?;
-        self.args.resumed.send_modify(|passes| *passes += 1);
-        Ok(())
+    async fn handle_info(&mut self, (): (), ctx: &mut Context<Self>) -> Result<(), Error> {
+        match resume_all(&self.args.shared, &self.args.workflows).await {
+            Ok(_) => {
+                self.retry_delay = RESUME_RETRY_FIRST;
+                self.args.resumed.send_modify(|passes| *passes += 1);
+                Ok(())
+            }
+            Err(error) if error.is_retryable() => {
+                tracing::warn!(%error, retry_in = ?self.retry_delay, "could not resume the workflows; trying again");
+                ctx.send_after(self.retry_delay, ());
+                self.retry_delay = (self.retry_delay * 2).min(RESUME_RETRY_MAX);
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
     }
 }

@@ -70,6 +70,13 @@ impl FlagStore for FileFlagStore {
                 .get::<StoredValues>("test.flags")
                 .await?
                 .unwrap_or_default();
+            // The contract: a commit decided on a stale state stores nothing.
+            if stored.last_sequence != commit.base_sequence {
+                return Err(foundation_flags::stale_commit(
+                    commit.base_sequence,
+                    stored.last_sequence,
+                ));
+            }
             for (flag, value) in &commit.values {
                 match value {
                     Some(value) => stored.values.insert(flag.clone(), value.to_string()),

@@ -23,8 +23,11 @@
 //! the embedded redb store this process is the only writer, and its flags
 //! and monitor are current by construction.
 //!
-//! [`keep_node_lease`] holds `node/<node_id>` in the store's leases,
-//! renewed every third of [`NODE_LEASE_TTL`]; `GET /api/v1/cluster` lists
+//! [`keep_node_lease`] holds `node/<node_id>` in the store's leases for
+//! the node's lease time ([`Node::node_lease_ttl`]: `--lease-ttl`, the
+//! workflows' lease time, else [`DEFAULT_NODE_LEASE_TTL`]), renewed every
+//! third of it, so a dead node stops being listed as live within one lease
+//! time, as its workflows are taken over; `GET /api/v1/cluster` lists
 //! those leases as the nodes (on redb: the one local node) with the
 //! workflows' leases.
 //!
@@ -39,8 +42,11 @@ use foundation_error::{ErrorCode, Result};
 use foundation_flags::Flags;
 use foundation_persist::{Change, Lease, Store, StoreOptions};
 
-/// How long a node's lease lasts unless renewed; renewed every third.
-pub const NODE_LEASE_TTL: Duration = Duration::from_secs(9);
+/// How long a node's lease lasts unless renewed, when no lease time is
+/// set (`--lease-ttl`): the same as jido-workflow's default workflow
+/// lease, so a node's membership and its workflows lapse together.
+/// Renewed every third.
+pub const DEFAULT_NODE_LEASE_TTL: Duration = jido_workflow::DEFAULT_LEASE_TTL;
 /// The prefix of the nodes' lease names.
 pub const NODE_LEASE_PREFIX: &str = "node/";
 /// The prefix of the workflows' lease names (jido-workflow's engine).
@@ -133,6 +139,15 @@ impl Node {
         self.workflow_lease_ttl
     }
 
+    /// How long this node's membership lease lasts unless renewed: the
+    /// workflows' lease time when set (`--lease-ttl`), else
+    /// [`DEFAULT_NODE_LEASE_TTL`]. A node that dies is no longer listed as
+    /// live at most this long after its last renewal, which was at most a
+    /// third of it before its death.
+    pub fn node_lease_ttl(&self) -> Duration {
+        self.workflow_lease_ttl.unwrap_or(DEFAULT_NODE_LEASE_TTL)
+    }
+
     /// The node id: the owner of its leases.
     pub fn id(&self) -> &str {
         &self.id
@@ -173,7 +188,8 @@ impl Node {
     /// Dropping the future leaves the lease held until it expires.
     pub async fn release(&self, store: &Store) {
         if let Some(lease) = self.lease() {
-            match tokio::time::timeout(NODE_LEASE_TTL, store.leases().release(&lease)).await {
+            let bound = self.node_lease_ttl();
+            match tokio::time::timeout(bound, store.leases().release(&lease)).await {
                 Ok(Ok(())) => self.set_lease(None),
                 Ok(Err(error)) => tracing::warn!(%error, "releasing the node lease failed"),
                 Err(_) => tracing::warn!("releasing the node lease timed out"),
@@ -230,24 +246,22 @@ pub fn watch_shared_records(options: &StoreOptions) -> StoreOptions {
 }
 
 /// Holds this node's lease: acquires it, renews it every third of
-/// [`NODE_LEASE_TTL`], and acquires it again when it was lost (expired
-/// and taken, or released by someone else). Runs until dropped.
+/// [`Node::node_lease_ttl`], and acquires it again when it was lost
+/// (expired and taken, or released by someone else). Each attempt is
+/// bounded by a third of the lease time, so one that hangs (a database
+/// restarting) does not delay the next beat. Runs until dropped.
 pub(crate) async fn keep_node_lease(node: &Node, store: &Store) {
     let leases = store.leases();
-    let mut beat = tokio::time::interval(NODE_LEASE_TTL / 3);
+    let ttl = node.node_lease_ttl();
+    let mut beat = tokio::time::interval(ttl / 3);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         beat.tick().await;
         let renewed = match node.lease() {
-            Some(lease) => {
-                tokio::time::timeout(NODE_LEASE_TTL, leases.renew(&lease, NODE_LEASE_TTL)).await
-            }
+            Some(lease) => tokio::time::timeout(ttl / 3, leases.renew(&lease, ttl)).await,
             None => {
-                tokio::time::timeout(
-                    NODE_LEASE_TTL,
-                    leases.acquire(&node.lease_name(), node.id(), NODE_LEASE_TTL),
-                )
-                .await
+                tokio::time::timeout(ttl / 3, leases.acquire(&node.lease_name(), node.id(), ttl))
+                    .await
             }
         };
         match renewed {

@@ -197,9 +197,11 @@ impl ApplicationBuilder {
         self
     }
 
-    /// How long a workflow's lease lasts unless renewed (default 10 s, at
-    /// least 300 ms): on a shared store a dead node's workflows resume on
-    /// another node within about `ttl + ttl / 3`.
+    /// How long a workflow's lease, and the node's membership lease
+    /// (`node/<id>`), last unless renewed (default 10 s, at least 300 ms):
+    /// on a shared store a dead node's workflows resume on another node
+    /// within about `ttl + ttl / 3`, and the node stops being listed as
+    /// live within `ttl`.
     pub fn workflow_lease_ttl(&mut self, ttl: Duration) -> &mut Self {
         self.workflow_lease_ttl = Some(ttl);
         self

@@ -23,7 +23,7 @@ use super::ApiState;
 use super::dto::rfc3339;
 use super::error::ApiError;
 use super::guard::Reader;
-use crate::app::cluster::{NODE_LEASE_PREFIX, NODE_LEASE_TTL, WORKFLOW_LEASE_PREFIX};
+use crate::app::cluster::{NODE_LEASE_PREFIX, Node, WORKFLOW_LEASE_PREFIX};
 
 /// The most nodes listed (one page).
 pub const MAX_NODES: usize = 1_000;
@@ -50,6 +50,11 @@ pub struct ClusterResponse {
     pub store: String,
     /// When the answering node started (RFC 3339).
     pub started_at: String,
+    /// The answering node's membership lease time in milliseconds
+    /// (`--lease-ttl`, 10 s by default): a node that dies stops being
+    /// `live` at most this long after its death. `last_seen` assumes every
+    /// node runs with the same lease time.
+    pub node_lease_ttl_ms: u64,
     /// The nodes holding a node lease, live or recently expired, by id.
     pub nodes: Vec<NodeView>,
     /// A page of the workflows' leases, by name.
@@ -67,7 +72,8 @@ pub struct NodeView {
     pub this_node: bool,
     /// Whether its lease had not expired when the page was read.
     pub live: bool,
-    /// Its last heartbeat: the lease's expiry less the lease time (RFC 3339).
+    /// Its last heartbeat: the lease's expiry less the answering node's
+    /// lease time (RFC 3339).
     pub last_seen: String,
     /// When its lease lapses unless renewed (RFC 3339).
     pub expires_at: String,
@@ -126,9 +132,11 @@ pub(super) async fn cluster(
             node: shared.node.id().to_owned(),
             store: shared.node.store_kind().as_str().to_owned(),
             started_at: rfc3339(shared.node.started_at()),
+            node_lease_ttl_ms: u64::try_from(shared.node.node_lease_ttl().as_millis())
+                .unwrap_or(u64::MAX),
             nodes: nodes
                 .iter()
-                .map(|lease| node_view(lease, shared.node.id(), now))
+                .map(|lease| node_view(lease, &shared.node, now))
                 .collect(),
             leases: page.iter().map(|lease| lease_view(lease, now)).collect(),
             next,
@@ -138,20 +146,20 @@ pub(super) async fn cluster(
     outcome.map(Json).map_err(|error| state.fail(error))
 }
 
-fn node_view(lease: &Lease, this_node: &str, now: SystemTime) -> NodeView {
+fn node_view(lease: &Lease, this_node: &Node, now: SystemTime) -> NodeView {
     let id = lease
         .name
         .strip_prefix(NODE_LEASE_PREFIX)
         .unwrap_or(&lease.name)
         .to_owned();
     NodeView {
-        this_node: id == this_node,
+        this_node: id == this_node.id(),
         id,
         live: lease.expires_at > now,
         last_seen: rfc3339(
             lease
                 .expires_at
-                .checked_sub(NODE_LEASE_TTL)
+                .checked_sub(this_node.node_lease_ttl())
                 .unwrap_or(lease.expires_at),
         ),
         expires_at: rfc3339(lease.expires_at),

@@ -36,7 +36,7 @@ pub(crate) fn three_steps() -> WorkflowDefinition {
 /// entered on `entered` and waits until `gate` opens (`None`: returns at
 /// once). Every execution is recorded in `executions` as
 /// `workflow/step id`.
-fn works(
+pub(crate) fn works(
     executions: &Executions,
     entered: Option<mpsc::UnboundedSender<String>>,
     gate: Option<watch::Receiver<bool>>,

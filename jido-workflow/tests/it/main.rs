@@ -7,6 +7,7 @@ mod engine;
 mod events;
 mod lease;
 mod nodes;
+mod outage;
 mod real_process;
 mod support;
 mod task_agent;
