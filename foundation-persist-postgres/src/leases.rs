@@ -10,9 +10,10 @@
 //! run again after a lost connection: at worst it grants or extends a
 //! lease the caller does not know of, which expires.
 //!
-//! - acquire: an upsert that takes the row only when it is free
-//!   (released), expired, or the same owner's; every grant adds one to the
-//!   row's token;
+//! - acquire: an upsert that takes the row only when it is free (no row),
+//!   expired, or the same owner's; every grant (a claim too) draws its
+//!   token from the `foundation_persist_lease_tokens` sequence, so tokens
+//!   never repeat although a release deletes its row;
 //! - renew: an update of the rows whose token is still current, locked in
 //!   name order (so that two renewals cannot deadlock);
 //! - claim: `SELECT ... WHERE expires_at <= clock_timestamp() ... FOR UPDATE
@@ -36,9 +37,10 @@ use tokio_postgres::types::ToSql;
 use crate::ops::{as_i64, as_u64};
 
 const ACQUIRE: &str = "INSERT INTO foundation_persist_leases AS l (name, owner, token, expires_at) \
-     VALUES ($1, $2, 1, clock_timestamp() + $3::bigint * interval '1 microsecond') \
+     VALUES ($1, $2, nextval('foundation_persist_lease_tokens'), \
+       clock_timestamp() + $3::bigint * interval '1 microsecond') \
      ON CONFLICT (name) DO UPDATE \
-     SET owner = EXCLUDED.owner, token = l.token + 1, expires_at = EXCLUDED.expires_at \
+     SET owner = EXCLUDED.owner, token = EXCLUDED.token, expires_at = EXCLUDED.expires_at \
      WHERE l.owner IS NULL OR l.owner = EXCLUDED.owner OR l.expires_at <= clock_timestamp() \
      RETURNING l.name, l.owner, l.token, l.expires_at";
 
@@ -60,8 +62,7 @@ const RENEW: &str = "WITH wanted AS ( \
 const CURRENT_TOKENS: &str =
     "SELECT name, token FROM foundation_persist_leases WHERE name = ANY($1::text[])";
 
-const RELEASE: &str = "UPDATE foundation_persist_leases \
-     SET owner = NULL, expires_at = clock_timestamp() \
+const RELEASE: &str = "DELETE FROM foundation_persist_leases \
      WHERE name = $1 AND token = $2 AND owner IS NOT NULL";
 
 const CLAIM: &str = "WITH expired AS ( \
@@ -70,7 +71,7 @@ const CLAIM: &str = "WITH expired AS ( \
          AND starts_with(name, $1) \
        ORDER BY expires_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      UPDATE foundation_persist_leases AS l \
-     SET owner = $2, token = l.token + 1, \
+     SET owner = $2, token = nextval('foundation_persist_lease_tokens'), \
          expires_at = clock_timestamp() + $3::bigint * interval '1 microsecond' \
      FROM expired WHERE l.name = expired.name \
      RETURNING l.name, l.owner, l.token, l.expires_at";
@@ -119,7 +120,7 @@ pub(crate) async fn acquire(
                 remaining,
             )
         }
-        None => ("nobody (just removed)".to_owned(), 0),
+        None => ("nobody (just released)".to_owned(), 0),
     };
     Ok(Err(held_by_another(
         name,

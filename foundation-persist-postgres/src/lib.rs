@@ -32,13 +32,14 @@
 //!   `foundation_persist_schema`; a newer schema is refused.
 //! - **Group commit** (`writer.rs`): one writer task per store takes the
 //!   waiting write requests and applies them in one transaction, each
-//!   request all-or-nothing (a savepoint when it has several conditional
-//!   operations), one `COMMIT` for all. Consecutive one-statement requests
-//!   (puts, most deletes, appends without an expected sequence) are
-//!   pipelined: sent back to back and answered in order, so a batch of 256
-//!   puts costs about one round trip, not 256. Every connection runs with
-//!   `synchronous_commit = on`, so an acknowledged write is flushed to the
-//!   server's WAL.
+//!   request all-or-nothing, one `COMMIT` for all. The whole batch is one
+//!   statement: its operations go to the server-side function
+//!   `foundation_persist_apply` (schema version 3, `ops.rs`) as parallel
+//!   arrays, and the server applies them in order (a subtransaction for a
+//!   request whose precondition may fail after it wrote), so a batch costs
+//!   three round trips (`BEGIN`, the batch, `COMMIT`) whatever its size.
+//!   Every connection runs with `synchronous_commit = on`, so an
+//!   acknowledged write is flushed to the server's WAL.
 //! - **Versions** come from a PostgreSQL `SEQUENCE`: unique, growing, never
 //!   repeated for a key (not across a delete either). **Journal
 //!   sequences** are per stream, kept in a heads table, never reused.

@@ -1,16 +1,24 @@
-//! Applying one write request inside a PostgreSQL transaction.
+//! Applying a write batch inside a PostgreSQL transaction: the batch's
+//! operations are sent as parallel arrays to the server-side function
+//! `foundation_persist_apply` (`schema.rs`), which applies every request
+//! in order, all-or-nothing, in one statement, so a group commit costs one
+//! round trip for its writes, whatever its size (before schema version 3
+//! every request cost two to four round trips, one per statement, most of
+//! a batch's time).
 //!
-//! Each operation is one or two statements whose precondition is part of
-//! the statement (`UPDATE ... WHERE version = $expected`, `INSERT ... ON
-//! CONFLICT DO NOTHING`) or checked on a row locked `FOR UPDATE`, so a
-//! precondition that fails leaves the row untouched, and concurrent
-//! writers (several nodes) cannot slip between the check and the write.
-//! A request whose precondition may fail after one of its earlier
-//! operations wrote runs inside a savepoint, rolled back when the
-//! precondition fails; other requests (one operation, or conditions and
-//! fences before every write) need none. Conflicts are answers (`version_conflict` naming the keyspace
-//! and key or stream, like the other backends); database errors abort the
-//! whole batch.
+//! Each operation is one or two statements of that function whose
+//! precondition is part of the statement (`UPDATE ... WHERE version =
+//! $expected`, `INSERT ... ON CONFLICT DO NOTHING`) or checked on a row
+//! locked `FOR UPDATE` (a journal head) or `FOR SHARE` (a fence's lease),
+//! so a precondition that fails leaves the row untouched, and concurrent
+//! writers (several nodes) cannot slip between the check and the write. A
+//! request whose precondition may fail after one of its earlier
+//! operations wrote runs inside a subtransaction (the function's exception
+//! block), undone when the precondition fails; other requests (one
+//! operation, or conditions and fences before every write) need none.
+//! Conflicts are answers (`version_conflict` naming the keyspace and key,
+//! stream or lease, like the other backends), built here from what the
+//! function found; database errors abort the whole batch.
 //!
 //! This module is not for batching or committing (`writer.rs`).
 
@@ -19,20 +27,22 @@ use foundation_error::{Error, ErrorCode};
 use foundation_persist::backend::{Expect, JournalKeyspace, Op, StateKeyspace};
 use foundation_persist::{Outcome, Version};
 
-/// Why a request was not applied.
-#[derive(Debug)]
-pub(crate) enum Refusal {
-    /// A precondition failed: the request's answer; the batch goes on.
-    Conflict(Error),
-    /// The database failed: the batch fails.
-    Database(tokio_postgres::Error),
-}
+/// The statement that applies a batch (`schema.rs` defines the function).
+const APPLY_BATCH: &str = "SELECT operation, applied, result FROM foundation_persist_apply(\
+     $1::integer[], $2::smallint[], $3::text[], $4::text[], $5::bytea[], $6::smallint[], \
+     $7::bigint[], $8::boolean[], $9::text[])";
 
-impl From<tokio_postgres::Error> for Refusal {
-    fn from(error: tokio_postgres::Error) -> Refusal {
-        Refusal::Database(error)
-    }
-}
+/// The kinds of operation, as `foundation_persist_apply_op` numbers them.
+const PUT: i16 = 0;
+const DELETE: i16 = 1;
+const APPEND: i16 = 2;
+const TRUNCATE: i16 = 3;
+const FENCE: i16 = 4;
+
+/// The expectations, as `foundation_persist_apply_op` numbers them.
+const EXPECT_ANY: i16 = 0;
+const EXPECT_ABSENT: i16 = 1;
+const EXPECT_NUMBER: i16 = 2;
 
 /// Whether a request needs a savepoint: one of its operations can be
 /// refused after an earlier one wrote. A refused operation itself changes
@@ -60,363 +70,269 @@ fn is_conditional(op: &Op) -> bool {
             expect_sequence, ..
         } => expect_sequence.is_some(),
         Op::Truncate { .. } => false,
-        Op::Fence { .. } => true,
-        // An operation this crate does not know is refused (`apply`), after
-        // the request's earlier operations: a savepoint undoes them.
         _ => true,
     }
 }
 
-/// The statements of the pipelinable operations, prepared before a
-/// pipelined run ([`prepare_pipelined`]).
-const UPDATE_IF_VERSION: &str = "UPDATE foundation_persist_state \
-                     SET version = nextval('foundation_persist_versions'), envelope = $3 \
-                     WHERE keyspace = $1 AND key = $2 AND version = $4 RETURNING version";
-const INSERT_IF_ABSENT: &str = "INSERT INTO foundation_persist_state (keyspace, key, version, envelope) \
-                     VALUES ($1, $2, nextval('foundation_persist_versions'), $3) \
-                     ON CONFLICT (keyspace, key) DO NOTHING RETURNING version";
-const UPSERT: &str = "INSERT INTO foundation_persist_state (keyspace, key, version, envelope) \
-                     VALUES ($1, $2, nextval('foundation_persist_versions'), $3) \
-                     ON CONFLICT (keyspace, key) DO UPDATE \
-                     SET version = EXCLUDED.version, envelope = EXCLUDED.envelope \
-                     RETURNING version";
-const DELETE_IF_VERSION: &str = "DELETE FROM foundation_persist_state \
-                     WHERE keyspace = $1 AND key = $2 AND version = $3";
-const DELETE_ANY: &str = "DELETE FROM foundation_persist_state WHERE keyspace = $1 AND key = $2";
-const APPEND: &str = "WITH head AS ( \
-               INSERT INTO foundation_persist_heads AS h \
-                 (journal, stream, next_sequence, truncated_through) VALUES ($1, $2, 2, 0) \
-               ON CONFLICT (journal, stream) DO UPDATE SET next_sequence = h.next_sequence + 1 \
-               RETURNING h.next_sequence - 1 AS sequence) \
-             INSERT INTO foundation_persist_journal (journal, stream, sequence, record) \
-             SELECT $1, $2, sequence, $3 FROM head RETURNING sequence";
-const CURRENT_VERSION: &str =
-    "SELECT version FROM foundation_persist_state WHERE keyspace = $1 AND key = $2";
-
-/// Whether a request is one statement whose failed precondition changes
-/// nothing (a put, a delete that is unconditional or expects a version, an
-/// append that expects no sequence number): such requests can be sent to
-/// the server back to back without waiting for each answer (pipelined);
-/// the server runs them in the order sent.
-pub(crate) fn is_pipelinable(ops: &[Op]) -> bool {
-    match ops {
-        [Op::Put { .. }] => true,
-        [Op::Delete { expect, .. }] => *expect != Expect::Absent,
-        [
-            Op::Append {
-                expect_sequence, ..
-            },
-        ] => expect_sequence.is_none(),
-        _ => false,
-    }
+/// A batch as the function's parallel arrays, one element per operation.
+#[derive(Default)]
+struct Arrays<'a> {
+    requests: Vec<i32>,
+    kinds: Vec<i16>,
+    spaces: Vec<&'a str>,
+    items: Vec<&'a str>,
+    payloads: Vec<Option<&'a [u8]>>,
+    expectings: Vec<i16>,
+    numbers: Vec<i64>,
+    guarded: Vec<bool>,
+    fences: Vec<&'a str>,
 }
 
-/// Prepares (or finds in the connection's cache) every statement a
-/// pipelinable request uses, so that applying one sends its statement
-/// within its first poll, in order.
-pub(crate) async fn prepare_pipelined(
-    transaction: &Transaction<'_>,
-) -> Result<(), tokio_postgres::Error> {
-    for sql in [
-        UPDATE_IF_VERSION,
-        INSERT_IF_ABSENT,
-        UPSERT,
-        DELETE_IF_VERSION,
-        DELETE_ANY,
-        APPEND,
-        CURRENT_VERSION,
-    ] {
-        transaction.prepare_cached(sql).await?;
-    }
-    Ok(())
-}
+/// One operation's arguments: `(kind, space, item, payload, expecting,
+/// number)`; `None` for an operation this crate does not know.
+type Encoded<'a> = (i16, &'a str, &'a str, Option<&'a [u8]>, i16, i64);
 
-/// Applies the operations of one request in order.
-pub(crate) async fn apply_request(
-    transaction: &Transaction<'_>,
-    ops: &[Op],
-) -> Result<Vec<Outcome>, Refusal> {
-    let mut outcomes = Vec::with_capacity(ops.len());
-    for op in ops {
-        outcomes.push(apply(transaction, op).await?);
-    }
-    Ok(outcomes)
-}
-
-async fn apply(transaction: &Transaction<'_>, op: &Op) -> Result<Outcome, Refusal> {
-    match op {
+fn encode(op: &Op) -> Option<Encoded<'_>> {
+    let expectation = |expect: &Expect| match expect {
+        Expect::Absent => (EXPECT_ABSENT, 0),
+        Expect::Version(version) => (EXPECT_NUMBER, as_i64(version.get())),
+        _ => (EXPECT_ANY, 0),
+    };
+    Some(match op {
         Op::Put {
             keyspace,
             key,
             value,
             expect,
-        } => put(transaction, keyspace, key, value, *expect).await,
+        } => {
+            let (expecting, number) = expectation(expect);
+            (
+                PUT,
+                keyspace.storage_name(),
+                key,
+                Some(value),
+                expecting,
+                number,
+            )
+        }
         Op::Delete {
             keyspace,
             key,
             expect,
-        } => delete(transaction, keyspace, key, *expect).await,
+        } => {
+            let (expecting, number) = expectation(expect);
+            (
+                DELETE,
+                keyspace.storage_name(),
+                key,
+                None,
+                expecting,
+                number,
+            )
+        }
         Op::Append {
             journal,
             stream,
             record,
             expect_sequence,
-        } => append(transaction, journal, stream, record, *expect_sequence).await,
+        } => match expect_sequence {
+            Some(expected) => (
+                APPEND,
+                journal.storage_name(),
+                stream,
+                Some(record),
+                EXPECT_NUMBER,
+                as_i64(*expected),
+            ),
+            None => (
+                APPEND,
+                journal.storage_name(),
+                stream,
+                Some(record),
+                EXPECT_ANY,
+                0,
+            ),
+        },
         Op::Truncate {
             journal,
             stream,
             through,
-        } => truncate(transaction, journal, stream, *through).await,
-        Op::Fence { name, token } => fence(transaction, name, *token).await,
-        other => Err(Refusal::Conflict(Error::new(
-            ErrorCode::INTERNAL_ERROR,
-            format!("the PostgreSQL backend does not know the operation {other:?}"),
-        ))),
-    }
-}
-
-async fn put(
-    transaction: &Transaction<'_>,
-    keyspace: &StateKeyspace,
-    key: &str,
-    value: &[u8],
-    expect: Expect,
-) -> Result<Outcome, Refusal> {
-    let space = keyspace.storage_name();
-    let row = match expect {
-        Expect::Version(version) => {
-            let expected = as_i64(version.get());
-            let statement = transaction.prepare_cached(UPDATE_IF_VERSION).await?;
-            transaction
-                .query_opt(&statement, &[&space, &key, &value, &expected])
-                .await?
-        }
-        Expect::Absent => {
-            let statement = transaction.prepare_cached(INSERT_IF_ABSENT).await?;
-            transaction
-                .query_opt(&statement, &[&space, &key, &value])
-                .await?
-        }
-        _ => {
-            let statement = transaction.prepare_cached(UPSERT).await?;
-            transaction
-                .query_opt(&statement, &[&space, &key, &value])
-                .await?
-        }
-    };
-    match row {
-        Some(row) => {
-            let version: i64 = row.try_get(0)?;
-            Ok(Outcome::Written {
-                version: Version::new(as_u64(version)),
-            })
-        }
-        None => {
-            let current = current_version(transaction, space, key).await?;
-            Err(Refusal::Conflict(state_conflict(
-                expect, current, keyspace, key,
-            )))
-        }
-    }
-}
-
-async fn delete(
-    transaction: &Transaction<'_>,
-    keyspace: &StateKeyspace,
-    key: &str,
-    expect: Expect,
-) -> Result<Outcome, Refusal> {
-    let space = keyspace.storage_name();
-    match expect {
-        Expect::Absent => {
-            let current = current_version(transaction, space, key).await?;
-            if current != 0 {
-                return Err(Refusal::Conflict(state_conflict(
-                    expect, current, keyspace, key,
-                )));
-            }
-            Ok(Outcome::Deleted { existed: false })
-        }
-        Expect::Version(version) => {
-            let expected = as_i64(version.get());
-            let statement = transaction.prepare_cached(DELETE_IF_VERSION).await?;
-            let deleted = transaction
-                .execute(&statement, &[&space, &key, &expected])
-                .await?;
-            if deleted == 0 {
-                let current = current_version(transaction, space, key).await?;
-                return Err(Refusal::Conflict(state_conflict(
-                    expect, current, keyspace, key,
-                )));
-            }
-            Ok(Outcome::Deleted { existed: true })
-        }
-        _ => {
-            let statement = transaction.prepare_cached(DELETE_ANY).await?;
-            let deleted = transaction.execute(&statement, &[&space, &key]).await?;
-            Ok(Outcome::Deleted {
-                existed: deleted != 0,
-            })
-        }
-    }
-}
-
-async fn append(
-    transaction: &Transaction<'_>,
-    journal: &JournalKeyspace,
-    stream: &str,
-    record: &[u8],
-    expect_sequence: Option<u64>,
-) -> Result<Outcome, Refusal> {
-    let space = journal.storage_name();
-    if let Some(expected) = expect_sequence {
-        let (next, _) = lock_head(transaction, space, stream).await?;
-        if next != expected {
-            return Err(Refusal::Conflict(sequence_conflict(
-                journal, stream, expected, next,
-            )));
-        }
-    }
-    let statement = transaction.prepare_cached(APPEND).await?;
-    let row = transaction
-        .query_one(&statement, &[&space, &stream, &record])
-        .await?;
-    let sequence: i64 = row.try_get(0)?;
-    Ok(Outcome::Appended {
-        sequence: as_u64(sequence),
+        } => (
+            TRUNCATE,
+            journal.storage_name(),
+            stream,
+            None,
+            EXPECT_ANY,
+            as_i64(*through),
+        ),
+        Op::Fence { name, token } => (FENCE, name, "", None, EXPECT_NUMBER, as_i64(*token)),
+        _ => return None,
     })
 }
 
-async fn truncate(
-    transaction: &Transaction<'_>,
-    journal: &JournalKeyspace,
-    stream: &str,
-    through: u64,
-) -> Result<Outcome, Refusal> {
-    let space = journal.storage_name();
-    let (next, truncated_through) = lock_head(transaction, space, stream).await?;
-    if through <= truncated_through || next == 1 {
-        return Ok(Outcome::Truncated { removed: 0 });
-    }
-    let new_through = through.min(next - 1).max(truncated_through);
-    let (from, to) = (as_i64(truncated_through), as_i64(new_through));
-    let statement = transaction
-        .prepare_cached(
-            "DELETE FROM foundation_persist_journal \
-             WHERE journal = $1 AND stream = $2 AND sequence > $3 AND sequence <= $4",
-        )
-        .await?;
-    let removed = transaction
-        .execute(&statement, &[&space, &stream, &from, &to])
-        .await?;
-    let statement = transaction
-        .prepare_cached(
-            "UPDATE foundation_persist_heads SET truncated_through = $3 \
-             WHERE journal = $1 AND stream = $2",
-        )
-        .await?;
-    transaction
-        .execute(&statement, &[&space, &stream, &to])
-        .await?;
-    Ok(Outcome::Truncated { removed })
-}
-
-/// Share-locks the lease rows every fence of a batch checks, in name
-/// order, at the start of the batch's transaction. Every statement that
-/// locks several lease rows (the renewal) locks them in name order too, so
-/// a batch and a renewal can never deadlock; the fences' own checks then
-/// find their rows locked already.
-pub(crate) async fn lock_fences<'a>(
+/// Applies the requests of a batch in order, each all-or-nothing, in one
+/// statement: one answer per request (its outcomes, or the conflict that
+/// refused it). The outer error is a database failure, which aborts the
+/// batch's transaction.
+///
+/// The fences' lease rows are share-locked in name order before any
+/// request runs, as a renewal locks its rows, so that a batch and a
+/// heartbeat cannot deadlock, and no takeover of a fenced lease can commit
+/// before the batch does.
+pub(crate) async fn apply_batch<'a>(
     transaction: &Transaction<'_>,
     requests: impl Iterator<Item = &'a [Op]>,
-) -> Result<(), tokio_postgres::Error> {
-    let mut names: Vec<&str> = requests
-        .flatten()
-        .filter_map(|op| match op {
-            Op::Fence { name, .. } => Some(name.as_str()),
-            _ => None,
+) -> Result<Vec<Result<Vec<Outcome>, Error>>, tokio_postgres::Error> {
+    let requests: Vec<&[Op]> = requests.collect();
+    let mut answers: Vec<Option<Result<Vec<Outcome>, Error>>> = Vec::with_capacity(requests.len());
+    let mut arrays = Arrays::default();
+    // The first operation's index (in the arrays) of each request sent.
+    let mut first_of = Vec::with_capacity(requests.len());
+    for (index, ops) in requests.iter().enumerate() {
+        let encoded: Option<Vec<Encoded<'_>>> = ops.iter().map(encode).collect();
+        let Some(encoded) = encoded else {
+            let unknown = ops.iter().find(|op| encode(op).is_none());
+            answers.push(Some(Err(Error::new(
+                ErrorCode::INTERNAL_ERROR,
+                format!("the PostgreSQL backend does not know the operation {unknown:?}"),
+            ))));
+            first_of.push(None);
+            continue;
+        };
+        answers.push(None);
+        first_of.push(Some(arrays.kinds.len()));
+        let guarded = needs_savepoint(ops);
+        let request = i32::try_from(index).unwrap_or(i32::MAX);
+        for (kind, space, item, payload, expecting, number) in encoded {
+            if kind == FENCE {
+                arrays.fences.push(space);
+            }
+            arrays.requests.push(request);
+            arrays.kinds.push(kind);
+            arrays.spaces.push(space);
+            arrays.items.push(item);
+            arrays.payloads.push(payload);
+            arrays.expectings.push(expecting);
+            arrays.numbers.push(number);
+            arrays.guarded.push(guarded);
+        }
+    }
+    if !arrays.kinds.is_empty() {
+        arrays.fences.sort_unstable();
+        arrays.fences.dedup();
+        let statement = transaction.prepare_cached(APPLY_BATCH).await?;
+        let rows = transaction
+            .query(
+                &statement,
+                &[
+                    &arrays.requests,
+                    &arrays.kinds,
+                    &arrays.spaces,
+                    &arrays.items,
+                    &arrays.payloads,
+                    &arrays.expectings,
+                    &arrays.numbers,
+                    &arrays.guarded,
+                    &arrays.fences,
+                ],
+            )
+            .await?;
+        // Rows come in operation order; the function numbers operations
+        // from 1.
+        let mut rows = rows.iter().peekable();
+        for (index, ops) in requests.iter().enumerate() {
+            let Some(first) = first_of[index] else {
+                continue;
+            };
+            let mut outcomes = Vec::with_capacity(ops.len());
+            let mut refusal = None;
+            while let Some(&row) = rows.peek() {
+                let operation: i32 = row.try_get(0)?;
+                let position = usize::try_from(operation).unwrap_or(0).wrapping_sub(1);
+                if position < first || position >= first + ops.len() {
+                    break;
+                }
+                rows.next();
+                let applied: bool = row.try_get(1)?;
+                let number: Option<i64> = row.try_get(2)?;
+                let op = &ops[position - first];
+                if applied {
+                    outcomes.push(outcome(op, number.unwrap_or(0)));
+                } else {
+                    refusal = Some(conflict(op, number));
+                    break;
+                }
+            }
+            answers[index] = Some(match refusal {
+                Some(error) => Err(error),
+                None if outcomes.len() == ops.len() => Ok(outcomes),
+                None => Err(Error::new(
+                    ErrorCode::INTERNAL_ERROR,
+                    "PostgreSQL answered a write request without all its outcomes",
+                )),
+            });
+        }
+    }
+    Ok(answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| {
+                Err(Error::new(
+                    ErrorCode::INTERNAL_ERROR,
+                    "PostgreSQL did not answer a write request",
+                ))
+            })
         })
-        .collect();
-    if names.is_empty() {
-        return Ok(());
-    }
-    names.sort_unstable();
-    names.dedup();
-    let statement = transaction
-        .prepare_cached(
-            "SELECT name FROM foundation_persist_leases WHERE name = ANY($1::text[]) \
-             ORDER BY name FOR SHARE",
-        )
-        .await?;
-    transaction.query(&statement, &[&names]).await?;
-    Ok(())
+        .collect())
 }
 
-/// Checks that `token` is the current token of the lease `name` (and the
-/// lease not released), its row share-locked until the transaction (or the
-/// request's savepoint) ends, so that no takeover can commit between this
-/// check and the commit of the request's writes.
-async fn fence(transaction: &Transaction<'_>, name: &str, token: u64) -> Result<Outcome, Refusal> {
-    let statement = transaction
-        .prepare_cached(
-            "SELECT token, owner IS NULL FROM foundation_persist_leases \
-             WHERE name = $1 FOR SHARE",
-        )
-        .await?;
-    let current = match transaction.query_opt(&statement, &[&name]).await? {
-        Some(row) => {
-            let current: i64 = row.try_get(0)?;
-            let released: bool = row.try_get(1)?;
-            Some((as_u64(current), released))
+/// An applied operation's outcome from the function's number.
+fn outcome(op: &Op, number: i64) -> Outcome {
+    match op {
+        Op::Put { .. } => Outcome::Written {
+            version: Version::new(as_u64(number)),
+        },
+        Op::Delete { .. } => Outcome::Deleted {
+            existed: number != 0,
+        },
+        Op::Append { .. } => Outcome::Appended {
+            sequence: as_u64(number),
+        },
+        Op::Truncate { .. } => Outcome::Truncated {
+            removed: as_u64(number),
+        },
+        _ => Outcome::Fenced,
+    }
+}
+
+/// A refused operation's conflict from what the function found.
+fn conflict(op: &Op, found: Option<i64>) -> Error {
+    let found_number = as_u64(found.unwrap_or(0));
+    match op {
+        Op::Put {
+            keyspace,
+            key,
+            expect,
+            ..
         }
-        None => None,
-    };
-    match current {
-        Some((current, false)) if current == token => Ok(Outcome::Fenced),
-        _ => Err(Refusal::Conflict(foundation_persist::lease::lost(
-            name,
-            token,
-            current.map(|(current, _)| current),
-        ))),
-    }
-}
-
-/// The stream's `(next_sequence, truncated_through)`, its row locked until
-/// the transaction ends; `(1, 0)` for a stream never written.
-async fn lock_head(
-    transaction: &Transaction<'_>,
-    space: &str,
-    stream: &str,
-) -> Result<(u64, u64), tokio_postgres::Error> {
-    let statement = transaction
-        .prepare_cached(
-            "SELECT next_sequence, truncated_through FROM foundation_persist_heads \
-             WHERE journal = $1 AND stream = $2 FOR UPDATE",
-        )
-        .await?;
-    match transaction
-        .query_opt(&statement, &[&space, &stream])
-        .await?
-    {
-        Some(row) => {
-            let next: i64 = row.try_get(0)?;
-            let truncated: i64 = row.try_get(1)?;
-            Ok((as_u64(next), as_u64(truncated)))
+        | Op::Delete {
+            keyspace,
+            key,
+            expect,
+        } => state_conflict(*expect, found_number, keyspace, key),
+        Op::Append {
+            journal,
+            stream,
+            expect_sequence,
+            ..
+        } => sequence_conflict(journal, stream, expect_sequence.unwrap_or(0), found_number),
+        Op::Fence { name, token } => {
+            foundation_persist::lease::lost(name, *token, found.map(as_u64))
         }
-        None => Ok((1, 0)),
-    }
-}
-
-/// The key's current version (0: absent), for a conflict's message.
-async fn current_version(
-    transaction: &Transaction<'_>,
-    space: &str,
-    key: &str,
-) -> Result<u64, tokio_postgres::Error> {
-    let statement = transaction.prepare_cached(CURRENT_VERSION).await?;
-    match transaction.query_opt(&statement, &[&space, &key]).await? {
-        Some(row) => Ok(as_u64(row.try_get::<_, i64>(0)?)),
-        None => Ok(0),
+        other => Error::new(
+            ErrorCode::INTERNAL_ERROR,
+            format!("PostgreSQL refused an operation that has no precondition: {other:?}"),
+        ),
     }
 }
 

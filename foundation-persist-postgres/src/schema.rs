@@ -21,13 +21,29 @@
 //! Schema version 2 adds:
 //!
 //! - `foundation_persist_leases (name, owner, token, expires_at)`: one row
-//!   per lease name ever granted; `owner` is `NULL` once released (the row
-//!   stays, so the name's token never repeats); `expires_at` is judged by
+//!   per lease name granted; until version 4, `owner` was `NULL` once
+//!   released (the row stayed, so the name's token never repeated); `expires_at` is judged by
 //!   the server's clock (`clock_timestamp()`), never a node's. A partial
 //!   index on `expires_at` of held leases serves the claim of expired ones.
 //!
-//! A version 1 database is migrated to version 2 on open (the table and
-//! index are added; nothing else changes).
+//! Schema version 3 adds:
+//!
+//! - the functions `foundation_persist_apply` and
+//!   `foundation_persist_apply_op` (PL/pgSQL, built into every PostgreSQL):
+//!   the writer sends a whole batch to the first in one statement, which
+//!   applies each request all-or-nothing in order (see
+//!   [`APPLY_FUNCTIONS`]).
+//!
+//! Schema version 4 adds:
+//!
+//! - `foundation_persist_lease_tokens`: a `SEQUENCE` every lease grant
+//!   draws its fencing token from, so tokens never repeat without the
+//!   rows that used to remember them: a release deletes its row, and the
+//!   lease table holds only held leases. The migration starts the
+//!   sequence above every stored token and deletes the released rows.
+//!
+//! An older database is migrated on open, one version at a time (the
+//! tables, index and functions are added; no data changes).
 //!
 //! Text columns use the `"C"` collation, so keys order byte-wise, as on
 //! redb. Opening takes a transaction-scoped advisory lock, so several
@@ -43,13 +59,14 @@ use foundation_error::{Error, ErrorCode};
 use crate::classify::database_error;
 
 /// The schema version this crate writes.
-pub const SCHEMA_VERSION: i32 = 2;
+pub const SCHEMA_VERSION: i32 = 4;
 
 /// The advisory lock key taken while migrating ("fpersist" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6670_6572_7369_7374;
 
 /// The statements of each schema version, applied in order: index 0
-/// brings an empty database to version 1, index 1 from 1 to 2.
+/// brings an empty database to version 1, index 1 from 1 to 2, and so
+/// on.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE SEQUENCE foundation_persist_versions AS bigint START 1;
@@ -85,7 +102,211 @@ CREATE TABLE foundation_persist_leases (
 CREATE INDEX foundation_persist_leases_expiry
     ON foundation_persist_leases (expires_at) WHERE owner IS NOT NULL;
 "#,
+    APPLY_FUNCTIONS,
+    r#"
+CREATE SEQUENCE foundation_persist_lease_tokens AS bigint START 1;
+SELECT setval('foundation_persist_lease_tokens', max(token))
+  FROM foundation_persist_leases HAVING max(token) IS NOT NULL;
+DELETE FROM foundation_persist_leases WHERE owner IS NULL;
+"#,
 ];
+
+/// Schema version 3: the functions that apply a whole write batch in one
+/// statement (`ops.rs` states what each operation does; these are the
+/// same statements, run by the server in order, so that a batch costs one
+/// round trip instead of two to four per request).
+///
+/// `foundation_persist_apply_op` applies one operation and answers
+/// `(applied, number)`: applied, the operation's number (the new version;
+/// 1 or 0 for whether a deleted key existed; the appended sequence; the
+/// removed records; the fence's token); refused, what the precondition
+/// found (the key's current version, 0 when absent; the stream's next
+/// sequence; the lease's current token, `NULL` when it has none or was
+/// released). Kinds: 0 put, 1 delete, 2 append, 3 truncate, 4 fence.
+/// Expectations of a put or delete: 0 any, 1 absent, 2 the version in
+/// `number`; of an append: 0 none, 2 the sequence in `number`.
+///
+/// `foundation_persist_apply` takes the batch as parallel arrays, one
+/// element per operation, its request's index in `requests` (requests
+/// are contiguous and in order). It share-locks the fences' lease rows in
+/// name order first (as a renewal locks them), then applies each request
+/// all-or-nothing: at its first refused operation the request stops, and
+/// when `guarded` (an earlier operation of it wrote) its writes are undone
+/// by the exception block's subtransaction. It returns one row per
+/// operation of an applied request and one row (the refused operation)
+/// per refused request, in order. Any other error aborts the statement,
+/// and with it the batch's transaction.
+const APPLY_FUNCTIONS: &str = r#"
+CREATE OR REPLACE FUNCTION foundation_persist_apply_op(
+    kind smallint, space text, item text, payload bytea, expecting smallint,
+    number bigint, OUT applied boolean, OUT result bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    head_next bigint;
+    truncated bigint;
+    upto bigint;
+    removed bigint;
+    released boolean;
+BEGIN
+    applied := true;
+    IF kind = 0 THEN
+        IF expecting = 2 THEN
+            UPDATE foundation_persist_state
+               SET version = nextval('foundation_persist_versions'), envelope = payload
+             WHERE keyspace = space AND key = item AND version = number
+            RETURNING version INTO result;
+        ELSIF expecting = 1 THEN
+            INSERT INTO foundation_persist_state (keyspace, key, version, envelope)
+            VALUES (space, item, nextval('foundation_persist_versions'), payload)
+            ON CONFLICT (keyspace, key) DO NOTHING
+            RETURNING version INTO result;
+        ELSE
+            INSERT INTO foundation_persist_state AS s (keyspace, key, version, envelope)
+            VALUES (space, item, nextval('foundation_persist_versions'), payload)
+            ON CONFLICT (keyspace, key) DO UPDATE
+               SET version = EXCLUDED.version, envelope = EXCLUDED.envelope
+            RETURNING s.version INTO result;
+        END IF;
+        IF result IS NULL THEN
+            applied := false;
+            SELECT coalesce(max(version), 0) INTO result FROM foundation_persist_state
+             WHERE keyspace = space AND key = item;
+        END IF;
+    ELSIF kind = 1 THEN
+        IF expecting = 1 THEN
+            SELECT coalesce(max(version), 0) INTO result FROM foundation_persist_state
+             WHERE keyspace = space AND key = item;
+            applied := result = 0;
+        ELSIF expecting = 2 THEN
+            DELETE FROM foundation_persist_state
+             WHERE keyspace = space AND key = item AND version = number;
+            IF FOUND THEN
+                result := 1;
+            ELSE
+                applied := false;
+                SELECT coalesce(max(version), 0) INTO result FROM foundation_persist_state
+                 WHERE keyspace = space AND key = item;
+            END IF;
+        ELSE
+            DELETE FROM foundation_persist_state WHERE keyspace = space AND key = item;
+            result := CASE WHEN FOUND THEN 1 ELSE 0 END;
+        END IF;
+    ELSIF kind = 2 THEN
+        IF expecting = 2 THEN
+            SELECT h.next_sequence INTO head_next FROM foundation_persist_heads h
+             WHERE h.journal = space AND h.stream = item FOR UPDATE;
+            head_next := coalesce(head_next, 1);
+            IF head_next <> number THEN
+                applied := false;
+                result := head_next;
+                RETURN;
+            END IF;
+        END IF;
+        INSERT INTO foundation_persist_heads AS h
+            (journal, stream, next_sequence, truncated_through)
+        VALUES (space, item, 2, 0)
+        ON CONFLICT (journal, stream) DO UPDATE SET next_sequence = h.next_sequence + 1
+        RETURNING h.next_sequence - 1 INTO result;
+        INSERT INTO foundation_persist_journal (journal, stream, sequence, record)
+        VALUES (space, item, result, payload);
+    ELSIF kind = 3 THEN
+        SELECT h.next_sequence, h.truncated_through INTO head_next, truncated
+          FROM foundation_persist_heads h WHERE h.journal = space AND h.stream = item FOR UPDATE;
+        head_next := coalesce(head_next, 1);
+        truncated := coalesce(truncated, 0);
+        result := 0;
+        IF number > truncated AND head_next > 1 THEN
+            upto := greatest(least(number, head_next - 1), truncated);
+            DELETE FROM foundation_persist_journal
+             WHERE journal = space AND stream = item AND sequence > truncated AND sequence <= upto;
+            GET DIAGNOSTICS removed = ROW_COUNT;
+            UPDATE foundation_persist_heads SET truncated_through = upto
+             WHERE journal = space AND stream = item;
+            result := removed;
+        END IF;
+    ELSIF kind = 4 THEN
+        SELECT token, owner IS NULL INTO result, released FROM foundation_persist_leases
+         WHERE name = space FOR SHARE;
+        IF result IS NULL OR released OR result <> number THEN
+            applied := false;
+        END IF;
+    ELSE
+        RAISE EXCEPTION 'foundation_persist_apply_op: unknown operation kind %', kind;
+    END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION foundation_persist_apply(
+    requests integer[], kinds smallint[], spaces text[], items text[], payloads bytea[],
+    expectings smallint[], numbers bigint[], guarded boolean[], fences text[])
+RETURNS TABLE (operation integer, applied boolean, result bigint)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    total integer := coalesce(array_length(kinds, 1), 0);
+    first integer := 1;
+    last integer;
+    i integer;
+    outcome record;
+    results bigint[];
+    refused_at integer;
+    refused_with bigint;
+BEGIN
+    IF coalesce(array_length(fences, 1), 0) > 0 THEN
+        PERFORM 1 FROM foundation_persist_leases WHERE name = ANY(fences)
+         ORDER BY name FOR SHARE;
+    END IF;
+    WHILE first <= total LOOP
+        last := first;
+        WHILE last < total AND requests[last + 1] = requests[first] LOOP
+            last := last + 1;
+        END LOOP;
+        refused_at := NULL;
+        results := ARRAY[]::bigint[];
+        IF guarded[first] THEN
+            BEGIN
+                FOR i IN first..last LOOP
+                    SELECT * INTO outcome FROM foundation_persist_apply_op(kinds[i], spaces[i],
+                        items[i], payloads[i], expectings[i], numbers[i]);
+                    IF NOT outcome.applied THEN
+                        refused_at := i;
+                        refused_with := outcome.result;
+                        RAISE EXCEPTION USING ERRCODE = 'FP001';
+                    END IF;
+                    results := results || outcome.result;
+                END LOOP;
+            EXCEPTION WHEN SQLSTATE 'FP001' THEN
+                NULL;
+            END;
+        ELSE
+            FOR i IN first..last LOOP
+                SELECT * INTO outcome FROM foundation_persist_apply_op(kinds[i], spaces[i],
+                    items[i], payloads[i], expectings[i], numbers[i]);
+                IF NOT outcome.applied THEN
+                    refused_at := i;
+                    refused_with := outcome.result;
+                    EXIT;
+                END IF;
+                results := results || outcome.result;
+            END LOOP;
+        END IF;
+        IF refused_at IS NULL THEN
+            FOR i IN first..last LOOP
+                operation := i;
+                applied := true;
+                result := results[i - first + 1];
+                RETURN NEXT;
+            END LOOP;
+        ELSE
+            operation := refused_at;
+            applied := false;
+            result := refused_with;
+            RETURN NEXT;
+        END IF;
+        first := last + 1;
+    END LOOP;
+END
+$fn$;
+"#;
 
 /// Creates the tables of an empty database, migrates an older schema, and
 /// refuses a newer one.

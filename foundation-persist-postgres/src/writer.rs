@@ -16,6 +16,10 @@
 //! - a lost connection (a restarted server, a killed backend) **before**
 //!   `COMMIT` was sent: nothing was committed, so the batch is run again
 //!   on a fresh connection;
+//! - any other error before or at `COMMIT` (a full disk, a failed
+//!   statement) is not retried: every request of the batch gets it, with
+//!   the context `commit_outcome=not_committed` (nothing of the batch was
+//!   applied; retrying a request is safe);
 //! - a lost connection **while** `COMMIT` was in flight is never retried
 //!   and never reported as success: the outcome is unknown (the commit may
 //!   or may not have happened), and every request of the batch gets
@@ -37,9 +41,7 @@
 //!
 //! This module is not for the statements (`ops.rs`).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
@@ -50,9 +52,7 @@ use foundation_persist::backend::Op;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
-use crate::ops::{
-    Refusal, apply_request, is_pipelinable, lock_fences, needs_savepoint, prepare_pipelined,
-};
+use crate::ops::apply_batch;
 
 /// How many times a batch is tried when PostgreSQL rolled it back
 /// (serialization failure, deadlock, a connection lost before commit).
@@ -161,7 +161,7 @@ impl Writer {
             Ok(client) => client,
             Err(error) => {
                 let retryable = pool_kind(&error) == Kind::Connection;
-                let error = pool_error(error, &self.store);
+                let error = not_committed(pool_error(error, &self.store));
                 return Err(if retryable {
                     Failed::Retryable(error)
                 } else {
@@ -170,76 +170,19 @@ impl Writer {
             }
         };
         let work = async {
-            let mut transaction = client.transaction().await.map_err(Attempt::Before)?;
-            lock_fences(
+            let transaction = client.transaction().await.map_err(Attempt::Before)?;
+            let answers = apply_batch(
                 &transaction,
                 batch.iter().map(|request| request.ops.as_slice()),
             )
             .await
             .map_err(Attempt::Before)?;
-            let mut answers = Vec::with_capacity(batch.len());
-            let mut operations = 0;
-            let mut index = 0;
-            while index < batch.len() {
-                let run = batch[index..]
-                    .iter()
-                    .take_while(|request| is_pipelinable(&request.ops))
-                    .count();
-                if run > 1 {
-                    // Sent back to back, answered in order.
-                    let requests = &batch[index..index + run];
-                    prepare_pipelined(&transaction)
-                        .await
-                        .map_err(Attempt::Before)?;
-                    let results = join_in_order(
-                        requests
-                            .iter()
-                            .map(|request| apply_request(&transaction, &request.ops)),
-                    )
-                    .await;
-                    for (request, result) in requests.iter().zip(results) {
-                        match result {
-                            Ok(outcomes) => {
-                                operations += request.ops.len();
-                                answers.push(Ok(outcomes));
-                            }
-                            Err(Refusal::Conflict(error)) => answers.push(Err(error)),
-                            Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
-                        }
-                    }
-                    index += run;
-                    continue;
-                }
-                let request = &batch[index];
-                index += 1;
-                let answer = if needs_savepoint(&request.ops) {
-                    let savepoint = transaction
-                        .savepoint("request")
-                        .await
-                        .map_err(Attempt::Before)?;
-                    match apply_request(&savepoint, &request.ops).await {
-                        Ok(outcomes) => {
-                            savepoint.commit().await.map_err(Attempt::Before)?;
-                            Ok(outcomes)
-                        }
-                        Err(Refusal::Conflict(error)) => {
-                            savepoint.rollback().await.map_err(Attempt::Before)?;
-                            Err(error)
-                        }
-                        Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
-                    }
-                } else {
-                    match apply_request(&transaction, &request.ops).await {
-                        Ok(outcomes) => Ok(outcomes),
-                        Err(Refusal::Conflict(error)) => Err(error),
-                        Err(Refusal::Database(error)) => return Err(Attempt::Before(error)),
-                    }
-                };
-                if answer.is_ok() {
-                    operations += request.ops.len();
-                }
-                answers.push(answer);
-            }
+            let operations: usize = batch
+                .iter()
+                .zip(&answers)
+                .filter(|(_, answer)| answer.is_ok())
+                .map(|(request, _)| request.ops.len())
+                .sum();
             if operations == 0 {
                 transaction.rollback().await.map_err(Attempt::Before)?;
                 return Ok((answers, 0));
@@ -275,7 +218,7 @@ impl Writer {
             }
             Ok(Err(Attempt::Before(error))) => {
                 let retryable = matches!(kind(&error), Kind::Connection | Kind::Serialization);
-                let error = database_error(error, &self.store, "write");
+                let error = not_committed(database_error(error, &self.store, "write"));
                 if retryable {
                     Err(Failed::Retryable(error))
                 } else {
@@ -287,7 +230,7 @@ impl Writer {
                     // The server answered COMMIT with an error: it rolled
                     // the transaction back.
                     let retryable = kind(&error) == Kind::Serialization;
-                    let error = database_error(error, &self.store, "commit");
+                    let error = not_committed(database_error(error, &self.store, "commit"));
                     return Err(if retryable {
                         Failed::Retryable(error)
                     } else {
@@ -344,6 +287,13 @@ fn admit(request: Request, now: Duration) -> Option<Request> {
     Some(request)
 }
 
+/// An error of a batch that PostgreSQL did not commit (it failed before
+/// `COMMIT`, or the server answered `COMMIT` with an error): every request
+/// of the batch gets it, and it says that none of them was applied.
+fn not_committed(error: Error) -> Error {
+    error.with_context("commit_outcome", "not_committed")
+}
+
 /// Where an attempt failed.
 enum Attempt {
     /// Before `COMMIT` was sent: nothing was committed.
@@ -358,26 +308,4 @@ enum Failed {
     Retryable(Error),
     /// Answer every request with this error.
     Final(Error),
-}
-
-/// Awaits every future concurrently, polling them in order, so that the
-/// first poll of each (where a pipelined request sends its statement)
-/// happens in the order given.
-async fn join_in_order<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(|context| {
-        let mut done = true;
-        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(context) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => done = false,
-                }
-            }
-        }
-        if done { Poll::Ready(()) } else { Poll::Pending }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }

@@ -21,8 +21,8 @@ use redb::{Database, ReadableTable, Table, TableDefinition, WriteTransaction};
 
 use crate::backend::{Expect, Op};
 use crate::classify::storage_error;
-use crate::layout::{self, LEASES, REVISION_KEY, SYSTEM};
-use crate::lease::{Lease, LeaseRow, acquire_row, check_fence, claim_row, release_row, renew_row};
+use crate::layout::{self, LEASE_TOKEN_KEY, LEASES, REVISION_KEY, SYSTEM};
+use crate::lease::{Lease, LeaseRow, acquire_row, check_fence, claim_row, releases, renew_row};
 use crate::ops::{Answer, LeaseOp, Outcome, Version, Work, WriteReply};
 
 /// Applies `requests` in one write transaction and commits it, durably or
@@ -141,6 +141,8 @@ pub(crate) struct Tables<'txn> {
     journal: HashMap<Arc<str>, JournalTableHandle<'txn>>,
     heads: HashMap<Arc<str>, HeadTableHandle<'txn>>,
     leases: Option<LeaseTableHandle<'txn>>,
+    /// The last lease token handed out, once read in this transaction.
+    last_lease_token: Option<u64>,
     /// The store clock's wall time, in microseconds, for lease expiry.
     now: u64,
 }
@@ -157,6 +159,7 @@ impl<'txn> Tables<'txn> {
             journal: HashMap::new(),
             heads: HashMap::new(),
             leases: None,
+            last_lease_token: None,
             now,
         }
     }
@@ -181,6 +184,57 @@ impl<'txn> Tables<'txn> {
             .map_err(|error| storage_error(error, "read"))?
             .map(|value| row_of(value.value()));
         Ok(row)
+    }
+
+    fn delete_lease_row(&mut self, name: &str) -> Result<(), Error> {
+        self.leases()?
+            .remove(name)
+            .map_err(|error| storage_error(error, "write"))?;
+        Ok(())
+    }
+
+    /// The last lease token handed out. A store written before the
+    /// counter existed has none stored: then it is the largest token of
+    /// the lease table, and the released rows that table kept (tokens used
+    /// to live in them) are deleted.
+    fn last_lease_token(&mut self) -> Result<u64, Error> {
+        if let Some(token) = self.last_lease_token {
+            return Ok(token);
+        }
+        let stored = read_lease_token(self.transaction)?;
+        let token = match stored {
+            Some(token) => token,
+            None => {
+                let mut largest = 0;
+                let mut released = Vec::new();
+                for entry in self
+                    .leases()?
+                    .iter()
+                    .map_err(|error| storage_error(error, "read"))?
+                {
+                    let (name, value) = entry.map_err(|error| storage_error(error, "read"))?;
+                    let row = row_of(value.value());
+                    largest = largest.max(row.token);
+                    if row.owner.is_none() {
+                        released.push(name.value().to_owned());
+                    }
+                }
+                for name in released {
+                    self.delete_lease_row(&name)?;
+                }
+                write_lease_token(self.transaction, largest)?;
+                largest
+            }
+        };
+        self.last_lease_token = Some(token);
+        Ok(token)
+    }
+
+    /// Counts `token` (the last one + 1) as handed out.
+    fn issue_lease_token(&mut self, token: u64) -> Result<(), Error> {
+        write_lease_token(self.transaction, token)?;
+        self.last_lease_token = Some(token);
+        Ok(())
     }
 
     fn put_lease_row(&mut self, name: &str, row: &LeaseRow) -> Result<(), Error> {
@@ -253,6 +307,41 @@ pub(crate) fn read_revision(transaction: &WriteTransaction) -> Result<u64, Error
         .map_err(|error| storage_error(error, "read"))?
         .map_or(0, |value| value.value());
     Ok(revision)
+}
+
+/// Reads the last lease token handed out (`None` in a store written
+/// before the counter existed).
+pub(crate) fn read_lease_token(transaction: &WriteTransaction) -> Result<Option<u64>, Error> {
+    let table = transaction
+        .open_table(SYSTEM)
+        .map_err(|error| storage_error(error, "open_table"))?;
+    let token = table
+        .get(LEASE_TOKEN_KEY)
+        .map_err(|error| storage_error(error, "read"))?
+        .map(|value| value.value());
+    Ok(token)
+}
+
+pub(crate) fn write_lease_token(transaction: &WriteTransaction, token: u64) -> Result<(), Error> {
+    let mut table = transaction
+        .open_table(SYSTEM)
+        .map_err(|error| storage_error(error, "open_table"))?;
+    table
+        .insert(LEASE_TOKEN_KEY, token)
+        .map_err(|error| storage_error(error, "write"))?;
+    Ok(())
+}
+
+/// Forgets the lease token counter: the next lease operation starts it
+/// again from the lease table.
+pub(crate) fn remove_lease_token(transaction: &WriteTransaction) -> Result<(), Error> {
+    let mut table = transaction
+        .open_table(SYSTEM)
+        .map_err(|error| storage_error(error, "open_table"))?;
+    table
+        .remove(LEASE_TOKEN_KEY)
+        .map_err(|error| storage_error(error, "write"))?;
+    Ok(())
 }
 
 pub(crate) fn write_revision(transaction: &WriteTransaction, revision: u64) -> Result<(), Error> {
@@ -476,9 +565,11 @@ fn apply_lease(
     };
     match op {
         LeaseOp::Acquire { name, owner, ttl } => {
+            let token = tables.last_lease_token()?.saturating_add(1);
             let row = tables.lease_row(name)?;
-            match acquire_row(name, row.as_ref(), owner, *ttl, now) {
+            match acquire_row(name, row.as_ref(), owner, *ttl, now, token) {
                 Ok(row) => {
+                    tables.issue_lease_token(token)?;
                     tables.put_lease_row(name, &row)?;
                     Ok((vec![granted(name, &row)], 1))
                 }
@@ -503,12 +594,11 @@ fn apply_lease(
         }
         LeaseOp::Release(lease) => {
             let row = tables.lease_row(&lease.name)?;
-            match release_row(lease, row.as_ref(), now) {
-                Some(row) => {
-                    tables.put_lease_row(&lease.name, &row)?;
-                    Ok((Vec::new(), 1))
-                }
-                None => Ok((Vec::new(), 0)),
+            if releases(lease, row.as_ref()) {
+                tables.delete_lease_row(&lease.name)?;
+                Ok((Vec::new(), 1))
+            } else {
+                Ok((Vec::new(), 0))
             }
         }
         LeaseOp::Claim {
@@ -518,6 +608,7 @@ fn apply_lease(
             limit,
         } => {
             let mut claimed = Vec::new();
+            let mut last_token = tables.last_lease_token()?;
             {
                 let table = tables.leases()?;
                 let range = table
@@ -532,10 +623,15 @@ fn apply_lease(
                     if !name.starts_with(prefix.as_str()) {
                         break;
                     }
-                    if let Some(row) = claim_row(&row_of(value.value()), owner, *ttl, now) {
+                    let token = last_token.saturating_add(1);
+                    if let Some(row) = claim_row(&row_of(value.value()), owner, *ttl, now, token) {
+                        last_token = token;
                         claimed.push((name.to_owned(), row));
                     }
                 }
+            }
+            if !claimed.is_empty() {
+                tables.issue_lease_token(last_token)?;
             }
             let mut answers = Vec::with_capacity(claimed.len());
             for (name, row) in &claimed {

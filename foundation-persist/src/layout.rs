@@ -29,9 +29,14 @@ pub(crate) const STORE_FORMAT: u64 = 1;
 pub(crate) const SYSTEM_TABLE: &str = "foundation/system";
 pub(crate) const FORMAT_KEY: &str = "format";
 pub(crate) const REVISION_KEY: &str = "revision";
+/// The last lease token handed out (absent in a store written before it
+/// existed: then the largest token of the lease table).
+pub(crate) const LEASE_TOKEN_KEY: &str = "lease_token";
 pub(crate) const METADATA_TABLE: &str = "meta";
 /// The leases: name to (token, expiry in microseconds since the Unix
-/// epoch, owner; an empty owner marks a released lease).
+/// epoch, owner). A release deletes the row; stores written before that
+/// kept released rows with an empty owner, which the first lease operation
+/// deletes.
 pub(crate) const LEASES_TABLE: &str = "foundation/leases";
 const STATE_PREFIX: &str = "state/";
 const JOURNAL_PREFIX: &str = "journal/";

@@ -9,7 +9,10 @@
 //! - **Tokens are monotonic per name.** Every grant of a name (an
 //!   acquisition, a re-grant to the same owner, a takeover by
 //!   [`Leases::claim_expired`]) gets a token strictly larger than every
-//!   token the name had before, also after a release.
+//!   token the name had before, also after a release. Tokens come from one
+//!   counter per store (a high-water mark: a `SEQUENCE` on PostgreSQL, a
+//!   system entry in a redb file, a field in memory), so they grow across
+//!   all names and never repeat, even once a name's row is gone.
 //! - **One live owner.** [`Leases::acquire`] grants a name that is free
 //!   (never granted, or released), expired, or already held by the same
 //!   owner; held unexpired by another owner it fails with `already_exists`
@@ -33,8 +36,12 @@
 //!   graceful shutdown), [`Leases::renew`] it with a zero ttl: it expires
 //!   now and the next claimer takes it.
 //!
-//! A name's row is kept after release (its token must never repeat), so
-//! the lease table grows with the number of names ever leased.
+//! A released lease's row is deleted (the store-wide counter, not the row,
+//! keeps its token from repeating), so the lease table holds only held
+//! leases, live or expired and not yet claimed: it does not grow with the
+//! number of names ever leased. Stores written before the counter existed
+//! are brought to it on their first lease operation (the counter starts
+//! above every stored token; released rows are deleted).
 //!
 //! This module is not for the storage of leases (each backend keeps them
 //! in its own table) or for what the leased work is (jido-workflow's
@@ -372,30 +379,31 @@ impl LeaseRow {
 }
 
 /// The rules of the built-in backends, on one name's row at `now`
-/// (microseconds): the new row of an acquisition, or why it is refused.
+/// (microseconds): the new row of an acquisition, with `token` (the
+/// store's next token, which the backend then counts as issued), or why it
+/// is refused.
 pub(crate) fn acquire_row(
     name: &str,
     row: Option<&LeaseRow>,
     owner: &str,
     ttl: Duration,
     now: u64,
+    token: u64,
 ) -> Result<LeaseRow, Error> {
-    let token = match row {
-        None => 0,
-        Some(row) => match &row.owner {
-            Some(holder) if holder != owner && !row.expired(now) => {
-                return Err(held_by_another(
-                    name,
-                    holder,
-                    Duration::from_micros(row.expires_micros - now),
-                ));
-            }
-            _ => row.token,
-        },
-    };
+    if let Some(row) = row
+        && let Some(holder) = &row.owner
+        && holder != owner
+        && !row.expired(now)
+    {
+        return Err(held_by_another(
+            name,
+            holder,
+            Duration::from_micros(row.expires_micros - now),
+        ));
+    }
     Ok(LeaseRow {
         owner: Some(owner.to_owned()),
-        token: token.saturating_add(1),
+        token,
         expires_micros: now.saturating_add(ttl_micros(ttl)),
     })
 }
@@ -417,27 +425,28 @@ pub(crate) fn renew_row(
     }
 }
 
-/// The new row of a release of `lease`; `None` when it is no longer
-/// current (nothing to do).
-pub(crate) fn release_row(lease: &Lease, row: Option<&LeaseRow>, now: u64) -> Option<LeaseRow> {
-    match row {
-        Some(row) if row.token == lease.token && row.owner.is_some() => Some(LeaseRow {
-            owner: None,
-            token: row.token,
-            expires_micros: now,
-        }),
-        _ => None,
-    }
+/// Whether a release of `lease` deletes `row`: only while its token is
+/// current (otherwise there is nothing to do).
+pub(crate) fn releases(lease: &Lease, row: Option<&LeaseRow>) -> bool {
+    row.is_some_and(|row| row.token == lease.token && row.owner.is_some())
 }
 
-/// Whether `row` is claimable at `now`, and its row once claimed.
-pub(crate) fn claim_row(row: &LeaseRow, owner: &str, ttl: Duration, now: u64) -> Option<LeaseRow> {
+/// Whether `row` is claimable at `now`, and its row once claimed with
+/// `token` (the store's next token, which the backend then counts as
+/// issued).
+pub(crate) fn claim_row(
+    row: &LeaseRow,
+    owner: &str,
+    ttl: Duration,
+    now: u64,
+    token: u64,
+) -> Option<LeaseRow> {
     if row.owner.is_none() || !row.expired(now) {
         return None;
     }
     Some(LeaseRow {
         owner: Some(owner.to_owned()),
-        token: row.token.saturating_add(1),
+        token,
         expires_micros: now.saturating_add(ttl_micros(ttl)),
     })
 }
@@ -493,23 +502,19 @@ mod tests {
     #[test]
     fn acquisition_follows_the_rules() {
         let ttl = Duration::from_secs(1);
-        let first = acquire_row("w", None, "a", ttl, 10).unwrap();
+        let first = acquire_row("w", None, "a", ttl, 10, 1).unwrap();
         assert_eq!(first, held("a", 1, 1_000_010));
-        let error = acquire_row("w", Some(&first), "b", ttl, 20).unwrap_err();
+        let error = acquire_row("w", Some(&first), "b", ttl, 20, 2).unwrap_err();
         assert_eq!(error.code(), ErrorCode::ALREADY_EXISTS);
         assert_eq!(
-            acquire_row("w", Some(&first), "a", ttl, 20).unwrap().token,
-            2
-        );
-        let later = acquire_row("w", Some(&first), "b", ttl, 1_000_010).unwrap();
-        assert_eq!(later, held("b", 2, 2_000_010));
-        let released = release_row(&first.lease("w").unwrap(), Some(&first), 30).unwrap();
-        assert_eq!(
-            acquire_row("w", Some(&released), "b", ttl, 40)
+            acquire_row("w", Some(&first), "a", ttl, 20, 2)
                 .unwrap()
                 .token,
             2
         );
+        let later = acquire_row("w", Some(&first), "b", ttl, 1_000_010, 2).unwrap();
+        assert_eq!(later, held("b", 2, 2_000_010));
+        assert!(releases(&first.lease("w").unwrap(), Some(&first)));
     }
 
     #[test]
@@ -518,7 +523,8 @@ mod tests {
         let stale = held("a", 2, 100).lease("w").unwrap();
         let error = renew_row(&stale, Some(&row), Duration::ZERO, 0).unwrap_err();
         assert_eq!(error.code(), ErrorCode::VERSION_CONFLICT);
-        assert!(release_row(&stale, Some(&row), 0).is_none());
+        assert!(!releases(&stale, Some(&row)));
+        assert!(!releases(&stale, None));
         assert!(check_fence("w", 2, Some(&row)).is_err());
         assert!(check_fence("w", 3, Some(&row)).is_ok());
         assert!(check_fence("w", 1, None).is_err());
@@ -527,17 +533,17 @@ mod tests {
     #[test]
     fn only_held_expired_leases_are_claimed() {
         let ttl = Duration::from_micros(5);
-        assert!(claim_row(&held("a", 1, 100), "b", ttl, 99).is_none());
+        assert!(claim_row(&held("a", 1, 100), "b", ttl, 99, 2).is_none());
         assert_eq!(
-            claim_row(&held("a", 1, 100), "b", ttl, 100),
-            Some(held("b", 2, 105))
+            claim_row(&held("a", 1, 100), "b", ttl, 100, 7),
+            Some(held("b", 7, 105))
         );
         let released = LeaseRow {
             owner: None,
             token: 4,
             expires_micros: 0,
         };
-        assert!(claim_row(&released, "b", ttl, 100).is_none());
+        assert!(claim_row(&released, "b", ttl, 100, 2).is_none());
     }
 
     #[test]

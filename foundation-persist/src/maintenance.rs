@@ -28,7 +28,9 @@ use redb::{
     TableHandle, WriteTransaction,
 };
 
-use crate::apply::{read_revision, write_revision};
+use crate::apply::{
+    read_lease_token, read_revision, remove_lease_token, write_lease_token, write_revision,
+};
 use crate::classify::{closed, storage_error};
 use crate::layout::{FORMAT_KEY, REVISION_KEY, STORE_FORMAT, SYSTEM, TableKind, table_kind};
 use crate::ops::{BackupReport, CompactionReport};
@@ -259,6 +261,7 @@ pub(crate) fn restore(live: &Database, source: &Path, deadline: Instant) -> Resu
         .begin_write()
         .map_err(|error| storage_error(error, "begin_write"))?;
     let revision_before = read_revision(&transaction)?;
+    let lease_token_before = read_lease_token(&transaction)?;
     let ours: Vec<_> = transaction
         .list_tables()
         .map_err(|error| storage_error(error, "list_tables"))?
@@ -283,6 +286,19 @@ pub(crate) fn restore(live: &Database, source: &Path, deadline: Instant) -> Resu
     let entries = copy_tables(&read, &transaction, &stop, false).map_err(with_path)?;
     let revision_after = read_revision(&transaction)?;
     write_revision(&transaction, revision_before.max(revision_after))?;
+    // Nor does the lease token counter go back (the live lease table
+    // stays; a counter it has not reached yet is brought to it on the
+    // first lease operation).
+    match lease_token_before {
+        Some(before) => {
+            let after = read_lease_token(&transaction)?.unwrap_or(0);
+            write_lease_token(&transaction, before.max(after))?;
+        }
+        // The live store never counted tokens: the counter is started from
+        // its own lease table on the first lease operation, not taken
+        // from the backup.
+        None => remove_lease_token(&transaction)?,
+    }
     transaction
         .commit()
         .map_err(|error| storage_error(error, "commit"))?;

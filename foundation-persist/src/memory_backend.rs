@@ -30,7 +30,7 @@ use crate::backend::{
 use crate::classify::closed;
 use crate::journal::StreamHead;
 use crate::lease::{
-    Lease, LeaseRow, acquire_row, check_fence, claim_row, micros, release_row, renew_row,
+    Lease, LeaseRow, acquire_row, check_fence, claim_row, micros, releases, renew_row,
 };
 use crate::ops::{Outcome, Version};
 use crate::watch::{ChangeFeed, Changes, watched_changes};
@@ -47,9 +47,11 @@ struct Data {
     journals: HashMap<Arc<str>, JournalData>,
     /// The last version handed out.
     last_version: u64,
-    /// Leases by name, released ones included (their tokens must not
-    /// repeat).
+    /// Held leases by name (a release deletes its row).
     leases: BTreeMap<String, LeaseRow>,
+    /// The last lease token handed out (tokens never repeat, whether or
+    /// not their rows are kept).
+    last_lease_token: u64,
 }
 
 #[derive(Default)]
@@ -408,7 +410,9 @@ impl Backend for MemoryBackend {
     ) -> BackendFuture<'_, Lease> {
         let now = self.now();
         let result = self.with_data(|data| {
-            let row = acquire_row(&name, data.leases.get(&name), &owner, ttl, now)?;
+            let token = data.last_lease_token.saturating_add(1);
+            let row = acquire_row(&name, data.leases.get(&name), &owner, ttl, now, token)?;
+            data.last_lease_token = token;
             let lease = row.lease(&name);
             data.leases.insert(name, row);
             lease.ok_or_else(|| {
@@ -441,10 +445,9 @@ impl Backend for MemoryBackend {
     }
 
     fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
-        let now = self.now();
         let result = self.with_data(|data| {
-            if let Some(row) = release_row(&lease, data.leases.get(&lease.name), now) {
-                data.leases.insert(lease.name, row);
+            if releases(&lease, data.leases.get(&lease.name)) {
+                data.leases.remove(&lease.name);
             }
             Ok(())
         });
@@ -461,6 +464,7 @@ impl Backend for MemoryBackend {
         let now = self.now();
         let result = self.with_data(|data| {
             let mut claimed = Vec::new();
+            let mut last_token = data.last_lease_token;
             for (name, row) in data
                 .leases
                 .range_mut::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
@@ -469,11 +473,14 @@ impl Backend for MemoryBackend {
                 if claimed.len() >= limit {
                     break;
                 }
-                if let Some(new_row) = claim_row(row, &owner, ttl, now) {
+                let token = last_token.saturating_add(1);
+                if let Some(new_row) = claim_row(row, &owner, ttl, now, token) {
+                    last_token = token;
                     *row = new_row;
                     claimed.extend(row.lease(name));
                 }
             }
+            data.last_lease_token = last_token;
             Ok(claimed)
         });
         Box::pin(std::future::ready(result))
@@ -519,5 +526,44 @@ impl Backend for MemoryBackend {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use foundation_error::clock::ManualClock;
+
+    use super::*;
+
+    /// Lease churn leaves no rows behind (the lease table holds only held
+    /// leases), and tokens keep growing across names.
+    #[tokio::test(start_paused = true)]
+    async fn released_leases_leave_no_rows() {
+        let backend = MemoryBackend::new(Arc::new(ManualClock::new()));
+        let ttl = Duration::from_secs(10);
+        let mut largest = 0;
+        for index in 0..50 {
+            let lease = backend
+                .acquire_lease(format!("workflow/{index}"), "a".to_owned(), ttl)
+                .await
+                .expect("acquire");
+            assert!(lease.token > largest);
+            largest = lease.token;
+            backend.release_lease(lease).await.expect("release");
+        }
+        let kept = backend
+            .acquire_lease("workflow/0".to_owned(), "b".to_owned(), ttl)
+            .await
+            .expect("acquire");
+        assert!(
+            kept.token > largest,
+            "a released name's next token is larger"
+        );
+        let rows = backend
+            .with_data(|data| Ok(data.leases.keys().cloned().collect::<Vec<_>>()))
+            .expect("open");
+        assert_eq!(rows, vec!["workflow/0".to_owned()]);
     }
 }

@@ -20,6 +20,15 @@
 //! supervisor's own intensity (`recovery_intensity`, 10 in 10 s by
 //! default) bounds that.
 //!
+//! In multi-node mode a workflow process whose store fails in a way that
+//! passes (a lost connection, a restarting database, a timeout) does not
+//! crash: it steps aside (stops normally, its lease no longer renewed),
+//! and once the lease expires a claim resumes it from its journal, here
+//! or on another engine. A database restart fails every running workflow
+//! at once; as crashes they would exhaust both intensities and the engine
+//! would stop running workflows for good (the test
+//! `three_engines_survive_a_database_restart_under_load` found this).
+//!
 //! The WorkflowRegistry is a `foundation_core::registry::Registry`: each
 //! process registers its workflow id (unique keys).
 //!

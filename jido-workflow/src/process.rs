@@ -340,6 +340,12 @@ impl Actor for WorkflowProcess {
             return Err(self.moved());
         }
         if let Err(error) = &result
+            && self.steps_aside_for(error)
+        {
+            self.step_aside(error, ctx);
+            return result;
+        }
+        if let Err(error) = &result
             && error.code() != ErrorCode::INVALID_STATE_TRANSITION
         {
             // A call's error would leave the actor running on state that
@@ -377,6 +383,12 @@ impl Actor for WorkflowProcess {
             // A journal write was refused (a fenced batch, or the journal
             // moved under it): stop without writing, not as a failure.
             self.give_up(ctx);
+            return Ok(());
+        }
+        if let Err(error) = &result
+            && self.steps_aside_for(error)
+        {
+            self.step_aside(error, ctx);
             return Ok(());
         }
         result
@@ -1102,6 +1114,32 @@ impl WorkflowProcess {
     fn give_up(&mut self, ctx: &mut Context<Self>) {
         self.gave_up = true;
         self.count_lost();
+        ctx.stop(ExitReason::Normal);
+    }
+
+    /// Whether this instance steps aside after `error` instead of
+    /// crashing: in multi-node mode, when the store failed in a way that
+    /// passes (a lost connection, a restarting database, a timeout).
+    /// Crashing would have the WorkflowSupervisor restart the instance
+    /// while the store is still away, and a database restart fails every
+    /// running workflow at once: the supervisor's restart intensity would
+    /// run out and the engine would stop running workflows for good.
+    fn steps_aside_for(&self, error: &Error) -> bool {
+        self.shared.multi_node
+            && self.lease.is_some()
+            && error.category() == foundation_error::Category::Infrastructure
+            && error.is_retryable()
+    }
+
+    /// Steps aside after a passing store failure (multi-node mode): stops
+    /// at once, not as a failure, keeping the lease unrenewed (the engine
+    /// no longer renews it), so that once it expires a claim resumes the
+    /// workflow from its journal, on this engine or another; running works
+    /// are aborted with the instance, and staged events that were not
+    /// journaled are replayed by the next instance.
+    fn step_aside(&mut self, error: &Error, ctx: &mut Context<Self>) {
+        self.gave_up = true;
+        tracing::info!(workflow = %self.id, %error, "stepped aside: the store failed; a claim resumes the workflow once its lease expires");
         ctx.stop(ExitReason::Normal);
     }
 

@@ -108,3 +108,116 @@ async fn expiry_is_the_server_time_plus_the_ttl() {
         .expect("joins")
         .expect("the connection ends cleanly");
 }
+
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("an admin connection");
+    tokio::spawn(connection);
+    client
+}
+
+async fn lease_rows(client: &tokio_postgres::Client) -> Vec<(String, i64, Option<String>)> {
+    client
+        .query(
+            "SELECT name, token, owner FROM foundation_persist_leases ORDER BY name",
+            &[],
+        )
+        .await
+        .expect("select")
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect()
+}
+
+/// Lease churn (acquire, release, many names) leaves no rows behind, and a
+/// name released and acquired again still gets a larger token: tokens
+/// come from a sequence, not from the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_leases_leave_no_rows_and_their_tokens_never_repeat() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let leases = store.leases();
+    let ttl = Duration::from_secs(60);
+    let mut largest = 0;
+    for round in 0..3 {
+        for index in 0..50 {
+            let lease = leases
+                .acquire(&format!("workflow/{index}"), "a", ttl)
+                .await
+                .expect("acquire");
+            assert!(lease.token > largest, "round {round}: tokens only grow");
+            largest = lease.token;
+            leases.release(&lease).await.expect("release");
+        }
+    }
+    let kept = leases
+        .acquire("workflow/kept", "a", ttl)
+        .await
+        .expect("acquire");
+    let client = admin(&url).await;
+    assert_eq!(
+        lease_rows(&client).await,
+        vec![(
+            "workflow/kept".to_owned(),
+            i64::try_from(kept.token).expect("a bigint"),
+            Some("a".to_owned())
+        )],
+        "only the held lease has a row"
+    );
+    store.close().await.expect("close");
+}
+
+/// A version 3 database kept released rows (`owner` NULL) to remember
+/// their tokens: the migration to version 4 starts the token sequence
+/// above every stored token and deletes those rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_lease_table_is_migrated_to_the_token_sequence() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let ttl = Duration::from_secs(60);
+    let held = store
+        .leases()
+        .acquire("workflow/held", "a", ttl)
+        .await
+        .expect("acquire");
+    store.close().await.expect("close");
+    let client = admin(&url).await;
+    client
+        .batch_execute(
+            "DROP SEQUENCE foundation_persist_lease_tokens; \
+             INSERT INTO foundation_persist_leases (name, owner, token, expires_at) \
+               VALUES ('workflow/old', NULL, 40, now()); \
+             UPDATE foundation_persist_schema SET version = 3",
+        )
+        .await
+        .expect("what version 3 left");
+
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("a version 3 database opens");
+    let again = store
+        .leases()
+        .acquire("workflow/old", "b", ttl)
+        .await
+        .expect("acquire");
+    assert_eq!(again.token, 41, "above every stored token");
+    assert_eq!(
+        lease_rows(&client).await,
+        vec![
+            (
+                "workflow/held".to_owned(),
+                i64::try_from(held.token).expect("a bigint"),
+                Some("a".to_owned())
+            ),
+            ("workflow/old".to_owned(), 41, Some("b".to_owned())),
+        ]
+    );
+    store.close().await.expect("close");
+}

@@ -12,3 +12,4 @@ mod group_commit;
 mod leases;
 mod listing;
 mod schema;
+mod server_errors;

@@ -149,7 +149,8 @@ async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
         .expect("keyspace");
     let version = values.put("k", &record(1)).await.expect("put");
     store.close().await.expect("close");
-    // Turn it back into a version 1 database: no lease table.
+    // Turn it back into a version 1 database: no lease table, no batch
+    // functions.
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connects");
@@ -157,6 +158,9 @@ async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
     client
         .batch_execute(
             "DROP TABLE foundation_persist_leases; \
+             DROP FUNCTION foundation_persist_apply; \
+             DROP FUNCTION foundation_persist_apply_op; \
+             DROP SEQUENCE foundation_persist_lease_tokens; \
              UPDATE foundation_persist_schema SET version = 1",
         )
         .await
@@ -170,7 +174,7 @@ async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
         .await
         .expect("select");
     assert_eq!(row.get::<_, i32>(0), SCHEMA_VERSION, "migrated");
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 4);
     let values = store
         .state::<ConformanceRecord>("values")
         .expect("keyspace");
@@ -186,6 +190,11 @@ async fn a_version_1_database_is_migrated_to_leases_and_keeps_its_data() {
         .await
         .expect("the lease table exists");
     assert_eq!(lease.token, 1);
+    let written = values
+        .put("k", &record(2))
+        .await
+        .expect("the batch functions exist");
+    assert!(written > version);
     store.close().await.expect("close");
     drop(client);
     driver

@@ -117,3 +117,100 @@ async fn leases_survive_reopening_and_restore_never_takes_tokens_back() {
         .expect("the live token still fences in");
     bounded(store.close()).await.expect("close");
 }
+
+/// The rows of a store file's lease table, read with redb itself.
+fn lease_rows(path: &std::path::Path) -> Vec<(String, u64, String)> {
+    const LEASES: redb::TableDefinition<'static, &str, (u64, u64, &str)> =
+        redb::TableDefinition::new("foundation/leases");
+    let database = redb::Database::open(path).expect("the store file opens in redb");
+    let read = redb::ReadableDatabase::begin_read(&database).expect("a read begins");
+    let table = read.open_table(LEASES).expect("the lease table");
+    redb::ReadableTable::iter(&table)
+        .expect("iterates")
+        .map(|entry| {
+            let (name, value) = entry.expect("a row");
+            let (token, _, owner) = value.value();
+            (name.value().to_owned(), token, owner.to_owned())
+        })
+        .collect()
+}
+
+/// Lease churn (acquire, release, many names) leaves no rows behind, and
+/// a name released and acquired again still gets a larger token: tokens
+/// come from the store's counter, not from the row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_leases_leave_no_rows_and_their_tokens_never_repeat() {
+    let directory = temp_dir();
+    let path = directory.path().join("churn.redb");
+    let store = Store::open(&path, &StoreOptions::new()).expect("opens");
+    let leases = store.leases();
+    let ttl = Duration::from_secs(60);
+    let mut largest = 0;
+    for round in 0..3 {
+        for index in 0..50 {
+            let lease = bounded(leases.acquire(&format!("workflow/{index}"), "a", ttl))
+                .await
+                .expect("acquire");
+            assert!(lease.token > largest, "round {round}: tokens only grow");
+            largest = lease.token;
+            bounded(leases.release(&lease)).await.expect("release");
+        }
+    }
+    let kept = bounded(leases.acquire("workflow/kept", "a", ttl))
+        .await
+        .expect("acquire");
+    bounded(store.close()).await.expect("close");
+    assert_eq!(
+        lease_rows(&path),
+        vec![("workflow/kept".to_owned(), kept.token, "a".to_owned())],
+        "only the held lease has a row"
+    );
+}
+
+/// A store file written before the token counter existed kept released
+/// rows (empty owner) to remember their tokens: its first lease operation
+/// starts the counter above every stored token and deletes those rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_lease_table_is_brought_to_the_counter() {
+    const LEASES: redb::TableDefinition<'static, &str, (u64, u64, &str)> =
+        redb::TableDefinition::new("foundation/leases");
+    const SYSTEM: redb::TableDefinition<'static, &str, u64> =
+        redb::TableDefinition::new("foundation/system");
+    let directory = temp_dir();
+    let path = directory.path().join("old.redb");
+    let store = Store::open(&path, &StoreOptions::new()).expect("opens");
+    let ttl = Duration::from_secs(60);
+    let held = bounded(store.leases().acquire("workflow/held", "a", ttl))
+        .await
+        .expect("acquire");
+    bounded(store.close()).await.expect("close");
+    {
+        // What the old code left: a released row with a large token, and
+        // no counter.
+        let database = redb::Database::open(&path).expect("opens in redb");
+        let write = database.begin_write().expect("a write begins");
+        {
+            let mut leases = write.open_table(LEASES).expect("the lease table");
+            leases.insert("workflow/old", (40, 0, "")).expect("insert");
+            let mut system = write.open_table(SYSTEM).expect("the system table");
+            system.remove("lease_token").expect("remove");
+        }
+        write.commit().expect("commit");
+    }
+
+    let store = Store::open(&path, &StoreOptions::new()).expect("reopens");
+    let again = bounded(store.leases().acquire("workflow/old", "b", ttl))
+        .await
+        .expect("acquire");
+    assert_eq!(again.token, 41, "above every stored token");
+    bounded(store.close()).await.expect("close");
+    let mut rows = lease_rows(&path);
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("workflow/held".to_owned(), held.token, "a".to_owned()),
+            ("workflow/old".to_owned(), 41, "b".to_owned()),
+        ]
+    );
+}

@@ -6,6 +6,9 @@
 //!   workflows' second step runs; the other claims and finishes them; the
 //!   first one's late results are refused by the fence and it gives them
 //!   up; no recorded step runs twice;
+//! - three engines in this process, each with its own store, while the
+//!   database is restarted under load: every acknowledged start
+//!   completes, no recorded step runs again, every engine reconnects;
 //! - three node processes (this test binary re-executed with an
 //!   environment variable selecting the node role, as in
 //!   `real_process.rs`) share 1,000 workflows with a 2 s lease: one is
@@ -157,6 +160,176 @@ async fn two_engines_on_postgres_fail_over_and_the_stale_one_gives_up() {
     b.shutdown().await.expect("shuts down");
     store_a.close().await.expect("closes");
     store_b.close().await.expect("closes");
+}
+
+/// What one engine's start loop saw during the restart test.
+#[derive(Default)]
+struct Starts {
+    /// Acknowledged starts.
+    acknowledged: Vec<String>,
+    /// Acknowledged starts after the restart finished.
+    after_restart: usize,
+    /// Refused starts (the server was away): each must be a classified
+    /// error.
+    refused: Vec<Error>,
+}
+
+/// Three engines in multi-node mode, each with its own store on one
+/// database, start and run workflows in a loop while the database is
+/// restarted (`pg_ctl restart -m fast`: every connection is cut). Every
+/// acknowledged start completes, no recorded step runs again, and every
+/// engine reconnects: each acknowledges starts after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_engines_survive_a_database_restart_under_load() {
+    if std::env::var_os(NODE).is_some() {
+        return;
+    }
+    // A cluster of its own: the restart would disturb the other tests.
+    let Some(cluster) = TestCluster::start().expect("a cluster starts") else {
+        return;
+    };
+    let cluster = Arc::new(cluster);
+    let url = cluster.create_database().await.expect("a database");
+    let ttl = Duration::from_secs(2);
+    let executions = Executions::default();
+    let mut stores = Vec::new();
+    let mut engines = Vec::new();
+    for owner in ["a", "b", "c"] {
+        let store = pg_store(&url).await.expect("opens");
+        engines.push(pg_node(&store, owner, gated_works(&executions, None, None), ttl).await);
+        stores.push(store);
+    }
+    let (restarted, restarted_seen) = watch::channel(false);
+    // Acknowledged starts: in all, and per engine after the restart.
+    let (progress, progress_seen) = watch::channel((0usize, [0usize; 3]));
+    let progress = Arc::new(progress);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loops: Vec<_> = engines
+        .iter()
+        .enumerate()
+        .map(|(index, engine)| {
+            let (engine, restarted, progress, stop) = (
+                engine.clone(),
+                restarted_seen.clone(),
+                Arc::clone(&progress),
+                Arc::clone(&stop),
+            );
+            tokio::spawn(async move {
+                let mut starts = Starts::default();
+                while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                    let after = *restarted.borrow();
+                    match engine.start_workflow(&three_steps(), Value::Null).await {
+                        Ok(id) => {
+                            starts.acknowledged.push(id);
+                            if after {
+                                starts.after_restart += 1;
+                            }
+                            progress.send_modify(|(total, after_restart)| {
+                                *total += 1;
+                                if after {
+                                    after_restart[index] += 1;
+                                }
+                            });
+                        }
+                        Err(error) => {
+                            starts.refused.push(error);
+                            // A client backs off: until the engine's
+                            // next heartbeat tick.
+                            let _ = engine.heartbeats(1, Duration::from_secs(30)).await;
+                        }
+                    }
+                }
+                starts
+            })
+        })
+        .collect();
+    let wait_progress = |done: fn(&(usize, [usize; 3])) -> bool, when: &'static str| {
+        let mut seen = progress_seen.clone();
+        async move {
+            tokio::time::timeout(Duration::from_secs(120), seen.wait_for(done))
+                .await
+                .unwrap_or_else(|_| panic!("starts are acknowledged in time {when}"))
+                .map(|_| ())
+                .expect("the start loops run");
+        }
+    };
+    wait_progress(|(total, _)| *total >= 60, "before the restart").await;
+
+    let restarting = Arc::clone(&cluster);
+    tokio::task::spawn_blocking(move || restarting.restart())
+        .await
+        .expect("joins")
+        .expect("the server restarts");
+    restarted.send_replace(true);
+    // Every engine reconnects: each acknowledges starts again.
+    wait_progress(
+        |(_, after_restart)| after_restart.iter().all(|count| *count >= 20),
+        "after the restart, on every engine",
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let mut all = Vec::new();
+    for (engine, started) in loops.into_iter().enumerate() {
+        let starts = tokio::time::timeout(Duration::from_secs(120), started)
+            .await
+            .expect("the start loop ends in time")
+            .expect("joins");
+        assert!(
+            starts.after_restart > 0,
+            "engine {engine} reconnected and acknowledged starts after the restart"
+        );
+        for error in &starts.refused {
+            assert!(
+                matches!(error.category(), foundation_error::Category::Infrastructure)
+                    || error.code() == ErrorCode::TIMEOUT,
+                "engine {engine}: a start refused during the restart is a classified, \
+                 retryable error: {error}"
+            );
+        }
+        all.extend(starts.acknowledged);
+    }
+
+    // Every acknowledged start completes (on whichever engine holds it),
+    // re-checked on each heartbeat of the first engine, bounded.
+    let mut pending = all.clone();
+    for _ in 0..300 {
+        let mut still = Vec::new();
+        for id in pending {
+            let info = engines[0].status(&id).await.expect("status reads");
+            if !info.status.is_terminal() {
+                still.push(id);
+            } else {
+                assert_eq!(info.status, WorkflowStatus::Completed, "{id}");
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        engines[0]
+            .heartbeats(1, Duration::from_secs(30))
+            .await
+            .expect("the heartbeat ticks");
+    }
+    assert!(
+        pending.is_empty(),
+        "acknowledged starts never completed: {pending:?}"
+    );
+    for id in &all {
+        let (succeeded, restarted_after_success) = recorded(&engines[0], id).await;
+        assert_eq!(succeeded.len(), 3, "{id}: {succeeded:?}");
+        assert!(succeeded.values().all(|count| *count == 1), "{id}");
+        assert!(
+            !restarted_after_success,
+            "{id}: a recorded step started again"
+        );
+    }
+    for engine in engines {
+        engine.shutdown().await.expect("shuts down");
+    }
+    for store in stores {
+        store.close().await.expect("closes");
+    }
 }
 
 fn workflow_id(index: usize) -> String {
