@@ -324,8 +324,11 @@ where
             accepted_by,
         });
         if self.supervisor.actor().try_send_info(adopt).is_err() {
-            shared.disown(&process);
-            limits.count.fetch_sub(1, Ordering::AcqRel);
+            // The slot goes back with the ownership, once: a supervisor
+            // instance that started meanwhile may have ended it already.
+            if shared.disown(&process) {
+                limits.count.fetch_sub(1, Ordering::AcqRel);
+            }
             // Dropping the prepared instance ends its process.
             drop(prepared);
             return Err(shut_down(&shared.name));

@@ -68,10 +68,18 @@ impl SupervisorShared {
         lock(&self.owned).insert(process.id(), process.clone());
     }
 
-    pub(crate) fn disown(&self, process: &ProcessRef) {
-        lock(&self.owned).remove(&process.id());
+    /// Forgets `process`; whether it was owned.
+    pub(crate) fn disown(&self, process: &ProcessRef) -> bool {
+        lock(&self.owned).remove(&process.id()).is_some()
     }
 
+    pub(crate) fn is_owned(&self, process: &ProcessRef) -> bool {
+        lock(&self.owned).contains_key(&process.id())
+    }
+
+    /// Gives back a dynamic child's slot (`max_children`). A dynamic
+    /// child's slot is held while its process is owned: it is given back
+    /// exactly once, by whoever removes it from the owned processes.
     pub(crate) fn release_dynamic_slot(&self) {
         if let Some(limits) = &self.dynamic {
             limits
@@ -301,6 +309,15 @@ impl Actor for Supervisor {
             } => {
                 let id = Arc::clone(spec.id());
                 let process = spec.process();
+                if accepted_by != ctx.myself().incarnation() && !self.shared.is_owned(&process) {
+                    // The instance that accepted it is gone, and this
+                    // instance's start already ended it and gave its slot
+                    // back (`end_stale_children`): adopting it now would
+                    // give the slot back twice.
+                    process.inner.close(ExitReason::Shutdown);
+                    self.update_gauge();
+                    return Ok(());
+                }
                 self.insert_with_key(key, spec, true, ChildState::Running(incarnation));
                 self.emit(
                     &id,
@@ -403,13 +420,15 @@ impl Supervisor {
         }
         let process = child.spec.process();
         self.by_process.remove(&process.id());
+        let owned = self.shared.disown(&process);
         if child.dynamic {
-            self.shared.release_dynamic_slot();
+            if owned {
+                self.shared.release_dynamic_slot();
+            }
         } else {
             self.ids.remove(child.spec.id());
             lock(&self.shared.specs).retain(|spec| !Arc::ptr_eq(spec, &child.spec));
         }
-        self.shared.disown(&process);
         process.inner.close(reason);
     }
 

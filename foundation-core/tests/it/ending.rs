@@ -57,7 +57,7 @@ async fn a_failed_supervisor_start_ends_every_child_process() {
 #[tokio::test(start_paused = true)]
 async fn a_dynamic_child_ends_with_the_supervisor_instance_that_accepted_it() {
     let mut dynamic = DynamicSupervisor::<Probe>::builder("jobs");
-    dynamic.shutdown(Shutdown::Infinity);
+    dynamic.shutdown(Shutdown::Infinity).max_children(2);
     let (spec, jobs) = dynamic.into_child_spec("jobs").unwrap();
     let mut root = Supervisor::builder("root");
     root.child(spec);
@@ -97,6 +97,18 @@ async fn a_dynamic_child_ends_with_the_supervisor_instance_that_accepted_it() {
     assert!(!blocked.is_alive());
     assert_eq!(jobs.count_children().await.unwrap().specs, 0);
     assert!(terminating.await.unwrap().is_err());
+    // Both slots came back once each: two children fit, a third does not.
+    // (The new instance ended the accepted child at its start, then
+    // handled its queued adoption: that gave the slot back a second time,
+    // the count wrapped below zero and the next start overflowed.)
+    let first = jobs.start_child(ProbeArgs::named("first")).await.unwrap();
+    let second = jobs.start_child(ProbeArgs::named("second")).await.unwrap();
+    let refused = jobs
+        .start_child(ProbeArgs::named("third"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::RESOURCE_EXHAUSTED);
+    assert!(first.is_alive() && second.is_alive());
     root.shutdown().await.unwrap();
 }
 
