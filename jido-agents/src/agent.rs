@@ -128,8 +128,16 @@ pub trait Agent: Sized + Send + 'static {
         None
     }
 
-    /// Runs every [`tick_interval`](Agent::tick_interval), as an action
-    /// named `"tick"`.
+    /// Whether a tick has anything to do now; when `false` the tick is
+    /// skipped: no action runs, nothing is saved or counted. The default:
+    /// always. An agent whose tick usually finds nothing to do answers
+    /// cheaply here, so that an idle agent costs no snapshot per tick.
+    fn tick_due(&self) -> bool {
+        true
+    }
+
+    /// Runs every [`tick_interval`](Agent::tick_interval) when
+    /// [`tick_due`](Agent::tick_due), as an action named `"tick"`.
     fn tick(&mut self, ctx: &mut ActionContext<Self>) -> Result<(), Error> {
         let _ = ctx;
         Ok(())

@@ -575,6 +575,9 @@ impl<A: Agent> Actor for AgentServer<A> {
         match message {
             AgentInfo::Tick => {
                 self.schedule_drain();
+                if !self.agent.tick_due() {
+                    return Ok(());
+                }
                 let outcome = match self.agent.before_action("tick") {
                     Ok(()) => {
                         let mut actx = ActionContext::new(&self.shared);

@@ -1,11 +1,15 @@
 //! The agent model: validation, hooks, directives, the JSON entry point,
 //! capability routing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
 use foundation_core::registry::Registry;
 use foundation_core::testkit;
 use foundation_core::{ExitReason, TaskSupervisor};
-use foundation_error::ErrorCode;
-use jido_agents::{AgentSpec, route, route_any};
+use foundation_error::{Error, ErrorCode};
+use jido_agents::{Action, ActionContext, ActionSet, Agent, AgentEnv, AgentSpec, route, route_any};
 use serde_json::json;
 
 use crate::support::{
@@ -161,4 +165,98 @@ async fn a_bad_id_or_kind_is_refused_up_front() {
         .child_spec()
         .unwrap_err();
     assert_eq!(error.code(), ErrorCode::INVALID_CONFIG_VALUE);
+}
+
+/// Ticks every second while armed; counts the ticks that ran and the
+/// times it was asked whether one is due.
+#[derive(Debug)]
+struct Ticker {
+    armed: bool,
+    ticks: u64,
+    asked: Arc<AtomicU64>,
+}
+
+impl Agent for Ticker {
+    const KIND: &'static str = "ticker";
+    type Args = Arc<AtomicU64>;
+
+    fn init(asked: Arc<AtomicU64>, _env: &AgentEnv) -> Result<Self, Error> {
+        Ok(Ticker {
+            armed: false,
+            ticks: 0,
+            asked,
+        })
+    }
+
+    fn actions(actions: &mut ActionSet<Self>) {
+        actions.add::<Arm>().add::<Ticks>();
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+
+    fn tick_due(&self) -> bool {
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        self.armed
+    }
+
+    fn tick(&mut self, _ctx: &mut ActionContext<Self>) -> Result<(), Error> {
+        self.ticks += 1;
+        self.armed = false;
+        Ok(())
+    }
+}
+
+/// Arms the next tick.
+#[derive(serde::Deserialize)]
+struct Arm;
+
+impl Action<Ticker> for Arm {
+    const NAME: &'static str = "arm";
+    type Output = ();
+
+    fn run(self, ticker: &mut Ticker, _ctx: &mut ActionContext<Ticker>) -> Result<(), Error> {
+        ticker.armed = true;
+        Ok(())
+    }
+}
+
+/// How many ticks ran.
+#[derive(serde::Deserialize)]
+struct Ticks;
+
+impl Action<Ticker> for Ticks {
+    const NAME: &'static str = "ticks";
+    type Output = u64;
+
+    fn run(self, ticker: &mut Ticker, _ctx: &mut ActionContext<Ticker>) -> Result<u64, Error> {
+        Ok(ticker.ticks)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tick_that_is_not_due_does_not_run() {
+    let tasks = TaskSupervisor::new("work");
+    let asked = Arc::new(AtomicU64::new(0));
+    let (tree, agent) = supervise(
+        AgentSpec::<Ticker>::new("ticker-1", Arc::clone(&asked), &tasks)
+            .child_spec()
+            .unwrap(),
+    )
+    .await;
+
+    // Idle: the interval fires, the agent is asked, no tick runs.
+    testkit::wait_for(|| asked.load(Ordering::Relaxed) >= 3, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(agent.run(Ticks).await.unwrap(), 0);
+    // Armed: the next tick runs once, then the agent is idle again.
+    agent.run(Arm).await.unwrap();
+    let armed_at = asked.load(Ordering::Relaxed);
+    testkit::wait_for(|| asked.load(Ordering::Relaxed) >= armed_at + 3, WAIT)
+        .await
+        .unwrap();
+    assert_eq!(agent.run(Ticks).await.unwrap(), 1);
+    tree.shutdown().await.unwrap();
 }

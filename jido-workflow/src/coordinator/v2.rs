@@ -704,6 +704,11 @@ impl Agent for CoordinatorV2 {
         Some(END_FLUSH_INTERVAL)
     }
 
+    /// An idle coordinator's tick does nothing (and costs no snapshot).
+    fn tick_due(&self) -> bool {
+        !self.queued_ends.is_empty()
+    }
+
     /// Saves the workflow ends that no start's flush took along.
     fn tick(&mut self, ctx: &mut ActionContext<Self>) -> Result<(), Error> {
         if !self.queued_ends.is_empty() {
