@@ -206,6 +206,26 @@ impl TestCluster {
         self.pg_ctl("restart")
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`): every connection is cut
+    /// and none is accepted until [`start_again`](Self::start_again).
+    ///
+    /// # Errors
+    ///
+    /// `dependency_failed` when `pg_ctl` fails or times out.
+    pub fn stop(&self) -> Result<(), Error> {
+        self.pg_ctl("stop")
+    }
+
+    /// Starts the server again after [`stop`](Self::stop), on the same
+    /// port and socket.
+    ///
+    /// # Errors
+    ///
+    /// `dependency_failed` when `pg_ctl` fails or times out.
+    pub fn start_again(&self) -> Result<(), Error> {
+        self.pg_ctl("start")
+    }
+
     /// The server's log so far (empty when it cannot be read).
     pub fn server_log(&self) -> String {
         std::fs::read_to_string(self.directory.join("server.log")).unwrap_or_default()

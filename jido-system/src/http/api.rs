@@ -128,8 +128,9 @@ pub(super) async fn no_method(State(state): State<ApiState>) -> ApiError {
               (status = 503, description = "alive, not ready (reason given)", body = HealthResponse)))]
 pub(super) async fn health(State(state): State<ApiState>) -> Response {
     let shared = &state.shared;
+    let store_problem = probe_store(&shared.store).await.err();
     let components: BTreeMap<String, bool> = [
-        ("store", !shared.store.is_closed()),
+        ("store", store_problem.is_none()),
         ("flags", shared.flags.is_set()),
         ("errors", shared.errors.is_set()),
         ("registry", shared.registry.is_set()),
@@ -152,10 +153,14 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
         .map(|(name, _)| name.as_str())
         .collect();
     let ready = down.is_empty();
+    let reason = (!ready).then(|| match &store_problem {
+        Some(problem) => format!("not running: {} (store: {problem})", down.join(", ")),
+        None => format!("not running: {}", down.join(", ")),
+    });
     let body = HealthResponse {
         status: if ready { "ok" } else { "unavailable" }.to_owned(),
         ready,
-        reason: (!ready).then(|| format!("not running: {}", down.join(", "))),
+        reason,
         components,
     };
     let status = if ready {
@@ -164,6 +169,43 @@ pub(super) async fn health(State(state): State<ApiState>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// How long `/health` waits for the store to answer its probe.
+const STORE_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The metadata entry `/health` reads (it need not exist).
+const STORE_PROBE_KEY: &str = "jido_system.health_probe";
+
+/// The record type of [`STORE_PROBE_KEY`]; never written.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct HealthProbe {}
+
+impl foundation_persist::Record for HealthProbe {
+    const TYPE_TAG: &'static str = "jido_system_health_probe";
+    const SCHEMA_VERSION: u32 = 1;
+}
+
+/// Whether the store answers a read within [`STORE_PROBE_TIMEOUT`]: a
+/// closed store, a database that is down or restarting, or a stalled
+/// disk is the reason `/health` gives for not being ready. One read per
+/// call (on PostgreSQL a round trip on a pooled connection).
+async fn probe_store(store: &foundation_persist::Store) -> Result<(), String> {
+    if store.is_closed() {
+        return Err("closed".to_owned());
+    }
+    let read = store.metadata();
+    match tokio::time::timeout(
+        STORE_PROBE_TIMEOUT,
+        read.get::<HealthProbe>(STORE_PROBE_KEY),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("{} ({})", error.message(), error.code().name())),
+        Err(_) => Err(format!(
+            "no answer to a read within {STORE_PROBE_TIMEOUT:?}"
+        )),
+    }
 }
 
 /// Prometheus text.

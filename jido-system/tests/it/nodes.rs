@@ -856,3 +856,58 @@ async fn offline_backup_and_restore_refuse_a_postgres_store() {
         "nothing was written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_not_ready_while_the_database_is_down_and_says_why() {
+    // A cluster of its own: stopping it would disturb the other tests.
+    let Some(cluster) = TestCluster::start().expect("a PostgreSQL cluster starts") else {
+        return;
+    };
+    let cluster = Arc::new(cluster);
+    let url = shared_database(&cluster).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    let node = spawn_node(&url, "node-a", directory.path()).await;
+    eventually("the node is ready", PROPAGATION, || async {
+        node.is_ready().await.then_some(())
+    })
+    .await;
+
+    let stopping = Arc::clone(&cluster);
+    tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || stopping.stop()),
+    )
+    .await
+    .expect("the stop ends in time")
+    .expect("joins")
+    .expect("the server stops");
+    let (health, _) = eventually("health says the store is down", PROPAGATION, || async {
+        let response = send(&client(), &node.base, Method::GET, "/health", None, None).await;
+        let status = response.status();
+        let health = body(response).await;
+        (status == 503).then_some(health)
+    })
+    .await;
+    assert_eq!(health["ready"], false, "{health}");
+    assert_eq!(health["components"]["store"], false, "{health}");
+    let reason = health["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("store"),
+        "the reason names the store: {health}"
+    );
+
+    let starting = Arc::clone(&cluster);
+    tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || starting.start_again()),
+    )
+    .await
+    .expect("the start ends in time")
+    .expect("joins")
+    .expect("the server starts again");
+    eventually("the node is ready again", PROPAGATION, || async {
+        node.is_ready().await.then_some(())
+    })
+    .await;
+    node.stop().await;
+}
