@@ -36,16 +36,23 @@ use crate::writer::{Request, Writer};
 /// `url` as a [`Store`]: the same typed API as a redb store.
 ///
 /// `url` is a libpq connection string (`host=... dbname=...`) or URL
-/// (`postgres://user@host/db`); TLS is not supported (use a unix socket or
-/// a trusted network). Must be called on a tokio runtime: the store's
+/// (`postgres://user@host/db`). TLS follows libpq's `sslmode`
+/// (`disable`, `prefer` (the default), `require`, `verify-ca`,
+/// `verify-full`) and `sslrootcert` (a PEM file of CA certificates;
+/// Mozilla's roots without it), for every connection of the store: see
+/// the crate's docs. Must be called on a tokio runtime: the store's
 /// writer task runs there.
 ///
 /// # Errors
 ///
-/// `invalid_config_value` for a malformed `url`, bad options or a missing
-/// database; `network_error` or `timeout` when the server cannot be
-/// reached; `authentication_failed`; `unsupported_version` for a database
-/// whose schema is newer than this crate's.
+/// `invalid_config_value` for a malformed `url`, an unknown `sslmode`, an
+/// `sslrootcert` file that cannot be read or holds no valid certificate
+/// (the error names the file), bad options, a missing database, or a
+/// server that does not offer TLS when the `sslmode` demands it;
+/// `authentication_failed` for refused credentials or a server
+/// certificate that fails verification; `network_error` or `timeout`
+/// when the server cannot be reached; `unsupported_version` for a
+/// database whose schema is newer than this crate's.
 ///
 /// # Cancel safety
 ///
@@ -103,13 +110,7 @@ impl PostgresBackend {
     pub async fn open(url: &str, options: &PostgresOptions) -> Result<PostgresBackend, Error> {
         options.validate()?;
         crate::metrics::describe();
-        let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
-            Error::new(
-                ErrorCode::INVALID_CONFIG_VALUE,
-                "the PostgreSQL connection string is malformed",
-            )
-            .with_cause(error)
-        })?;
+        let crate::tls::Connect { mut config, tls } = crate::tls::connect_settings(url)?;
         // Acknowledged means flushed: whatever the server's default. A
         // transaction its client left idle (a paused process) ends, and
         // with it the locks it held (fenced lease rows among them).
@@ -125,7 +126,7 @@ impl PostgresBackend {
         listen_config.keepalives_idle(std::time::Duration::from_secs(10));
         let manager = Manager::from_config(
             config,
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -165,6 +166,7 @@ impl PostgresBackend {
             Some(
                 Listener::start(
                     listen_config,
+                    tls,
                     Arc::clone(&changes),
                     Arc::clone(&name),
                     options.connect_timeout,

@@ -7,7 +7,9 @@
 //!
 //! | failure | code |
 //! | --- | --- |
-//! | connection lost, refused, reset (class 08, an I/O error, a closed connection) | `network_error` (retryable) |
+//! | connection lost, refused, reset (class 08, an I/O error, a closed connection, a TLS handshake cut short) | `network_error` (retryable) |
+//! | TLS demanded (`sslmode` `require` or stricter) but not offered by the server | `invalid_config_value` |
+//! | the server's TLS certificate failed verification (`verify-ca`, `verify-full`, a root file) | `authentication_failed` |
 //! | server shutting down, restarting or in recovery (57P01..57P03) | `service_unavailable` (retryable) |
 //! | disk full, out of memory, too many connections (class 53) | `resource_exhausted` |
 //! | serialization failure, deadlock (40001, 40P01) | `service_unavailable` once retries ran out |
@@ -43,6 +45,10 @@ pub(crate) enum Kind {
 
 /// The kind of a driver error.
 pub(crate) fn kind(error: &tokio_postgres::Error) -> Kind {
+    if let Some(TlsFailure::NotOffered | TlsFailure::Certificate(_)) = tls_failure(error) {
+        // Another connection will meet the same server and settings.
+        return Kind::Other;
+    }
     match error.code() {
         Some(code)
             if *code == SqlState::T_R_SERIALIZATION_FAILURE
@@ -75,12 +81,39 @@ pub(crate) fn database_error(
     let message = error
         .as_db_error()
         .map_or_else(|| error.to_string(), ToString::to_string);
-    let mapped = match error.code() {
-        None => Error::new(
+    let tls = if error.code().is_none() {
+        tls_failure(&error)
+    } else {
+        None
+    };
+    let mapped = match (error.code(), tls) {
+        (None, Some(failure)) => match failure {
+            TlsFailure::NotOffered => Error::new(
+                ErrorCode::INVALID_CONFIG_VALUE,
+                "the connection string demands TLS (sslmode require, verify-ca or verify-full) \
+                 but the PostgreSQL server did not offer it (its ssl is off, or this is a unix \
+                 socket, where PostgreSQL never offers TLS)",
+            )
+            .with_context("field", "sslmode"),
+            TlsFailure::Certificate(reason) => Error::new(
+                ErrorCode::AUTHENTICATION_FAILED,
+                format!("PostgreSQL's TLS certificate failed verification: {reason}"),
+            )
+            .with_context("field", "sslrootcert"),
+            TlsFailure::Handshake => Error::new(
+                ErrorCode::NETWORK_ERROR,
+                "the TLS handshake with PostgreSQL failed",
+            )
+            .with_context(
+                "reason",
+                std::error::Error::source(&error).map_or_else(String::new, ToString::to_string),
+            ),
+        },
+        (None, None) => Error::new(
             ErrorCode::NETWORK_ERROR,
             "the connection to PostgreSQL failed or was lost",
         ),
-        Some(code) => {
+        (Some(code), _) => {
             let sqlstate = code.code();
             let class = &sqlstate[..2.min(sqlstate.len())];
             let code_of = if *code == SqlState::ADMIN_SHUTDOWN
@@ -138,6 +171,51 @@ pub(crate) fn database_error(
         .with_context("store", store)
         .with_context("operation", operation)
         .with_context("cause", message)
+}
+
+/// What a failed TLS negotiation means.
+#[derive(Debug)]
+enum TlsFailure {
+    /// The driver demanded TLS and the server answered that it has none
+    /// (or there was no host name to verify against).
+    NotOffered,
+    /// rustls refused the server's certificate; why.
+    Certificate(String),
+    /// Anything else in the handshake (a cut connection, an alert).
+    Handshake,
+}
+
+/// The TLS failure `error` is, if it is one. The driver's error kind is
+/// private; its TLS errors read "error performing TLS handshake", with the
+/// reason as source: the driver's own words when the server has no TLS,
+/// the connector's error (an I/O error wrapping rustls's) otherwise.
+fn tls_failure(error: &tokio_postgres::Error) -> Option<TlsFailure> {
+    if !error
+        .to_string()
+        .starts_with("error performing TLS handshake")
+    {
+        return None;
+    }
+    let reason = std::error::Error::source(error).map(ToString::to_string);
+    if reason.as_deref().is_some_and(|reason| {
+        reason.contains("server does not support TLS") || reason.contains("no hostname provided")
+    }) {
+        return Some(TlsFailure::NotOffered);
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        let rustls_error = cause.downcast_ref::<rustls::Error>().or_else(|| {
+            cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(rustls::Error::InvalidCertificate(reason)) = rustls_error {
+            return Some(TlsFailure::Certificate(reason.to_string()));
+        }
+        source = cause.source();
+    }
+    Some(TlsFailure::Handshake)
 }
 
 /// Maps a pool error (a timeout waiting for a connection, a failed

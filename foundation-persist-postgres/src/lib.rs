@@ -57,10 +57,21 @@
 //! - Reads run on the calling task on pooled connections and never wait
 //!   for the writer; so do lease operations (one statement each, retried
 //!   once on a dead connection).
+//! - **TLS** (`tls.rs`): rustls on the ring provider, configured by
+//!   libpq's `sslmode` (`disable`, `prefer` (the default), `require`,
+//!   `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file of CA
+//!   certificates; Mozilla's roots without it) in the connection string,
+//!   for every connection of the store (the pool, so the schema
+//!   migration, and the `LISTEN` connection):
+//!   `postgres://app@db.internal/app?sslmode=verify-full&sslrootcert=/etc/app/ca.pem`.
+//!   As in libpq, `prefer` and `require` check no certificate unless
+//!   `sslrootcert` is given; only `verify-full` also checks the host name.
 //!
 //! Limits worth knowing:
 //!
-//! - No TLS: connect over a unix socket or a trusted network.
+//! - TLS: client certificates (`sslcert`, `sslkey`) are not supported,
+//!   nor libpq's `sslmode=allow`; PostgreSQL offers no TLS over a unix
+//!   socket.
 //! - One database holds one store (the tables have fixed names); use one
 //!   database per store.
 //! - Several nodes on one database: the backend's statements are safe
@@ -94,6 +105,7 @@ mod options;
 mod schema;
 #[cfg(feature = "test-harness")]
 pub mod testing;
+mod tls;
 mod writer;
 
 pub use backend::{PostgresBackend, open_postgres};

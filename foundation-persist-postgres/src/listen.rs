@@ -31,10 +31,11 @@ use foundation_persist::backend::Op;
 use foundation_persist::watch::{Change, ChangeFeed, watched_changes};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{AsyncMessage, Client, Config, Connection, NoTls, Socket};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{AsyncMessage, Client, Config, Connection, Socket};
 
 use crate::classify::database_error;
+use crate::tls::Tls;
 
 /// The notification channel every store of the crate uses.
 pub(crate) const CHANNEL: &str = "foundation_persist_changes";
@@ -79,7 +80,7 @@ fn parse(payload: &str) -> Change {
     }
 }
 
-type ListenConnection = Connection<Socket, NoTlsStream>;
+type ListenConnection = Connection<Socket, <Tls as MakeTlsConnect<Socket>>::Stream>;
 
 /// The listening task's handle and the means to stop it.
 pub(crate) struct Listener {
@@ -96,14 +97,16 @@ impl Listener {
     /// after `connect_timeout`.
     pub(crate) async fn start(
         config: Config,
+        tls: Tls,
         feed: Arc<ChangeFeed>,
         store: Arc<str>,
         connect_timeout: Duration,
     ) -> Result<Listener, Error> {
-        let (client, connection) = listen(&config, &store, connect_timeout).await?;
+        let (client, connection) = listen(&config, &tls, &store, connect_timeout).await?;
         let (stop, stopped) = watch::channel(false);
         let task = Task {
             config,
+            tls,
             feed,
             store,
             connect_timeout,
@@ -127,12 +130,13 @@ impl Listener {
 /// One connection that has executed `LISTEN`.
 async fn listen(
     config: &Config,
+    tls: &Tls,
     store: &str,
     connect_timeout: Duration,
 ) -> Result<(Client, ListenConnection), Error> {
     let work = async {
         let (client, mut connection) = config
-            .connect(NoTls)
+            .connect(tls.clone())
             .await
             .map_err(|error| database_error(error, store, "listen"))?;
         let listened = {
@@ -175,6 +179,7 @@ async fn listen(
 
 struct Task {
     config: Config,
+    tls: Tls,
     feed: Arc<ChangeFeed>,
     store: Arc<str>,
     connect_timeout: Duration,
@@ -197,7 +202,7 @@ impl Task {
                     _ = self.stopped.changed() => return,
                     () = tokio::time::sleep(backoff) => {}
                 }
-                match listen(&self.config, &self.store, self.connect_timeout).await {
+                match listen(&self.config, &self.tls, &self.store, self.connect_timeout).await {
                     Ok((new_client, new_connection)) => {
                         client = new_client;
                         connection = new_connection;

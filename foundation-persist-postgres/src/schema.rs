@@ -381,7 +381,9 @@ pub(crate) async fn execute_once(
     timeout: std::time::Duration,
 ) -> Result<(), Error> {
     let work = async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        let crate::tls::Connect { config, tls } = crate::tls::connect_settings(url)?;
+        let (client, connection) = config
+            .connect(tls)
             .await
             .map_err(|error| database_error(error, url, "connect"))?;
         let statement = async {

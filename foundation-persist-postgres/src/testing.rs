@@ -17,6 +17,15 @@
 //! cluster shared by a whole test binary through [`TestCluster::shared`]
 //! (a static, never dropped) is cleaned up too.
 //!
+//! [`TestCluster::start_tls`] (and [`TestCluster::shared_tls`]) start one
+//! with `ssl = on`: before `initdb` it generates, with the `openssl`
+//! command-line tool (installed wherever Debian's postgresql package is,
+//! through its `ssl-cert` dependency, so no crate is added for it), a
+//! throwaway CA and a server certificate for `localhost` and `127.0.0.1`
+//! signed by it (P-256 keys, valid two days). [`TestCluster::ca_file`] is
+//! the CA's PEM file, for `sslrootcert`; [`TestCluster::tcp_url`] connects
+//! over TCP, where TLS is offered (never over the unix socket).
+//!
 //! When PostgreSQL is not installed, [`TestCluster::shared`] and
 //! [`TestCluster::start`] answer `None` after printing to stderr that the
 //! PostgreSQL tests were skipped and why, unless the environment variable
@@ -62,6 +71,8 @@ pub struct TestCluster {
     as_postgres_user: bool,
     watchdog: Mutex<Option<(Child, ChildStdin)>>,
     next_database: AtomicU64,
+    /// The CA certificate's PEM file, for a cluster with `ssl = on`.
+    ca_file: Option<PathBuf>,
 }
 
 impl TestCluster {
@@ -86,6 +97,25 @@ impl TestCluster {
         }
     }
 
+    /// The cluster with `ssl = on` shared by every test of this process
+    /// (see [`start_tls`](TestCluster::start_tls)), started on first use;
+    /// `None` as for [`shared`](TestCluster::shared).
+    ///
+    /// # Errors
+    ///
+    /// As for [`start_tls`](TestCluster::start_tls).
+    pub fn shared_tls() -> Result<Option<&'static TestCluster>, Error> {
+        static SHARED: OnceLock<Result<Option<TestCluster>, Error>> = OnceLock::new();
+        match SHARED.get_or_init(TestCluster::start_tls) {
+            Ok(Some(cluster)) => Ok(Some(cluster)),
+            Ok(None) => {
+                skipped_loudly("PostgreSQL is not installed");
+                Ok(None)
+            }
+            Err(error) => Err(error.clone()),
+        }
+    }
+
     /// Starts a cluster of its own; `None` (with a loud message on
     /// stderr) when PostgreSQL is not installed and not required.
     ///
@@ -93,6 +123,24 @@ impl TestCluster {
     ///
     /// As for [`shared`](TestCluster::shared).
     pub fn start() -> Result<Option<TestCluster>, Error> {
+        TestCluster::start_with(false)
+    }
+
+    /// Starts a cluster of its own that offers TLS (`ssl = on`) with a
+    /// server certificate for `localhost` and `127.0.0.1` signed by a CA
+    /// generated for it ([`ca_file`](TestCluster::ca_file)); `None` as for
+    /// [`start`](TestCluster::start).
+    ///
+    /// # Errors
+    ///
+    /// As for [`shared`](TestCluster::shared); also `dependency_failed`
+    /// when the `openssl` tool is missing or fails (the error names the
+    /// step).
+    pub fn start_tls() -> Result<Option<TestCluster>, Error> {
+        TestCluster::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Result<Option<TestCluster>, Error> {
         let Some(bin) = find_bin_directory() else {
             if std::env::var(REQUIRE_POSTGRES_VAR).as_deref() == Ok("1") {
                 return Err(Error::new(
@@ -120,9 +168,18 @@ impl TestCluster {
             as_postgres_user,
             watchdog: Mutex::new(None),
             next_database: AtomicU64::new(0),
+            ca_file: None,
         };
         // From here on, dropping `cluster` removes the directory.
         cluster.start_watchdog()?;
+        let tls_config = if tls {
+            let certificates = cluster.directory.join("tls");
+            let config = generate_certificates(&certificates)?;
+            cluster.ca_file = Some(certificates.join("ca.pem"));
+            config
+        } else {
+            String::new()
+        };
         if as_postgres_user {
             run(
                 Command::new("chown")
@@ -145,7 +202,7 @@ impl TestCluster {
         cluster.port = free_port()?;
         let config = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
-             max_connections = 300\nfsync = on\nsynchronous_commit = on\n",
+             max_connections = 300\nfsync = on\nsynchronous_commit = on\n{tls_config}",
             cluster.port,
             cluster.directory.display()
         );
@@ -172,6 +229,23 @@ impl TestCluster {
             self.directory.display(),
             self.port
         )
+    }
+
+    /// A connection string for `database` over TCP on 127.0.0.1 (where a
+    /// cluster started with [`start_tls`](TestCluster::start_tls) offers
+    /// TLS), as the `postgres` superuser (trusted, no password); `params`
+    /// (`key=value` pairs, such as `sslmode=require`) are appended.
+    pub fn tcp_url(&self, database: &str, params: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname={database} {params}",
+            self.port
+        )
+    }
+
+    /// The PEM file of the CA that signed the server's certificate, for
+    /// `sslrootcert`; `None` for a cluster without TLS.
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
     }
 
     /// Creates a fresh, empty database and returns its connection string.
@@ -349,6 +423,71 @@ fn skipped_loudly(reason: &str) {
              ** Install Debian's postgresql package, or set {REQUIRE_POSTGRES_VAR}=1 to make this a failure.\n**********\n"
         );
     });
+}
+
+/// Generates, into `directory` (created), a CA (`ca.pem`) and a server
+/// key and certificate (`server.key`, `server.pem`) for `localhost` and
+/// `127.0.0.1` signed by it; returns the `postgresql.conf` lines that use
+/// them.
+fn generate_certificates(directory: &Path) -> Result<String, Error> {
+    std::fs::create_dir_all(directory)
+        .map_err(|error| step_failed("create the certificate directory", error))?;
+    let p256 = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(
+        Command::new("openssl")
+            .current_dir(directory)
+            .args(["req", "-x509"])
+            .args(p256)
+            .args(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"])
+            .args(["-subj", "/CN=Foundation test CA"])
+            .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+            .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]),
+        "openssl: generate the test CA",
+    )?;
+    run(
+        Command::new("openssl")
+            .current_dir(directory)
+            .args(["req", "-new"])
+            .args(p256)
+            .args(["-keyout", "server.key", "-out", "server.csr"])
+            .args(["-subj", "/CN=localhost"]),
+        "openssl: generate the server key",
+    )?;
+    std::fs::write(
+        directory.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|error| step_failed("write the certificate extensions", error))?;
+    run(
+        Command::new("openssl")
+            .current_dir(directory)
+            .args(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem"])
+            .args(["-CAkey", "ca.key", "-set_serial", "2", "-days", "2"])
+            .args(["-out", "server.pem", "-extfile", "server.ext"]),
+        "openssl: sign the server certificate",
+    )?;
+    // The server refuses a key that others may read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            directory.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(|error| step_failed("restrict the server key", error))?;
+    }
+    Ok(format!(
+        "ssl = on\nssl_cert_file = '{cert}'\nssl_key_file = '{key}'\n",
+        cert = directory.join("server.pem").display(),
+        key = directory.join("server.key").display(),
+    ))
 }
 
 /// The directory holding `initdb` and `pg_ctl`.

@@ -126,7 +126,10 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     /// Where the state lives: a PostgreSQL database several nodes share
     /// (`postgres://user@host:port/db`); default: the redb file in
-    /// --data-dir.
+    /// --data-dir. TLS as in libpq: `?sslmode=verify-full&sslrootcert=
+    /// /path/ca.pem` checks the server's certificate against that CA and
+    /// its host name (`sslmode`: disable, prefer (default), require,
+    /// verify-ca, verify-full).
     #[arg(long, env = STORE_ENV)]
     pub store: Option<String>,
     /// This node's id, the owner of its leases; each node sharing a store

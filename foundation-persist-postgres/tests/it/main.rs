@@ -13,3 +13,4 @@ mod leases;
 mod listing;
 mod schema;
 mod server_errors;
+mod tls;

@@ -6,7 +6,8 @@
 //! another and leaves the live nodes within its lease time; and the
 //! database restarted while three nodes take workflow starts loses no
 //! acknowledged start, runs no recorded step twice, and every node
-//! reconnects.
+//! reconnects. A node takes a `verify-full` TLS URL (the harness's cluster
+//! with `ssl = on`) and refuses an unreadable `sslrootcert` at start.
 //!
 //! Without PostgreSQL the process tests say loudly that they were skipped
 //! (or fail, with `FOUNDATION_REQUIRE_POSTGRES=1`). Every wait polls the
@@ -825,6 +826,55 @@ async fn the_database_restarted_under_load_loses_no_acknowledged_start_and_every
         let node = Arc::into_inner(node).expect("the start loops ended");
         node.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_a_tls_store_url_and_refuses_an_unreadable_root_file_at_start() {
+    let Some(cluster) =
+        TestCluster::shared_tls().expect("the PostgreSQL test cluster with TLS starts")
+    else {
+        return;
+    };
+    let ca = cluster.ca_file().expect("a TLS cluster has a CA");
+    let plain = shared_database(cluster).await;
+    let directory = tempfile::tempdir().expect("tempdir");
+    // verify-full demands TLS and checks the certificate and the host name
+    // (127.0.0.1 is one of its names): the node serves only if it did.
+    let url = format!("{plain}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let node = spawn_node(&url, "tls-node", directory.path()).await;
+    wait_for_membership(&[&node], &["tls-node"], "the node over TLS lists itself").await;
+    node.write(
+        Method::PUT,
+        "/api/v1/flags/use_v2_coordinator",
+        json!({"value": 40, "reason": "over TLS"}),
+    )
+    .await;
+    wait_for_flag(&[&node], "use_v2_coordinator", "40%").await;
+    node.stop().await;
+
+    let output = Command::new(env!("CARGO_BIN_EXE_jido-system"))
+        .arg("serve")
+        .arg("--store")
+        .arg(format!(
+            "{plain}?sslmode=verify-full&sslrootcert=/nonexistent/jido-ca.pem"
+        ))
+        .arg("--data-dir")
+        .arg(directory.path().join("refused"))
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env_remove("JIDO_STORE")
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(120), output)
+        .await
+        .expect("serve exits in time")
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("invalid_config_value") && stderr.contains("/nonexistent/jido-ca.pem"),
+        "the error is classified and names the file: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
