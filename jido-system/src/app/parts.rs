@@ -56,7 +56,8 @@ const COORDINATOR_ID: &str = "main";
 /// step, executions count, result), not by the coordinator. Since the
 /// engine's start runs in parallel with the coordinator's save and ends
 /// ride in the starts' saves (0.94 saves per start): 3,955 and 4,718
-/// starts/s against bare axum's 12,525 and 21,094/s in the same runs.
+/// starts/s against bare axum's 12,525 and 21,094/s in the same loaded
+/// runs, and 8,219/s against 20,148/s on a quiet machine.
 pub(crate) const COORDINATOR_SHARDS: u32 = 64;
 
 /// The coordinators, sharded by coordinator id: shard `i` is a
