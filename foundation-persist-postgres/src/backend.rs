@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
+use crate::lease_batch::{LeaseBatcher, LeaseOp, LeaseRequest};
 use crate::listen::Listener;
 use crate::ops::{as_i64, as_u64};
 use crate::options::PostgresOptions;
@@ -77,6 +78,9 @@ pub struct PostgresBackend {
     pool: Pool,
     writes: Mutex<Option<mpsc::Sender<Request>>>,
     writer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// The lease task's queue (acquires and releases).
+    lease_requests: Mutex<Option<mpsc::Sender<LeaseRequest>>>,
+    lease_task: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
     write_timeout: std::time::Duration,
     commit_timeout: std::time::Duration,
@@ -185,11 +189,22 @@ impl PostgresBackend {
             clock: Arc::clone(&options.clock),
         };
         let handle = tokio::spawn(writer.run(receiver));
+        let (lease_sender, lease_receiver) = mpsc::channel(options.max_queued_writes);
+        let lease_batcher = LeaseBatcher {
+            pool: pool.clone(),
+            store: Arc::clone(&name),
+            max_batch_operations: options.max_batch_operations,
+            commit_timeout: options.commit_timeout,
+            clock: Arc::clone(&options.clock),
+        };
+        let lease_task = tokio::spawn(lease_batcher.run(lease_receiver));
         Ok(PostgresBackend {
             name,
             pool,
             writes: Mutex::new(Some(sender)),
             writer: tokio::sync::Mutex::new(Some(handle)),
+            lease_requests: Mutex::new(Some(lease_sender)),
+            lease_task: tokio::sync::Mutex::new(Some(lease_task)),
             closed: AtomicBool::new(false),
             write_timeout: options.write_timeout,
             commit_timeout: options.commit_timeout,
@@ -524,9 +539,17 @@ impl Backend for PostgresBackend {
         ttl: Duration,
     ) -> BackendFuture<'_, Lease> {
         Box::pin(async move {
-            read!(self, "acquire_lease", |client| {
-                crate::leases::acquire(&client, &name, &owner, ttl).await
-            })?
+            match self
+                .lease_request(LeaseOp::Acquire { name, owner, ttl }, "acquire_lease")
+                .await?
+            {
+                Some(lease) => Ok(lease),
+                None => Err(Error::new(
+                    ErrorCode::INTERNAL_ERROR,
+                    "the PostgreSQL lease task answered an acquire without a lease",
+                )
+                .with_context("store", &*self.name)),
+            }
         })
     }
 
@@ -544,9 +567,9 @@ impl Backend for PostgresBackend {
 
     fn release_lease(&self, lease: Lease) -> BackendFuture<'_, ()> {
         Box::pin(async move {
-            read!(self, "release_lease", |client| {
-                crate::leases::release(&client, &lease).await
-            })
+            self.lease_request(LeaseOp::Release(lease), "release_lease")
+                .await
+                .map(|_| ())
         })
     }
 
@@ -596,6 +619,20 @@ impl Backend for PostgresBackend {
                     .unwrap_or_else(PoisonError::into_inner)
                     .take(),
             );
+            drop(
+                self.lease_requests
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take(),
+            );
+            let lease_bound = self.commit_timeout * (crate::lease_batch::MAX_ATTEMPTS + 1);
+            if let Some(handle) = self.lease_task.lock().await.take() {
+                // The lease task answers what was queued, then ends.
+                let abort = handle.abort_handle();
+                if tokio::time::timeout(lease_bound, handle).await.is_err() {
+                    abort.abort();
+                }
+            }
             let mut writer = self.writer.lock().await;
             if let Some(handle) = writer.as_mut() {
                 // The writer answers what was queued, then ends.
@@ -640,14 +677,81 @@ impl Backend for PostgresBackend {
 
 impl Drop for PostgresBackend {
     fn drop(&mut self) {
-        // Dropping the sender lets the writer answer what is queued and
-        // end on its own.
+        // Dropping the senders lets the writer and the lease task answer
+        // what is queued and end on their own.
         drop(
             self.writes
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        drop(
+            self.lease_requests
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+}
+
+impl PostgresBackend {
+    /// Queues a lease acquire or release for the lease task and waits for
+    /// its answer: the granted lease (acquire) or `None` (release).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before its batch began withdraws the request;
+    /// after, the request is applied or not with its batch (a lease
+    /// operation is safe to run again).
+    async fn lease_request(
+        &self,
+        op: LeaseOp,
+        operation: &'static str,
+    ) -> Result<Option<Lease>, Error> {
+        if self.is_closed() {
+            return Err(crate::closed(&self.name));
+        }
+        let Some(sender) = self
+            .lease_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+        else {
+            return Err(crate::closed(&self.name));
+        };
+        let (reply, answer) = oneshot::channel();
+        let timed_out = || {
+            Error::new(
+                ErrorCode::TIMEOUT,
+                "the PostgreSQL lease task did not answer in time; the operation may or may \
+                 not have been applied",
+            )
+            .with_context("store", &*self.name)
+            .with_context("operation", operation)
+        };
+        // Queueing waits for room (a full queue pushes back) within the
+        // read timeout; the task answers within the commit timeout times
+        // the attempts plus their pauses, so this bound is a backstop.
+        match tokio::time::timeout(self.read_timeout, sender.send(LeaseRequest { op, reply })).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(crate::closed(&self.name)),
+            Err(_) => return Err(timed_out()),
+        }
+        drop(sender);
+        let bound =
+            self.read_timeout + self.commit_timeout * (crate::lease_batch::MAX_ATTEMPTS + 1);
+        match tokio::time::timeout(bound, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(Error::new(
+                ErrorCode::SERVICE_UNAVAILABLE,
+                "the PostgreSQL lease task stopped before answering; the operation may or may \
+                 not have been applied",
+            )
+            .with_context("store", &*self.name)
+            .with_context("operation", operation)),
+            Err(_) => Err(timed_out()),
+        }
     }
 }
 

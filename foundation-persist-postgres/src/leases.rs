@@ -4,11 +4,14 @@
 //!
 //! Every statement judges expiry by the server's clock
 //! (`clock_timestamp()`), never a node's, so clock skew between nodes
-//! cannot make two of them own a lease. Each operation is one statement in
-//! its own transaction, on a pooled connection (not through the writer:
-//! a lease operation must not wait behind a node's write batch). Safe to
-//! run again after a lost connection: at worst it grants or extends a
-//! lease the caller does not know of, which expires.
+//! cannot make two of them own a lease. Acquires and releases are group
+//! committed by the store's lease task (`lease_batch.rs`: the concurrent
+//! ones share one transaction, each still its own statement); renewals,
+//! claims and listings are one statement each in their own transaction, on
+//! a pooled connection. None goes through the writer: a lease operation
+//! must not wait behind a node's write batch. Each is safe to run again
+//! after a lost connection: at worst it grants or extends a lease the
+//! caller does not know of, which expires.
 //!
 //! - acquire: an upsert that takes the row only when it is free (no row),
 //!   expired, or the same owner's; every grant (a claim too) draws its
@@ -30,13 +33,13 @@ use std::time::{Duration, SystemTime};
 
 use foundation_error::Error;
 use foundation_persist::Lease;
-use foundation_persist::lease::{held_by_another, lost};
+use foundation_persist::lease::lost;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use crate::ops::{as_i64, as_u64};
 
-const ACQUIRE: &str = "INSERT INTO foundation_persist_leases AS l (name, owner, token, expires_at) \
+pub(crate) const ACQUIRE: &str = "INSERT INTO foundation_persist_leases AS l (name, owner, token, expires_at) \
      VALUES ($1, $2, nextval('foundation_persist_lease_tokens'), \
        clock_timestamp() + $3::bigint * interval '1 microsecond') \
      ON CONFLICT (name) DO UPDATE \
@@ -44,7 +47,7 @@ const ACQUIRE: &str = "INSERT INTO foundation_persist_leases AS l (name, owner, 
      WHERE l.owner IS NULL OR l.owner = EXCLUDED.owner OR l.expires_at <= clock_timestamp() \
      RETURNING l.name, l.owner, l.token, l.expires_at";
 
-const HOLDER: &str = "SELECT owner, \
+pub(crate) const HOLDER: &str = "SELECT owner, \
      GREATEST(0, (EXTRACT(EPOCH FROM (expires_at - clock_timestamp())) * 1000)::bigint) \
      FROM foundation_persist_leases WHERE name = $1";
 
@@ -62,7 +65,7 @@ const RENEW: &str = "WITH wanted AS ( \
 const CURRENT_TOKENS: &str =
     "SELECT name, token FROM foundation_persist_leases WHERE name = ANY($1::text[])";
 
-const RELEASE: &str = "DELETE FROM foundation_persist_leases \
+pub(crate) const RELEASE: &str = "DELETE FROM foundation_persist_leases \
      WHERE name = $1 AND token = $2 AND owner IS NOT NULL";
 
 const CLAIM: &str = "WITH expired AS ( \
@@ -78,12 +81,12 @@ const CLAIM: &str = "WITH expired AS ( \
 
 /// A ttl as whole microseconds for the statements (at most a day, so it
 /// always fits).
-fn micros(ttl: Duration) -> i64 {
+pub(crate) fn micros(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// A lease from a row of `(name, owner, token, expires_at)`.
-fn lease(row: &Row) -> Result<Lease, tokio_postgres::Error> {
+pub(crate) fn lease(row: &Row) -> Result<Lease, tokio_postgres::Error> {
     let token: i64 = row.try_get(2)?;
     let expires_at: SystemTime = row.try_get(3)?;
     Ok(Lease::new(
@@ -92,41 +95,6 @@ fn lease(row: &Row) -> Result<Lease, tokio_postgres::Error> {
         as_u64(token),
         expires_at,
     ))
-}
-
-/// Grants `owner` the lease of `name`; the inner error is the refusal
-/// (`already_exists`).
-pub(crate) async fn acquire(
-    client: &deadpool_postgres::Client,
-    name: &str,
-    owner: &str,
-    ttl: Duration,
-) -> Result<Result<Lease, Error>, tokio_postgres::Error> {
-    let statement = client.prepare_cached(ACQUIRE).await?;
-    if let Some(row) = client
-        .query_opt(&statement, &[&name, &owner, &micros(ttl)])
-        .await?
-    {
-        return Ok(Ok(lease(&row)?));
-    }
-    let statement = client.prepare_cached(HOLDER).await?;
-    let holder = client.query_opt(&statement, &[&name]).await?;
-    let (holder, remaining_ms) = match holder {
-        Some(row) => {
-            let owner: Option<String> = row.try_get(0)?;
-            let remaining: i64 = row.try_get(1)?;
-            (
-                owner.unwrap_or_else(|| "nobody (just released)".to_owned()),
-                remaining,
-            )
-        }
-        None => ("nobody (just released)".to_owned(), 0),
-    };
-    Ok(Err(held_by_another(
-        name,
-        &holder,
-        Duration::from_millis(as_u64(remaining_ms)),
-    )))
 }
 
 /// Renews each lease still current; one answer per lease, in order.
@@ -168,18 +136,6 @@ pub(crate) async fn renew(
             },
         )
         .collect())
-}
-
-/// Releases `lease` if its token is current.
-pub(crate) async fn release(
-    client: &deadpool_postgres::Client,
-    lease: &Lease,
-) -> Result<(), tokio_postgres::Error> {
-    let statement = client.prepare_cached(RELEASE).await?;
-    client
-        .execute(&statement, &[&lease.name, &as_i64(lease.token)])
-        .await?;
-    Ok(())
 }
 
 /// Takes over up to `limit` held, expired leases under `prefix`.

@@ -55,8 +55,12 @@
 //!   have been committed (use compare-and-set or `append_expecting` to make
 //!   a retry safe).
 //! - Reads run on the calling task on pooled connections and never wait
-//!   for the writer; so do lease operations (one statement each, retried
-//!   once on a dead connection).
+//!   for the writer; so do lease renewals, claims and listings (one
+//!   statement each, retried once on a dead connection). Lease acquires
+//!   and releases are group committed by a lease task of their own
+//!   (`lease_batch.rs`): a node's concurrent ones share one transaction,
+//!   each request still answered on its own, and never wait for the
+//!   writer.
 //! - **TLS** (`tls.rs`): rustls on the ring provider, configured by
 //!   libpq's `sslmode` (`disable`, `prefer` (the default), `require`,
 //!   `verify-ca`, `verify-full`) and `sslrootcert` (a PEM file of CA
@@ -97,6 +101,7 @@
 
 mod backend;
 mod classify;
+mod lease_batch;
 mod leases;
 mod listen;
 pub mod metrics;

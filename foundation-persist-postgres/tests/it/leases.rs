@@ -221,3 +221,97 @@ async fn a_version_3_lease_table_is_migrated_to_the_token_sequence() {
     );
     store.close().await.expect("close");
 }
+
+/// Concurrent acquires and releases of one store share transactions (the
+/// lease task's group commit), and each still gets its own answer: 200
+/// distinct names are all granted with distinct tokens, of 50 owners
+/// racing for one name exactly one wins and the others are refused naming
+/// it, and the releases delete their rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lease_operations_share_transactions_and_keep_their_answers() {
+    let Some(cluster) = shared() else { return };
+    let url = cluster.create_database().await.expect("a database");
+    let store = open_postgres(&url, &PostgresOptions::new())
+        .await
+        .expect("opens");
+    let leases = store.leases();
+    let ttl = Duration::from_secs(60);
+    let names: Vec<String> = (0..200)
+        .map(|index| format!("workflow/{index:03}"))
+        .collect();
+    let granted = futures::future::join_all(names.iter().map(|name| {
+        let leases = leases.clone();
+        async move { leases.acquire(name, "a", ttl).await }
+    }))
+    .await;
+    let mut tokens = std::collections::BTreeSet::new();
+    for (name, lease) in names.iter().zip(&granted) {
+        let lease = lease.as_ref().expect("a free name is granted");
+        assert_eq!(&lease.name, name);
+        assert_eq!(lease.owner, "a");
+        assert!(tokens.insert(lease.token), "tokens never repeat");
+    }
+    // Every row remembers the transaction that wrote it (xmin).
+    let client = admin(&url).await;
+    let row = client
+        .query_one(
+            "SELECT count(*), count(DISTINCT xmin::text) FROM foundation_persist_leases",
+            &[],
+        )
+        .await
+        .expect("select");
+    let (rows, transactions): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!(rows, 200);
+    assert!(
+        transactions <= 50,
+        "200 concurrent acquires took {transactions} transactions"
+    );
+
+    let racers = futures::future::join_all((0..50).map(|index| {
+        let leases = leases.clone();
+        async move {
+            leases
+                .acquire("workflow/contested", &format!("owner-{index}"), ttl)
+                .await
+        }
+    }))
+    .await;
+    let winners: Vec<_> = racers
+        .iter()
+        .filter_map(|answer| answer.as_ref().ok())
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one of 50 racers wins");
+    let winner = &winners[0].owner;
+    for answer in &racers {
+        if let Err(error) = answer {
+            assert_eq!(error.code(), ErrorCode::ALREADY_EXISTS, "{error}");
+            assert_eq!(
+                error.context_value("owner"),
+                Some(winner.as_str()),
+                "{error}"
+            );
+        }
+    }
+
+    let released = futures::future::join_all(granted.iter().map(|lease| {
+        let leases = leases.clone();
+        async move {
+            let lease = lease.as_ref().expect("granted above");
+            leases.release(lease).await
+        }
+    }))
+    .await;
+    for release in &released {
+        assert!(release.is_ok(), "{release:?}");
+    }
+    let rows = lease_rows(&client).await;
+    assert_eq!(rows.len(), 1, "only the contested lease is held: {rows:?}");
+    assert_eq!(rows[0].2.as_deref(), Some(winner.as_str()));
+    // A released name is granted again with a larger token.
+    let again = leases
+        .acquire("workflow/000", "b", ttl)
+        .await
+        .expect("released, so free");
+    assert!(tokens.iter().all(|token| *token < again.token));
+    store.close().await.expect("close");
+}
