@@ -625,7 +625,7 @@ impl Backend for PostgresBackend {
                     .unwrap_or_else(PoisonError::into_inner)
                     .take(),
             );
-            let lease_bound = self.commit_timeout * (crate::lease_batch::MAX_ATTEMPTS + 1);
+            let lease_bound = self.commit_timeout * (crate::writer::MAX_ATTEMPTS + 1);
             if let Some(handle) = self.lease_task.lock().await.take() {
                 // The lease task answers what was queued, then ends.
                 let abort = handle.abort_handle();
@@ -739,8 +739,7 @@ impl PostgresBackend {
             Err(_) => return Err(timed_out()),
         }
         drop(sender);
-        let bound =
-            self.read_timeout + self.commit_timeout * (crate::lease_batch::MAX_ATTEMPTS + 1);
+        let bound = self.read_timeout + self.commit_timeout * (crate::writer::MAX_ATTEMPTS + 1);
         match tokio::time::timeout(bound, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(Error::new(

@@ -21,8 +21,9 @@
 //! different owners the first wins and the others are refused, as they
 //! would be one after another.
 //!
-//! Failures and retries, all bounded ([`MAX_ATTEMPTS`]): a lost connection
-//! or a deadlock/serialization failure runs the batch again on a fresh
+//! Failures and retries, all bounded (the writer's retry loop and its
+//! [`MAX_ATTEMPTS`](crate::writer::MAX_ATTEMPTS)): a lost connection or a
+//! deadlock/serialization failure runs the batch again on a fresh
 //! connection, also when the connection died while `COMMIT` was in flight
 //! (a lease operation is safe to run again: at worst it grants a lease its
 //! caller does not know of, which expires, or the same owner's next
@@ -56,13 +57,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
 use crate::leases::{ACQUIRE, HOLDER, RELEASE, lease, micros};
 use crate::ops::{as_i64, as_u64};
-
-/// How many times a batch is tried when PostgreSQL rolled it back or the
-/// connection was lost.
-pub(crate) const MAX_ATTEMPTS: u32 = 3;
-
-/// The pause before a retry, doubled each time.
-const RETRY_BACKOFF: Duration = Duration::from_millis(50);
+use crate::writer::{Failed, answer_all, with_retries};
 
 /// What a request asks for.
 pub(crate) enum LeaseOp {
@@ -122,40 +117,9 @@ impl LeaseBatcher {
             }
             // Name order (stable: arrival order within a name).
             batch.sort_by(|a, b| a.op.name().cmp(b.op.name()));
-            match self.commit_with_retries(&batch).await {
-                Ok(answers) => {
-                    for (request, answer) in batch.into_iter().zip(answers) {
-                        let _ = request.reply.send(answer);
-                    }
-                }
-                Err(error) => {
-                    for request in batch {
-                        let _ = request.reply.send(Err(error.clone()));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Commits the batch, running it again after a lost connection or a
-    /// rollback by PostgreSQL.
-    async fn commit_with_retries(
-        &self,
-        batch: &[LeaseRequest],
-    ) -> Result<Vec<Result<Option<Lease>, Error>>, Error> {
-        let mut attempt = 1;
-        loop {
-            match self.commit_once(batch).await {
-                Ok(answers) => return Ok(answers),
-                Err(Failed::Retryable(error)) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(store = %self.store, %error, attempt, "retrying a lease batch");
-                    tokio::time::sleep(RETRY_BACKOFF * 2u32.pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                Err(Failed::Retryable(error) | Failed::Final(error)) => {
-                    return Err(error.with_context("attempts", attempt));
-                }
-            }
+            let answers =
+                with_retries(&self.store, "a lease batch", || self.commit_once(&batch)).await;
+            answer_all(batch.into_iter().map(|request| request.reply), answers);
         }
     }
 
@@ -305,12 +269,4 @@ enum Outcome {
     /// The granted lease, or `None` when another owner holds it.
     Acquire(Option<Lease>),
     Released,
-}
-
-/// A failed attempt.
-enum Failed {
-    /// Nothing is lost by running the batch again.
-    Retryable(Error),
-    /// Answer every request with this error.
-    Final(Error),
 }

@@ -41,6 +41,7 @@
 //!
 //! This module is not for the statements (`ops.rs`).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,8 +55,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::classify::{Kind, database_error, kind, pool_error, pool_kind};
 use crate::ops::apply_batch;
 
-/// How many times a batch is tried when PostgreSQL rolled it back
-/// (serialization failure, deadlock, a connection lost before commit).
+/// How many times a batch (a write batch, or the lease task's) is tried
+/// when PostgreSQL rolled it back (serialization failure, deadlock, a
+/// connection lost before commit).
 pub(crate) const MAX_ATTEMPTS: u32 = 3;
 
 /// The pause before a retry after a lost connection, doubled each time.
@@ -114,40 +116,11 @@ impl Writer {
             if batch.is_empty() {
                 continue;
             }
-            let answers = self.commit_with_retries(&batch).await;
-            match answers {
-                Ok(answers) => {
-                    for (request, answer) in batch.into_iter().zip(answers) {
-                        let _ = request.reply.send(answer);
-                    }
-                }
-                Err(error) => {
-                    for request in batch {
-                        let _ = request.reply.send(Err(error.clone()));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Commits the batch, retrying what PostgreSQL rolled back.
-    async fn commit_with_retries(
-        &self,
-        batch: &[Request],
-    ) -> Result<Vec<Result<Vec<Outcome>, Error>>, Error> {
-        let mut attempt = 1;
-        loop {
-            match self.commit_once(batch).await {
-                Ok(answers) => return Ok(answers),
-                Err(Failed::Retryable(error)) if attempt < MAX_ATTEMPTS => {
-                    tracing::debug!(store = %self.store, %error, attempt, "retrying a batch PostgreSQL rolled back");
-                    tokio::time::sleep(RECONNECT_BACKOFF * 2u32.pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                Err(Failed::Retryable(error) | Failed::Final(error)) => {
-                    return Err(error.with_context("attempts", attempt));
-                }
-            }
+            let answers = with_retries(&self.store, "a batch PostgreSQL rolled back", || {
+                self.commit_once(&batch)
+            })
+            .await;
+            answer_all(batch.into_iter().map(|request| request.reply), answers);
         }
     }
 
@@ -302,10 +275,59 @@ enum Attempt {
     Commit(tokio_postgres::Error),
 }
 
-/// A failed attempt.
-enum Failed {
+/// A failed attempt at a batch (here and in the lease task).
+pub(crate) enum Failed {
     /// Nothing was committed; the batch may run again.
     Retryable(Error),
     /// Answer every request with this error.
     Final(Error),
+}
+
+/// Runs `attempt` (one transaction for a whole batch) until it succeeds,
+/// fails for good, or has been tried [`MAX_ATTEMPTS`] times, pausing
+/// [`RECONNECT_BACKOFF`] (doubled each time) before each retry. `what`
+/// names the batch in the log. The error says how many attempts it took.
+pub(crate) async fn with_retries<T, F, Fut>(
+    store: &str,
+    what: &str,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failed>>,
+{
+    let mut attempts = 1;
+    loop {
+        match attempt().await {
+            Ok(answers) => return Ok(answers),
+            Err(Failed::Retryable(error)) if attempts < MAX_ATTEMPTS => {
+                tracing::debug!(store, %error, attempt = attempts, "retrying {what}");
+                tokio::time::sleep(RECONNECT_BACKOFF * 2u32.pow(attempts - 1)).await;
+                attempts += 1;
+            }
+            Err(Failed::Retryable(error) | Failed::Final(error)) => {
+                return Err(error.with_context("attempts", attempts));
+            }
+        }
+    }
+}
+
+/// Answers each request of a batch: its own answer, or the batch's error.
+/// A caller that stopped waiting needs no answer.
+pub(crate) fn answer_all<A>(
+    replies: impl IntoIterator<Item = oneshot::Sender<Result<A, Error>>>,
+    answers: Result<Vec<Result<A, Error>>, Error>,
+) {
+    match answers {
+        Ok(answers) => {
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(error) => {
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
 }
