@@ -568,10 +568,17 @@ impl Flags {
                 )
             })?;
         self.settle_pending(&mut writer).await?;
-        let stored = tokio::time::timeout(shared.timeout, shared.store.load())
-            .await
-            .map_err(|_| store_timeout("reloading the flags", shared.timeout))??;
+        let stored = self.load_stored("reloading the flags").await?;
         Ok(self.adopt(&mut writer, &stored))
+    }
+
+    /// What the store holds, read within the flags' timeout; `doing` names
+    /// the read in the timeout's message.
+    async fn load_stored(&self, doing: &str) -> Result<StoredFlags> {
+        let shared = &*self.shared;
+        tokio::time::timeout(shared.timeout, shared.store.load())
+            .await
+            .map_err(|_| store_timeout(doing, shared.timeout))?
     }
 
     /// Publishes `stored` (as [`reload`](Self::reload) describes) as this
@@ -686,9 +693,7 @@ impl Flags {
                     writer.pending = None;
                     tokio::time::sleep(self.stale_backoff(attempt)).await;
                     attempt += 1;
-                    let stored = tokio::time::timeout(shared.timeout, shared.store.load())
-                        .await
-                        .map_err(|_| store_timeout("reloading the flags", shared.timeout))??;
+                    let stored = self.load_stored("reloading the flags").await?;
                     self.adopt(&mut writer, &stored);
                 }
                 Ok(Err(error)) => {
@@ -724,10 +729,7 @@ impl Flags {
         let Some(pending) = writer.pending.clone() else {
             return Ok(());
         };
-        let shared = &*self.shared;
-        let stored = tokio::time::timeout(shared.timeout, shared.store.load())
-            .await
-            .map_err(|_| store_timeout("checking an unconfirmed change", shared.timeout))??;
+        let stored = self.load_stored("checking an unconfirmed change").await?;
         let stored_ours = stored.last_sequence >= pending.commit.last_sequence()
             && self
                 .holds_entries(&pending.commit, stored.last_sequence)
