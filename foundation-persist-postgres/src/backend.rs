@@ -331,17 +331,7 @@ impl Backend for PostgresBackend {
 
     fn write(&self, ops: Vec<Op>) -> BackendFuture<'_, Vec<Outcome>> {
         Box::pin(async move {
-            if self.is_closed() {
-                return Err(crate::closed(&self.name));
-            }
-            let Some(sender) = self
-                .writes
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-            else {
-                return Err(crate::closed(&self.name));
-            };
+            let sender = self.sender(&self.writes)?;
             let (reply, answer) = oneshot::channel();
             let request = Request {
                 ops,
@@ -613,18 +603,7 @@ impl Backend for PostgresBackend {
             if let Some(listener) = self.listener.lock().await.take() {
                 listener.stop(self.commit_timeout).await;
             }
-            drop(
-                self.writes
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take(),
-            );
-            drop(
-                self.lease_requests
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take(),
-            );
+            self.drop_senders();
             let lease_bound = self.commit_timeout * (crate::writer::MAX_ATTEMPTS + 1);
             if let Some(handle) = self.lease_task.lock().await.take() {
                 // The lease task answers what was queued, then ends.
@@ -679,6 +658,26 @@ impl Drop for PostgresBackend {
     fn drop(&mut self) {
         // Dropping the senders lets the writer and the lease task answer
         // what is queued and end on their own.
+        self.drop_senders();
+    }
+}
+
+impl PostgresBackend {
+    /// The sender of a task's queue (the writer's or the lease task's);
+    /// `closed` once the store was closed.
+    fn sender<T>(&self, slot: &Mutex<Option<mpsc::Sender<T>>>) -> Result<mpsc::Sender<T>, Error> {
+        if self.is_closed() {
+            return Err(crate::closed(&self.name));
+        }
+        slot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| crate::closed(&self.name))
+    }
+
+    /// Drops the writer's and the lease task's senders: each task answers
+    /// what is queued and ends.
+    fn drop_senders(&self) {
         drop(
             self.writes
                 .lock()
@@ -692,9 +691,6 @@ impl Drop for PostgresBackend {
                 .take(),
         );
     }
-}
-
-impl PostgresBackend {
     /// Queues a lease acquire or release for the lease task and waits for
     /// its answer: the granted lease (acquire) or `None` (release).
     ///
@@ -708,17 +704,7 @@ impl PostgresBackend {
         op: LeaseOp,
         operation: &'static str,
     ) -> Result<Option<Lease>, Error> {
-        if self.is_closed() {
-            return Err(crate::closed(&self.name));
-        }
-        let Some(sender) = self
-            .lease_requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-        else {
-            return Err(crate::closed(&self.name));
-        };
+        let sender = self.sender(&self.lease_requests)?;
         let (reply, answer) = oneshot::channel();
         let timed_out = || {
             Error::new(
