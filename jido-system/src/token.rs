@@ -129,20 +129,7 @@ pub fn server_token(data_dir: &Path) -> Result<(String, TokenSource)> {
     }
     std::fs::create_dir_all(data_dir)
         .map_err(|error| Error::from(error).with_context("data_dir", data_dir.display()))?;
-    let token = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|error| Error::from(error).with_context("path", path.display()))?;
-    file.write_all(token.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|error| Error::from(error).with_context("path", path.display()))?;
+    let token = create_token_file(&path)?;
     Ok((token, TokenSource::Created(path)))
 }
 
