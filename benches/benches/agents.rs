@@ -12,6 +12,7 @@
 //! the fsync is what a durable action pays. On a shared machine compare
 //! ratios within a run.
 
+use benches::runtime;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -91,14 +92,6 @@ impl Actor for BareTally {
         self.count += 1;
         Ok(self.count)
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
 }
 
 fn bench_directory() -> tempfile::TempDir {

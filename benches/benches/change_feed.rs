@@ -15,6 +15,7 @@
 //! harness; without PostgreSQL only the redb cases run. The machine is
 //! shared: compare ratios within a run.
 
+use benches::runtime;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -36,14 +37,6 @@ impl Record for Flagged {
 }
 
 const WRITERS: u64 = 16;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-}
 
 fn watching(keyspace: Option<&str>) -> StoreOptions {
     let mut options = StoreOptions::new();

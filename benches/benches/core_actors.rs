@@ -27,6 +27,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use benches::runtime;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,14 +44,6 @@ use tokio::sync::{mpsc, oneshot};
 
 const MESSAGES: u64 = 10_000;
 const SPAWNS: u64 = 1_000;
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn tell(c: &mut Criterion) {
     let rt = runtime();

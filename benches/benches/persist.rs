@@ -17,6 +17,7 @@
 //! fsync cost moves with the other processes' I/O: compare ratios within a
 //! run.
 
+use benches::runtime;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,14 +59,6 @@ const BASELINE_KEYS: u64 = 256;
 
 fn bench_directory() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a directory under the target dir")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
 }
 
 fn open_store(path: &Path) -> Store {

@@ -14,6 +14,7 @@
 //! a shared machine both move with the other processes' I/O: compare the
 //! ratio within a run.
 
+use benches::runtime;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -43,14 +44,6 @@ fn state(n: u64) -> AgentState {
         errors: 0,
         status: "running".into(),
     }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
 }
 
 /// One iteration: every writer completes one durable put.

@@ -36,6 +36,7 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
+use benches::runtime;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,14 +78,6 @@ fn works() -> WorkRegistry {
     let mut works = WorkRegistry::new();
     works.register("noop", |_input: StepInput| async { Ok(Value::Null) });
     works
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
 }
 
 fn directory() -> tempfile::TempDir {

@@ -9,6 +9,20 @@ pub mod actors;
 
 use std::time::{Duration, Instant};
 
+/// The runtime most benchmarks measure on: multi-threaded, two workers
+/// (the development machine's cores), every driver enabled.
+///
+/// # Panics
+///
+/// When the runtime cannot be built (a benchmark cannot run without it).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
 /// Runs `work(iterations_per_thread)` on `threads` OS threads released
 /// together, and returns the wall time until the last finishes.
 ///
