@@ -51,41 +51,6 @@ async fn pg_store(url: &str) -> Result<Store, Error> {
     open_postgres(url, &PostgresOptions::new()).await
 }
 
-/// Works of one engine in the two-engine test: `quick` returns at once;
-/// `gated` reports on `entered` and waits for `gate`, when given.
-fn gated_works(
-    executions: &Executions,
-    entered: Option<mpsc::UnboundedSender<()>>,
-    gate: Option<watch::Receiver<bool>>,
-) -> WorkRegistry {
-    let mut works = WorkRegistry::new();
-    let quick = executions.clone();
-    works.register("quick", move |input: StepInput| {
-        let executions = quick.clone();
-        async move {
-            executions.record(&format!("{}/{}", input.workflow_id, input.step_id));
-            Ok(json!(input.step_id))
-        }
-    });
-    let gated = executions.clone();
-    works.register("gated", move |input: StepInput| {
-        let executions = gated.clone();
-        let entered = entered.clone();
-        let gate = gate.clone();
-        async move {
-            executions.record(&format!("{}/{}", input.workflow_id, input.step_id));
-            if let Some(entered) = entered {
-                let _ = entered.send(());
-            }
-            if let Some(mut gate) = gate {
-                let _ = gate.wait_for(|open| *open).await;
-            }
-            Ok(json!(input.step_id))
-        }
-    });
-    works
-}
-
 async fn pg_node(store: &Store, owner: &str, works: WorkRegistry, ttl: Duration) -> WorkflowEngine {
     let mut builder = WorkflowEngine::builder(store.clone(), works);
     builder.owner(owner).lease_ttl(ttl).multi_node(true);
@@ -108,11 +73,17 @@ async fn two_engines_on_postgres_fail_over_and_the_stale_one_gives_up() {
     let a = pg_node(
         &store_a,
         "a",
-        gated_works(&executions, Some(entered), Some(gate)),
+        crate::lease::works(&executions, Some(entered), Some(gate)),
         ttl,
     )
     .await;
-    let b = pg_node(&store_b, "b", gated_works(&executions, None, None), ttl).await;
+    let b = pg_node(
+        &store_b,
+        "b",
+        crate::lease::works(&executions, None, None),
+        ttl,
+    )
+    .await;
     let count = 20;
     let mut ids = Vec::new();
     for _ in 0..count {
@@ -196,7 +167,15 @@ async fn three_engines_survive_a_database_restart_under_load() {
     let mut engines = Vec::new();
     for owner in ["a", "b", "c"] {
         let store = pg_store(&url).await.expect("opens");
-        engines.push(pg_node(&store, owner, gated_works(&executions, None, None), ttl).await);
+        engines.push(
+            pg_node(
+                &store,
+                owner,
+                crate::lease::works(&executions, None, None),
+                ttl,
+            )
+            .await,
+        );
         stores.push(store);
     }
     let (restarted, restarted_seen) = watch::channel(false);
